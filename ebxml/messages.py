@@ -7,7 +7,7 @@ Document content is never held here: it is a reference to a spooled file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ebxml.errors import RegistryError
@@ -73,15 +73,25 @@ class AdhocQueryRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredObject:
+    """A registry object as the registry keeps it: its canonical LeafClass XML (one
+    rim:ExtrinsicObject / RegistryPackage / Association element, as bytes) and its
+    current availability status, which the serializer writes over the stored one."""
+
+    entry_uuid: str
+    xml: bytes
+    availability_status: str
+
+
+@dataclass(frozen=True, slots=True)
 class AdhocQueryResponse:
+    """query:AdhocQueryResponse.  With LeafClass, ``objects`` are model objects or
+    StoredObjects (emitted in order); with ObjectRef, ``object_refs``."""
+
     status: ResponseStatus
-    objects: tuple[RegistryObject, ...] = ()
+    objects: tuple[RegistryObject | StoredObject, ...] = ()
     object_refs: tuple[ObjectRef, ...] = ()
     errors: tuple[RegistryError, ...] = ()
-    # Canonical LeafClass XML kept by the registry, keyed by entry uuid; serialize uses it
-    # verbatim when present instead of rebuilding the object.
-    canonical_xml: dict[str, bytes] = field(default_factory=dict)
-    # ebRS "totalResultCount" is optional; xdsi leaves it out.
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,5 +161,6 @@ __all__ = [
     "RetrieveImagingDocumentSetRequest",
     "RetrievedDocument",
     "SeriesRequest",
+    "StoredObject",
     "StudyRequest",
 ]

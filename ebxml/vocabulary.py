@@ -272,3 +272,20 @@ KOS_FORMAT_CODING_SCHEME = "1.2.840.10008.2.6.1"
 # referenceIdList ID types (ITI TF-3 4.2.3.2.28)
 REFERENCE_ID_STUDY_INSTANCE_UID = "urn:ihe:iti:xds:2016:studyInstanceUID"
 REFERENCE_ID_ACCESSION = "urn:ihe:iti:xds:2013:accession"
+
+
+class Transaction(StrEnum):
+    """IHE transactions xdsi takes part in; validation tables are keyed by these."""
+
+    ITI8 = "ITI-8"
+    ITI18 = "ITI-18"
+    ITI41 = "ITI-41"
+    ITI42 = "ITI-42"
+    ITI43 = "ITI-43"
+    ITI44 = "ITI-44"
+    ITI57 = "ITI-57"
+    ITI61 = "ITI-61"
+    ITI62 = "ITI-62"
+    ITI86 = "ITI-86"
+    RAD68 = "RAD-68"
+    RAD69 = "RAD-69"
