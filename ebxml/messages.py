@@ -23,11 +23,11 @@ class RegistryResponse:
     errors: tuple[RegistryError, ...] = ()
 
     @classmethod
-    def from_errors(cls, errors: list[RegistryError] | tuple[RegistryError, ...]) -> RegistryResponse:
+    def from_errors(
+        cls, errors: list[RegistryError] | tuple[RegistryError, ...]
+    ) -> RegistryResponse:
         status = (
-            ResponseStatus.FAILURE
-            if any(e.is_error for e in errors)
-            else ResponseStatus.SUCCESS
+            ResponseStatus.FAILURE if any(e.is_error for e in errors) else ResponseStatus.SUCCESS
         )
         return cls(status, tuple(errors))
 
@@ -54,6 +54,8 @@ class ProvideAndRegisterRequest:
 
     submission: Submission
     documents: tuple[DocumentContent, ...] = ()
+    # Content-IDs of attachments no xdsb:Document referenced (-> XDSMissingDocumentMetadata)
+    unreferenced_attachments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,7 @@ class StoredObject:
     entry_uuid: str
     xml: bytes
     availability_status: str
+    home: str | None = None  # homeCommunityId to write as @home, when configured
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,19 @@ NS_XDSI = "urn:ihe:rad:xdsi-b:2009"
 NS_RMD = "urn:ihe:iti:rmd:2017"
 NS_XOP = "http://www.w3.org/2004/08/xop/include"
 
+# --- SOAP 1.2, WS-Addressing 1.0, WS-Security (ITI TF-2 Appendix V) ------------------
+NS_SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
+NS_SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"  # answered with VersionMismatch
+NS_WSA = "http://www.w3.org/2005/08/addressing"
+NS_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+# SOAP 1.2 Part 1 5.2.2: roles a header block may target
+SOAP_ROLE_NEXT = "http://www.w3.org/2003/05/soap-envelope/role/next"
+SOAP_ROLE_ULTIMATE_RECEIVER = "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver"
+# WS-Addressing 1.0 Core 2.1 / 3.2, SOAP Binding 6: addresses and fault Actions
+WSA_ANONYMOUS = "http://www.w3.org/2005/08/addressing/anonymous"
+WSA_FAULT_ACTION = "http://www.w3.org/2005/08/addressing/fault"
+SOAP_FAULT_ACTION = "http://www.w3.org/2005/08/addressing/soap/fault"
+
 NSMAP = {
     "rim": NS_RIM,
     "rs": NS_RS,
@@ -32,9 +45,15 @@ NSMAP = {
 }
 
 # --- ebRIM object types ---------------------------------------------------------------
-OBJECT_TYPE_REGISTRY_PACKAGE = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
-OBJECT_TYPE_CLASSIFICATION = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
-OBJECT_TYPE_EXTERNAL_IDENTIFIER = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
+OBJECT_TYPE_REGISTRY_PACKAGE = (
+    "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage"
+)
+OBJECT_TYPE_CLASSIFICATION = (
+    "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Classification"
+)
+OBJECT_TYPE_EXTERNAL_IDENTIFIER = (
+    "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:ExternalIdentifier"
+)
 OBJECT_TYPE_ASSOCIATION = "urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:Association"
 
 # ITI TF-3 4.2.5.2: DocumentEntry.objectType
@@ -219,6 +238,52 @@ class StoredQuery(StrEnum):
     FIND_DOCUMENTS_BY_REFERENCE_ID = "urn:uuid:12941a89-e02e-4be5-967c-ce4bfc8fe492"
     FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS = "urn:uuid:3d1bdb10-39a2-11de-89c2-2f44d94eaa9f"
     FIND_FOLDERS_FOR_MULTIPLE_PATIENTS = "urn:uuid:50d3f5ac-39a2-11de-a1ca-b366239e58df"
+
+
+class QueryParameter(StrEnum):
+    """ITI TF-2 3.18.4.1.2.3.7 stored query parameter names, as the tables spell them."""
+
+    DOC_ENTRY_PATIENT_ID = "$XDSDocumentEntryPatientId"
+    DOC_ENTRY_CLASS_CODE = "$XDSDocumentEntryClassCode"
+    DOC_ENTRY_TYPE_CODE = "$XDSDocumentEntryTypeCode"
+    DOC_ENTRY_PRACTICE_SETTING_CODE = "$XDSDocumentEntryPracticeSettingCode"
+    DOC_ENTRY_CREATION_TIME_FROM = "$XDSDocumentEntryCreationTimeFrom"
+    DOC_ENTRY_CREATION_TIME_TO = "$XDSDocumentEntryCreationTimeTo"
+    DOC_ENTRY_SERVICE_START_TIME_FROM = "$XDSDocumentEntryServiceStartTimeFrom"
+    DOC_ENTRY_SERVICE_START_TIME_TO = "$XDSDocumentEntryServiceStartTimeTo"
+    DOC_ENTRY_SERVICE_STOP_TIME_FROM = "$XDSDocumentEntryServiceStopTimeFrom"
+    DOC_ENTRY_SERVICE_STOP_TIME_TO = "$XDSDocumentEntryServiceStopTimeTo"
+    DOC_ENTRY_HEALTHCARE_FACILITY_TYPE_CODE = "$XDSDocumentEntryHealthcareFacilityTypeCode"
+    DOC_ENTRY_EVENT_CODE_LIST = "$XDSDocumentEntryEventCodeList"
+    DOC_ENTRY_CONFIDENTIALITY_CODE = "$XDSDocumentEntryConfidentialityCode"
+    DOC_ENTRY_AUTHOR_PERSON = "$XDSDocumentEntryAuthorPerson"
+    DOC_ENTRY_FORMAT_CODE = "$XDSDocumentEntryFormatCode"
+    DOC_ENTRY_STATUS = "$XDSDocumentEntryStatus"
+    DOC_ENTRY_TYPE = "$XDSDocumentEntryType"
+    DOC_ENTRY_REFERENCE_ID_LIST = "$XDSDocumentEntryReferenceIdList"
+    DOC_ENTRY_ENTRY_UUID = "$XDSDocumentEntryEntryUUID"
+    DOC_ENTRY_UNIQUE_ID = "$XDSDocumentEntryUniqueId"
+    SUBMISSION_SET_PATIENT_ID = "$XDSSubmissionSetPatientId"
+    SUBMISSION_SET_SOURCE_ID = "$XDSSubmissionSetSourceId"
+    SUBMISSION_SET_SUBMISSION_TIME_FROM = "$XDSSubmissionSetSubmissionTimeFrom"
+    SUBMISSION_SET_SUBMISSION_TIME_TO = "$XDSSubmissionSetSubmissionTimeTo"
+    SUBMISSION_SET_AUTHOR_PERSON = "$XDSSubmissionSetAuthorPerson"
+    SUBMISSION_SET_CONTENT_TYPE = "$XDSSubmissionSetContentType"
+    SUBMISSION_SET_STATUS = "$XDSSubmissionSetStatus"
+    SUBMISSION_SET_ENTRY_UUID = "$XDSSubmissionSetEntryUUID"
+    SUBMISSION_SET_UNIQUE_ID = "$XDSSubmissionSetUniqueId"
+    FOLDER_PATIENT_ID = "$XDSFolderPatientId"
+    FOLDER_LAST_UPDATE_TIME_FROM = "$XDSFolderLastUpdateTimeFrom"
+    FOLDER_LAST_UPDATE_TIME_TO = "$XDSFolderLastUpdateTimeTo"
+    FOLDER_CODE_LIST = "$XDSFolderCodeList"
+    FOLDER_STATUS = "$XDSFolderStatus"
+    FOLDER_ENTRY_UUID = "$XDSFolderEntryUUID"
+    FOLDER_UNIQUE_ID = "$XDSFolderUniqueId"
+    PATIENT_ID = "$patientId"
+    UUID = "$uuid"
+    ASSOCIATION_TYPES = "$AssociationTypes"
+    HOME_COMMUNITY_ID = "$homeCommunityId"
+    METADATA_LEVEL = "$MetadataLevel"  # ITI TF-2 3.18.4.1.2.3.5.1 (Metadata Update)
 
 
 class Action(StrEnum):

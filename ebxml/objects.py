@@ -1,0 +1,331 @@
+"""One ebRIM 3.0 RegistryObject element -> one XDS model object.
+
+``ObjectReader`` reads the objects of one RegistryObjectList: it resolves ids through
+the symbolic-id map, attaches top-level Classifications/ExternalIdentifiers to the
+object they name, places slots, classifications and identifiers by the tables in
+``ebxml.mapping`` and keeps the rest as ``Extras``.  Problems the model cannot hold are
+collected as RegistryErrors with the caller's error code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, fields, replace
+from typing import Any, TypeVar
+
+from lxml import etree
+
+from ebxml import mapping
+from ebxml.errors import ErrorCode, RegistryError
+from ebxml.model import (
+    Association,
+    Author,
+    Code,
+    DocumentEntry,
+    ExtraClassification,
+    ExtraExternalIdentifier,
+    Extras,
+    ExtraSlot,
+    Folder,
+    RegistryObject,
+    SubmissionSet,
+)
+from ebxml.tags import RIM
+from ebxml.vocabulary import FOLDER_NODE, SUBMISSION_SET_NODE, Slot
+
+T = TypeVar("T")
+
+
+# --- raw ebRIM pieces ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Classification:
+    scheme: str
+    node: str
+    node_representation: str
+    name: str
+    slots: tuple[ExtraSlot, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Identifier:
+    scheme: str
+    value: str
+    name: str
+
+
+def child_elements(parent: etree._Element, tag: str | None = None) -> Iterator[etree._Element]:
+    """Child elements (comments and processing instructions skipped)."""
+    for child in parent.iterchildren(tag):
+        if isinstance(child.tag, str):
+            yield child
+
+
+def _localized(elem: etree._Element, tag: str) -> str | None:
+    """Name/Description: the first LocalizedString/@value, None when absent or empty."""
+    holder = elem.find(tag)
+    if holder is None:
+        return None
+    string = holder.find(RIM.LocalizedString)
+    value = None if string is None else string.get("value")
+    return value or None
+
+
+def _slots(elem: etree._Element) -> tuple[ExtraSlot, ...]:
+    return tuple(
+        ExtraSlot(
+            slot.get("name", ""),
+            tuple((v.text or "").strip() for v in slot.iterfind(f"{RIM.ValueList}/{RIM.Value}")),
+        )
+        for slot in elem.iterfind(RIM.Slot)
+    )
+
+
+def read_classification(elem: etree._Element) -> _Classification:
+    return _Classification(
+        scheme=elem.get("classificationScheme", ""),
+        node=elem.get("classificationNode", ""),
+        node_representation=elem.get("nodeRepresentation", ""),
+        name=_localized(elem, RIM.Name) or "",
+        slots=_slots(elem),
+    )
+
+
+def read_identifier(elem: etree._Element) -> _Identifier:
+    return _Identifier(
+        elem.get("identificationScheme", ""),
+        elem.get("value", ""),
+        _localized(elem, RIM.Name) or "",
+    )
+
+
+# --- building model objects ----------------------------------------------------------------
+
+
+class ObjectReader:
+    """Reads one RegistryObjectList: id mapping, detached children, collected errors."""
+
+    def __init__(self, code: ErrorCode, ids: dict[str, str]) -> None:
+        self.code = code
+        self.ids = ids
+        self.errors: list[RegistryError] = []
+        self.detached_classifications: dict[str, list[_Classification]] = {}
+        self.detached_identifiers: dict[str, list[_Identifier]] = {}
+        self.package_nodes: dict[str, str] = {}
+
+    def ref(self, value: str | None) -> str | None:
+        return None if value is None else self.ids.get(value, value)
+
+    def error(self, context: str, location: str) -> None:
+        self.errors.append(RegistryError(self.code, context, location))
+
+    def common(self, elem: etree._Element) -> dict[str, Any]:
+        """Attributes every RegistryObject shares (ebRIM 3.0 RegistryObjectType)."""
+        version = elem.find(RIM.VersionInfo)
+        return {
+            "entry_uuid": self.ref(elem.get("id", "")),
+            "availability_status": elem.get("status"),
+            "logical_id": self.ref(elem.get("lid")),
+            "version": None if version is None else version.get("versionName"),
+            "home": elem.get("home"),
+            "title": _localized(elem, RIM.Name),
+            "comments": _localized(elem, RIM.Description),
+        }
+
+    def build(
+        self, cls: type[T], table: mapping.ObjectMapping, elem: etree._Element, **attrs: Any
+    ) -> T:
+        """One model object from its element, placing slots/classifications/identifiers
+        by ``table`` and keeping what the table does not know in ``Extras``."""
+        sent_id = elem.get("id", "")
+        values = self.common(elem) | attrs
+        entry_uuid = values["entry_uuid"]
+        classifications = [read_classification(c) for c in child_elements(elem, RIM.Classification)]
+        classifications += self.detached_classifications.get(entry_uuid, [])
+        identifiers = [read_identifier(e) for e in child_elements(elem, RIM.ExternalIdentifier)]
+        identifiers += self.detached_identifiers.get(entry_uuid, [])
+
+        extra_slots = self._place_slots(values, table, _slots(elem), sent_id)
+        extra_classifications = self._place_classifications(values, table, classifications, sent_id)
+        extra_identifiers = self._place_identifiers(values, table, identifiers, sent_id)
+        values["extras"] = Extras(extra_slots, extra_classifications, extra_identifiers)
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def _place_slots(
+        self,
+        values: dict[str, Any],
+        table: mapping.ObjectMapping,
+        slots: Iterable[ExtraSlot],
+        location: str,
+    ) -> tuple[ExtraSlot, ...]:
+        extras: list[ExtraSlot] = []
+        seen: set[str] = set()
+        for slot in slots:
+            if slot.name in seen:
+                # ebRIM 3.0 2.8.2: slot names are unique within a RegistryObject
+                self.error(f"Slot {slot.name} is repeated", location)
+                continue
+            seen.add(slot.name)
+            target = table.slot_field(slot.name)
+            if target is None:
+                extras.append(slot)
+            elif target.multi:
+                values[target.field] = slot.values
+            else:
+                values[target.field] = self._single(slot, location)
+        return tuple(extras)
+
+    def _single(self, slot: ExtraSlot, location: str) -> str | None:
+        if len(slot.values) <= 1:
+            return slot.values[0] if slot.values else None
+        if slot.name == Slot.URI:
+            return _join_uri(slot.values, lambda msg: self.error(msg, location))
+        self.error(f"Slot {slot.name} must have a single value", location)
+        return slot.values[0]
+
+    def _place_classifications(
+        self,
+        values: dict[str, Any],
+        table: mapping.ObjectMapping,
+        classifications: Iterable[_Classification],
+        location: str,
+    ) -> tuple[ExtraClassification, ...]:
+        extras: list[ExtraClassification] = []
+        authors: list[Author] = []
+        for c in classifications:
+            if table.limited_metadata_node and table.limited_metadata_node in (c.node, c.scheme):
+                values["limited_metadata"] = True
+            elif c.node in (SUBMISSION_SET_NODE, FOLDER_NODE):
+                continue  # what the package is; read by _package_kind
+            elif table.author_scheme is not None and c.scheme == table.author_scheme:
+                authors.append(self._author(c, location))
+            elif (target := table.code_field(c.scheme)) is not None:
+                code = Code(c.node_representation, _first(c.slots, Slot.CODING_SCHEME), c.name)
+                if target.multi:
+                    values[target.field] = (*values.get(target.field, ()), code)
+                elif target.field in values:
+                    self.error(f"{target.field} must be given once", location)
+                else:
+                    values[target.field] = code
+            elif c.scheme:
+                extras.append(ExtraClassification(c.scheme, c.node_representation, c.name, c.slots))
+        if authors:
+            values["authors"] = tuple(authors)
+        return tuple(extras)
+
+    def _author(self, c: _Classification, location: str) -> Author:
+        values: dict[str, Any] = {}
+        for slot in c.slots:
+            target = next((f for f in mapping.AUTHOR_FIELDS if f.slot == slot.name), None)
+            if target is None:
+                continue
+            if target.field in values:
+                self.error(f"Author slot {slot.name} is repeated", location)
+            elif target.multi:
+                values[target.field] = slot.values
+            else:
+                values[target.field] = self._single(slot, location)
+        return Author(**values)
+
+    def _place_identifiers(
+        self,
+        values: dict[str, Any],
+        table: mapping.ObjectMapping,
+        identifiers: Iterable[_Identifier],
+        location: str,
+    ) -> tuple[ExtraExternalIdentifier, ...]:
+        extras: list[ExtraExternalIdentifier] = []
+        for i in identifiers:
+            target = table.identifier_field(i.scheme)
+            if target is None:
+                extras.append(ExtraExternalIdentifier(i.scheme, i.value, i.name))
+            elif target.field in values:
+                self.error(f"ExternalIdentifier {i.name or i.scheme} must be given once", location)
+            else:
+                values[target.field] = i.value
+        return tuple(extras)
+
+
+def _first(slots: Iterable[ExtraSlot], name: str) -> str:
+    slot = next((s for s in slots if s.name == name), None)
+    return slot.values[0] if slot is not None and slot.values else ""
+
+
+def _join_uri(parts: tuple[str, ...], report: Callable[[str], None]) -> str | None:
+    """ITI TF-3 4.2.3.2.24: a URI longer than a slot value is sent as "1|...", "2|..."."""
+    numbered: dict[int, str] = {}
+    for part in parts:
+        index, sep, text = part.partition("|")
+        if not sep or not index.isdigit():
+            report("URI slot with several values must number them as n|text")
+            return parts[0]
+        numbered[int(index)] = text
+    if sorted(numbered) != list(range(1, len(parts) + 1)):
+        report("URI slot parts must be numbered 1..n")
+    return "".join(numbered[i] for i in sorted(numbered))
+
+
+def _document_entry(reader: ObjectReader, elem: etree._Element) -> DocumentEntry:
+    entry = reader.build(
+        DocumentEntry,
+        mapping.DOCUMENT_ENTRY,
+        elem,
+        object_type=elem.get("objectType", ""),
+        mime_type=elem.get("mimeType"),
+    )
+    if entry.size is None:
+        return entry
+    # ITI TF-3 4.2.3.2.20: size is an integer number of octets; anything else is kept
+    # as sent (size_text) for validation to report
+    text = str(entry.size)  # the slot value, a str until here
+    if text.isascii() and text.isdigit():
+        return replace(entry, size=int(text))
+    return replace(entry, size=None, size_text=text)
+
+
+def _association(reader: ObjectReader, elem: etree._Element) -> Association:
+    return reader.build(
+        Association,
+        mapping.ASSOCIATION,
+        elem,
+        association_type=elem.get("associationType", ""),
+        source=reader.ref(elem.get("sourceObject", "")),
+        target=reader.ref(elem.get("targetObject", "")),
+    )
+
+
+def _package_kind(reader: ObjectReader, elem: etree._Element) -> str | None:
+    """ITI TF-3 4.2.3.3 / 4.2.3.4: a RegistryPackage is a SubmissionSet or a Folder by its
+    classificationNode, nested or given as a separate Classification in the list."""
+    for c in child_elements(elem, RIM.Classification):
+        node = c.get("classificationNode")
+        if node in (SUBMISSION_SET_NODE, FOLDER_NODE):
+            return node
+    return reader.package_nodes.get(reader.ref(elem.get("id", "")) or "")
+
+
+def _package(reader: ObjectReader, elem: etree._Element) -> SubmissionSet | Folder | None:
+    kind = _package_kind(reader, elem)
+    if kind == SUBMISSION_SET_NODE:
+        return reader.build(SubmissionSet, mapping.SUBMISSION_SET, elem)
+    if kind == FOLDER_NODE:
+        return reader.build(Folder, mapping.FOLDER, elem)
+    return None
+
+
+BUILDERS: dict[str, Callable[[ObjectReader, etree._Element], RegistryObject | None]] = {
+    RIM.ExtrinsicObject: _document_entry,
+    RIM.RegistryPackage: _package,
+    RIM.Association: _association,
+}
+
+
+__all__ = [
+    "BUILDERS",
+    "ObjectReader",
+    "child_elements",
+    "read_classification",
+    "read_identifier",
+]
