@@ -33,6 +33,7 @@ class Addressing:
     message_id: str | None = None
     to: str | None = None
     reply_to: str | None = None
+    relates_to: str | None = None  # set on replies (read by the client)
 
 
 @dataclass(frozen=True, slots=True)

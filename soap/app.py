@@ -1,0 +1,240 @@
+"""Starlette routes for SOAP services: read, dispatch on (endpoint, wsa:Action), answer.
+
+Every exception met while answering a request becomes a SOAP fault in one place,
+``_fault_for``; an unexpected one is logged with its traceback and answered with a
+generic env:Receiver fault (SOAP 1.2 Part 1 5.4.6), never with the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import anyio
+from lxml import etree
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from soap.addressing import (
+    action_not_supported,
+    message_id_of,
+    read_addressing,
+    response_headers,
+    understands,
+)
+from soap.envelope import (
+    build_envelope,
+    check_must_understand,
+    envelope_bytes,
+    not_understood_blocks,
+    read_envelope,
+)
+from soap.faults import FaultCode, SoapFault, sender_fault
+from soap.limits import Limits
+from soap.message import Operation, Service, SoapRequest, SoapResponse
+from soap.mtom import (
+    MessageReader,
+    OutgoingMessage,
+    discard_attachments,
+    mtom_message,
+    simple_message,
+)
+
+logger = logging.getLogger(__name__)
+
+FEED_BATCH = 1024 * 1024  # bytes handed to the parsing thread at a time
+_GENERIC_REASON = "the server could not process the message"
+
+
+@dataclass(frozen=True, slots=True)
+class _Exchange:
+    """What is known of a request when its answer is built."""
+
+    message_id: str | None = None
+    operation: Operation | None = None
+    mtom: bool = False
+
+
+class SoapEndpoint:
+    """One Service at its path: POST is a SOAP message, ``GET ?wsdl`` its WSDL."""
+
+    def __init__(
+        self, service: Service, limits: Limits, *, accept_unvalidated_wsse_security: bool = True
+    ) -> None:
+        self.service = service
+        self.limits = limits
+        self.accept_unvalidated_wsse_security = accept_unvalidated_wsse_security
+        self.binary_elements = frozenset().union(
+            *(op.binary_elements for op in service.operations.values())
+        )
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self._wsdl(request)
+        return await self._post(request)
+
+    def _wsdl(self, request: Request) -> Response:
+        if "wsdl" not in request.query_params:
+            return PlainTextResponse("use POST for SOAP, GET ?wsdl for the WSDL", 405)
+        if self.service.wsdl is None:
+            return PlainTextResponse("no WSDL for this endpoint", 404)
+        return Response(self.service.wsdl, media_type="text/xml")
+
+    async def _post(self, request: Request) -> Response:
+        reader: MessageReader | None = None
+        exchange = _Exchange()
+        attachments: list = []
+        try:
+            self._check_declared_length(request)
+            reader = MessageReader(
+                request.headers.get("content-type", ""),
+                self.limits,
+                binary_elements=self.binary_elements,
+            )
+            exchange = _Exchange(mtom=reader.mtom)
+            await self._read_body(request, reader)
+            message = await anyio.to_thread.run_sync(reader.finish)
+            attachments = list(message.attachments.values())
+            envelope = read_envelope(message.envelope)
+            exchange = _Exchange(message_id_of(envelope.header), None, message.mtom)
+            check_must_understand(
+                envelope.header,
+                understands,
+                accept_unvalidated_wsse_security=self.accept_unvalidated_wsse_security,
+                on_accepted_unvalidated=_log_unvalidated,
+            )
+            addressing = read_addressing(envelope.header)
+            operation = self.service.operations.get(addressing.action)
+            if operation is None:
+                raise action_not_supported(addressing.action)
+            exchange = _Exchange(addressing.message_id, operation, message.mtom)
+            client = request.client
+            response = await operation.handler(
+                SoapRequest(
+                    endpoint=self.service.path,
+                    addressing=addressing,
+                    body=envelope.body,
+                    attachments=message.attachments,
+                    header=envelope.header,
+                    mtom=message.mtom,
+                    client_host=client.host if client else None,
+                    client_port=client.port if client else None,
+                )
+            )
+            outgoing = await anyio.to_thread.run_sync(
+                _encode_response, response, operation, addressing.message_id
+            )
+            status = 200
+        except Exception as exc:
+            if reader is not None:
+                reader.discard()
+            discard_attachments(attachments)
+            fault = _fault_for(exc)
+            mtom = exchange.operation.mtom if exchange.operation else exchange.mtom
+            outgoing = _encode_fault(fault, exchange.message_id, mtom=mtom)
+            return _respond(outgoing, fault.http_status, None)
+        return _respond(outgoing, status, BackgroundTask(discard_attachments, attachments))
+
+    def _check_declared_length(self, request: Request) -> None:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.limits.max_request_bytes:
+            raise sender_fault(
+                f"message exceeds {self.limits.max_request_bytes} bytes", http_status=413
+            )
+
+    async def _read_body(self, request: Request, reader: MessageReader) -> None:
+        """Feed the body to the reader in batches, parsing off the event loop."""
+        batch = bytearray()
+        async for chunk in _timed(request.stream(), self.limits.read_timeout):
+            batch += chunk
+            if len(batch) >= FEED_BATCH:
+                await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+                batch.clear()
+        if batch:
+            await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+
+
+async def _timed(stream: AsyncIterator[bytes], timeout: float) -> AsyncIterator[bytes]:
+    while True:
+        try:
+            with anyio.fail_after(timeout):
+                chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise sender_fault("timed out reading the request body", http_status=408) from None
+        if chunk:
+            yield chunk
+
+
+def _log_unvalidated(block: etree._Element) -> None:
+    logger.warning("accepted %s header without validating it", etree.QName(block).text)
+
+
+def _fault_for(exc: Exception) -> SoapFault:
+    """The one place where an exception becomes the fault sent back."""
+    if isinstance(exc, SoapFault):
+        return exc
+    if isinstance(exc, ClientDisconnect):
+        return sender_fault("the client disconnected before the message was read")
+    logger.error("unexpected error while answering a SOAP request", exc_info=exc)
+    return SoapFault(FaultCode.RECEIVER, _GENERIC_REASON)
+
+
+def _encode_response(
+    response: SoapResponse, operation: Operation, relates_to: str | None
+) -> OutgoingMessage:
+    root = build_envelope(response.body, response_headers(operation.response_action, relates_to))
+    data = envelope_bytes(root)
+    # ITI TF-2 V.3: MTOM operations answer MTOM even without a binary part
+    if operation.mtom:
+        return mtom_message(data, response.attachments)
+    if response.attachments:
+        raise ValueError(f"{operation.action} is not an MTOM operation but returned attachments")
+    return simple_message(data)
+
+
+def _encode_fault(fault: SoapFault, relates_to: str | None, *, mtom: bool) -> OutgoingMessage:
+    headers = response_headers(fault.action, relates_to)
+    headers.extend(not_understood_blocks(fault.not_understood))
+    data = envelope_bytes(build_envelope(fault.to_element(), headers))
+    return mtom_message(data) if mtom else simple_message(data)
+
+
+def _respond(message: OutgoingMessage, status: int, background: BackgroundTask | None) -> Response:
+    return StreamingResponse(
+        message.aiter_bytes(),
+        status_code=status,
+        headers={
+            "content-type": message.content_type,
+            "content-length": str(message.content_length),
+        },
+        background=background,
+    )
+
+
+def build_soap_routes(
+    services: Sequence[Service],
+    limits: Limits,
+    *,
+    accept_unvalidated_wsse_security: bool = True,
+) -> list[Route]:
+    """One route per Service path (POST: SOAP; GET ?wsdl: WSDL), to mount in an app."""
+    return [
+        Route(
+            service.path,
+            SoapEndpoint(
+                service,
+                limits,
+                accept_unvalidated_wsse_security=accept_unvalidated_wsse_security,
+            ).handle,
+            methods=["GET", "POST"],
+        )
+        for service in services
+    ]
+
+
+__all__ = ["SoapEndpoint", "build_soap_routes"]

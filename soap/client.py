@@ -1,0 +1,155 @@
+"""A SOAP 1.2 client with the same framing as the server side (httpx).
+
+Requests carry WS-Addressing headers (Action with mustUnderstand, MessageID, To, ReplyTo
+anonymous) and stream their attachments from disk; responses are read by the same
+``MessageReader`` as requests, their parts spooled to disk and hashed.  A fault on the
+wire is raised as ``SoapFault``.  The caller owns the response attachments' files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import anyio
+import httpx
+from lxml import etree
+
+from soap.addressing import new_message_id, read_addressing, request_headers
+from soap.envelope import FAULT, build_envelope, envelope_bytes, read_envelope
+from soap.faults import FaultCode, SoapFault
+from soap.limits import Limits
+from soap.message import Addressing, Attachment, OutgoingAttachment
+from soap.mtom import MessageReader, OutgoingMessage, mtom_message, simple_message
+
+FEED_BATCH = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ClientResponse:
+    body: etree._Element  # the first child of env:Body
+    attachments: Mapping[str, Attachment]  # spooled files, owned by the caller
+    addressing: Addressing
+    http_status: int
+    header: etree._Element | None = None
+
+
+def _ssl_context(
+    verify: ssl.SSLContext | bool | str, cert: tuple[str, str] | None
+) -> ssl.SSLContext | bool:
+    """ITI TF-2 3.19 (mutual TLS): a context with our certificate, if one is given."""
+    if cert is None or verify is False:
+        return verify if not isinstance(verify, str) else ssl.create_default_context(cafile=verify)
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    else:
+        context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+    context.load_cert_chain(*cert)
+    return context
+
+
+class SoapClient:
+    """Calls one SOAP endpoint; ``transport`` may be ``httpx.ASGITransport`` in tests."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 300.0,
+        verify: ssl.SSLContext | bool | str = True,
+        cert: tuple[str, str] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.transport = transport
+        self.limits = limits or Limits()
+        self._verify = _ssl_context(verify, cert)
+
+    async def call(
+        self,
+        action: str,
+        body: etree._Element,
+        *,
+        attachments: Sequence[OutgoingAttachment] = (),
+        mtom: bool,
+    ) -> ClientResponse:
+        message_id = new_message_id()
+        envelope = build_envelope(body, request_headers(action, self.url, message_id))
+        outgoing = _encode(envelope_bytes(envelope), attachments, mtom=mtom)
+        async with (
+            httpx.AsyncClient(
+                transport=self.transport, timeout=self.timeout, verify=self._verify
+            ) as client,
+            client.stream(
+                "POST",
+                self.url,
+                content=outgoing.aiter_bytes(),
+                headers={
+                    "content-type": outgoing.content_type,
+                    "content-length": str(outgoing.content_length),
+                },
+            ) as response,
+        ):
+            return await self._read(response)
+
+    def call_sync(
+        self,
+        action: str,
+        body: etree._Element,
+        *,
+        attachments: Sequence[OutgoingAttachment] = (),
+        mtom: bool,
+    ) -> ClientResponse:
+        """``call`` for synchronous callers (the command line); not from a running loop."""
+        return asyncio.run(self.call(action, body, attachments=attachments, mtom=mtom))
+
+    async def _read(self, response: httpx.Response) -> ClientResponse:
+        try:
+            reader = MessageReader(response.headers.get("content-type", ""), self.limits)
+        except SoapFault:
+            raise SoapFault(
+                FaultCode.RECEIVER,
+                f"HTTP {response.status_code} without a SOAP message",
+                http_status=response.status_code,
+            ) from None
+        try:
+            batch = bytearray()
+            async for chunk in response.aiter_bytes():
+                batch += chunk
+                if len(batch) >= FEED_BATCH:
+                    await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+                    batch.clear()
+            if batch:
+                await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+            message = await anyio.to_thread.run_sync(reader.finish)
+            envelope = read_envelope(message.envelope)
+            if envelope.body.tag == FAULT:
+                raise SoapFault.from_element(envelope.body, http_status=response.status_code)
+            addressing = read_addressing(envelope.header, require_action=False)
+        except BaseException:
+            reader.discard()
+            raise
+        return ClientResponse(
+            body=envelope.body,
+            attachments=message.attachments,
+            addressing=addressing,
+            http_status=response.status_code,
+            header=envelope.header,
+        )
+
+
+def _encode(
+    envelope: bytes, attachments: Sequence[OutgoingAttachment], *, mtom: bool
+) -> OutgoingMessage:
+    if mtom:
+        return mtom_message(envelope, attachments)
+    if attachments:
+        raise ValueError("attachments need an MTOM message (mtom=True)")
+    return simple_message(envelope)
+
+
+__all__ = ["ClientResponse", "SoapClient"]

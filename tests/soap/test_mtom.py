@@ -1,0 +1,349 @@
+"""soap/mtom.py: Content-Type parsing, the streaming reader, XOP checks, the writer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import random
+from pathlib import Path
+
+import pytest
+from lxml import etree
+from soap_echo import DATA, NS, UPLOAD
+from soap_wire import XOP_ROOT_CT, envelope, mtom_content_type, multipart
+
+from soap.envelope import XOP_INCLUDE
+from soap.faults import SoapFault
+from soap.limits import Limits
+from soap.message import OutgoingAttachment
+from soap.mtom import MessageReader, mtom_message, parse_content_type, simple_message
+
+XOP = "http://www.w3.org/2004/08/xop/include"
+CONTENT = bytes(range(256)) * 40 + b"\r\n--b0undar"  # near-boundary bytes inside a part
+
+
+def upload_root(*hrefs: str) -> bytes:
+    includes = "".join(
+        f'<e:Data><xop:Include xmlns:xop="{XOP}" href="{href}"/></e:Data>' for href in hrefs
+    )
+    return envelope(f'<e:Upload xmlns:e="{NS}">{includes}</e:Upload>', action=UPLOAD)
+
+
+def package(root: bytes, *parts: tuple[str, bytes], root_first: bool = True) -> bytes:
+    root_part = ({"Content-Type": XOP_ROOT_CT, "Content-ID": "<root@test>"}, root)
+    others = [({"Content-Type": "application/pdf", "Content-ID": f"<{c}>"}, b) for c, b in parts]
+    return multipart([root_part, *others] if root_first else [*others, root_part])
+
+
+def read(body: bytes, content_type: str, limits: Limits, chunks: list[int] | None = None, **kw):
+    reader = MessageReader(content_type, limits, **kw)
+    sizes = iter(chunks or [len(body)])
+    position = 0
+    while position < len(body):
+        size = next(sizes, len(body))
+        reader.feed(body[position : position + size])
+        position += size
+    try:
+        return reader.finish()
+    except SoapFault:
+        reader.discard()
+        raise
+
+
+# --- Content-Type -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "value",
+    [
+        'multipart/related; type="application/xop+xml"; boundary="b0undary"; start="<r@t>"',
+        "multipart/related;boundary=b0undary;start=\"<r@t>\";type='x';type=application/xop+xml",
+        'Multipart/Related; start="<r@t>"; BOUNDARY=b0undary; start-info="application/soap+xml"',
+    ],
+)
+def test_content_type_params_in_any_order_quoted_or_not(value):
+    ctype = parse_content_type(value)
+    assert (ctype.media_type, ctype.params["boundary"], ctype.params["start"]) == (
+        "multipart/related",
+        "b0undary",
+        "<r@t>",
+    )
+
+
+def test_content_type_quoted_value_may_hold_semicolon():
+    assert parse_content_type('a/b; x="1;2"; y=3').params == {"x": "1;2", "y": "3"}
+
+
+# --- reading ------------------------------------------------------------------------------
+def test_attachment_sha1_and_size(limits):
+    message = read(
+        package(upload_root("cid:doc@1"), ("doc@1", CONTENT)), mtom_content_type(), limits
+    )
+    attachment = message.attachments["doc@1"]
+    assert (attachment.size, attachment.sha1) == (len(CONTENT), hashlib.sha1(CONTENT).hexdigest())
+    assert attachment.path.read_bytes() == CONTENT
+
+
+def test_attachment_spooled_in_spool_dir(limits):
+    message = read(
+        package(upload_root("cid:doc@1"), ("doc@1", CONTENT)), mtom_content_type(), limits
+    )
+    assert message.attachments["doc@1"].path.parent == limits.spool_dir
+
+
+def test_parts_split_into_one_byte_chunks(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", CONTENT))
+    message = read(body, mtom_content_type(), limits, chunks=[1] * len(body))
+    assert message.attachments["doc@1"].path.read_bytes() == CONTENT
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_parts_split_into_random_chunks(limits, seed):
+    body = package(upload_root("cid:a@1", "cid:b@1"), ("a@1", CONTENT), ("b@1", CONTENT[::-1]))
+    rng = random.Random(seed)
+    chunks = [rng.randint(1, 700) for _ in range(len(body))]
+    message = read(body, mtom_content_type(), limits, chunks=chunks)
+    assert message.attachments["b@1"].path.read_bytes() == CONTENT[::-1]
+
+
+def test_unquoted_boundary(limits):
+    ctype = 'multipart/related; boundary=b0undary; type="application/xop+xml"; start="<root@test>"'
+    message = read(package(upload_root("cid:doc@1"), ("doc@1", b"x")), ctype, limits)
+    assert message.mtom and "doc@1" in message.attachments
+
+
+def test_root_selected_by_start_when_not_first(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", b"x"), root_first=False)
+    message = read(body, mtom_content_type(), limits)
+    assert message.envelope.find(".//" + XOP_INCLUDE) is not None
+
+
+def test_first_part_is_root_without_start(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", b"x"))
+    message = read(body, mtom_content_type(start=None), limits)
+    assert set(message.attachments) == {"doc@1"}
+
+
+def test_url_encoded_cid_href_matches_content_id(limits):
+    # RFC 2392: the cid: URL is URL-encoded, the Content-ID header is not
+    body = package(upload_root("cid:doc%401.example"), ("doc@1.example", b"x"))
+    message = read(body, mtom_content_type(), limits)
+    assert "doc@1.example" in message.attachments
+
+
+def test_unreferenced_part_stays_available(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", b"x"), ("extra@1", b"y"))
+    message = read(body, mtom_content_type(), limits)
+    assert message.attachments["extra@1"].path.read_bytes() == b"y"
+
+
+def test_missing_referenced_part_is_fault(limits):
+    with pytest.raises(SoapFault, match="names no MIME part"):
+        read(package(upload_root("cid:nope@1"), ("doc@1", b"x")), mtom_content_type(), limits)
+
+
+def test_part_referenced_twice_is_fault(limits):
+    body = package(upload_root("cid:doc@1", "cid:doc@1"), ("doc@1", b"x"))
+    with pytest.raises(SoapFault, match="referenced twice"):
+        read(body, mtom_content_type(), limits)
+
+
+def test_missing_root_is_fault(limits):
+    body = multipart([({"Content-Type": "text/plain", "Content-ID": "<a@1>"}, b"x")])
+    with pytest.raises(SoapFault, match="root part"):
+        read(body, mtom_content_type(), limits)
+
+
+def test_truncated_body_is_fault(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", CONTENT))
+    with pytest.raises(SoapFault, match="truncated"):
+        read(body[:-30], mtom_content_type(), limits)
+
+
+def test_truncated_body_leaves_no_spooled_file(limits):
+    body = package(upload_root("cid:doc@1"), ("doc@1", CONTENT))
+    with pytest.raises(SoapFault):
+        read(body[:-30], mtom_content_type(), limits)
+    assert list(Path(limits.spool_dir).iterdir()) == []
+
+
+def test_wrong_content_type_is_fault(limits):
+    with pytest.raises(SoapFault) as caught:
+        MessageReader("text/plain", limits)
+    assert caught.value.http_status == 415
+
+
+def test_multipart_without_boundary_is_fault(limits):
+    with pytest.raises(SoapFault):
+        MessageReader('multipart/related; type="application/xop+xml"', limits)
+
+
+def test_too_many_attachments_is_fault(limits):
+    few = Limits(spool_dir=limits.spool_dir, max_attachments=1)
+    body = package(upload_root("cid:a@1"), ("a@1", b"x"), ("b@1", b"y"))
+    with pytest.raises(SoapFault, match="more than 1 attachments"):
+        read(body, mtom_content_type(), few)
+
+
+def test_simple_soap_message_is_read(limits):
+    message = read(envelope(), "application/soap+xml; charset=UTF-8", limits)
+    assert (message.mtom, message.attachments) == (False, {})
+
+
+def test_request_over_total_cap_is_413(limits):
+    small = Limits(spool_dir=limits.spool_dir, max_request_bytes=100)
+    with pytest.raises(SoapFault) as caught:
+        read(envelope(), "application/soap+xml", small)
+    assert caught.value.http_status == 413
+
+
+# --- inline base64 (ITI TF-2 V.8.2) ------------------------------------------------------------
+def inline_root(data: bytes) -> bytes:
+    encoded = base64.encodebytes(data).decode()  # 76-character lines, as senders wrap them
+    return envelope(
+        f'<e:Upload xmlns:e="{NS}"><e:Data>{encoded}</e:Data></e:Upload>', action=UPLOAD
+    )
+
+
+def test_inline_base64_over_10_mb_becomes_an_attachment(limits):
+    data = random.Random(1).randbytes(8 * 1024 * 1024)  # 10.7 MiB of base64 text
+    body = package(inline_root(data))
+    message = read(
+        body, mtom_content_type(), limits, chunks=[1 << 20] * 64, binary_elements=frozenset({DATA})
+    )
+    (attachment,) = message.attachments.values()
+    assert (attachment.size, attachment.sha1) == (len(data), hashlib.sha1(data).hexdigest())
+
+
+def test_inline_base64_replaced_by_xop_include(limits):
+    body = package(inline_root(b"hello world"))
+    message = read(body, mtom_content_type(), limits, binary_elements=frozenset({DATA}))
+    include = message.envelope.find(f".//{DATA}/{XOP_INCLUDE}")
+    (cid,) = message.attachments
+    assert include.get("href") == "cid:" + cid.replace("@", "%40")
+
+
+def test_inline_base64_in_simple_soap_is_decoded(limits):
+    message = read(
+        inline_root(b"abc"), "application/soap+xml", limits, binary_elements=frozenset({DATA})
+    )
+    (attachment,) = message.attachments.values()
+    assert attachment.path.read_bytes() == b"abc"
+
+
+def test_inline_base64_split_into_one_byte_chunks(limits):
+    body = inline_root(b"0123456789abcdef")
+    message = read(
+        body,
+        "application/soap+xml",
+        limits,
+        chunks=[1] * len(body),
+        binary_elements=frozenset({DATA}),
+    )
+    (attachment,) = message.attachments.values()
+    assert attachment.path.read_bytes() == b"0123456789abcdef"
+
+
+def test_invalid_inline_base64_is_fault(limits):
+    body = envelope(f'<e:Upload xmlns:e="{NS}"><e:Data>ab$d</e:Data></e:Upload>', action=UPLOAD)
+    with pytest.raises(SoapFault, match="base64"):
+        read(body, "application/soap+xml", limits, binary_elements=frozenset({DATA}))
+
+
+def test_inline_base64_over_cap_is_413(limits):
+    small = Limits(spool_dir=limits.spool_dir, max_inline_binary_bytes=10)
+    with pytest.raises(SoapFault) as caught:
+        read(
+            inline_root(b"x" * 100),
+            "application/soap+xml",
+            small,
+            binary_elements=frozenset({DATA}),
+        )
+    assert caught.value.http_status == 413
+
+
+def test_inline_text_not_counted_against_envelope_cap(limits):
+    small = Limits(spool_dir=limits.spool_dir, max_envelope_bytes=4096)
+    message = read(
+        inline_root(b"x" * 100_000),
+        "application/soap+xml",
+        small,
+        binary_elements=frozenset({DATA}),
+    )
+    (attachment,) = message.attachments.values()
+    assert attachment.size == 100_000
+
+
+def test_element_not_listed_keeps_its_text(limits):
+    message = read(inline_root(b"abc"), "application/soap+xml", limits)
+    assert message.envelope.findtext(f".//{DATA}").strip() == "YWJj"
+
+
+# --- writing ------------------------------------------------------------------------------
+def test_mtom_message_exact_bytes(tmp_path):
+    part = tmp_path / "part"
+    part.write_bytes(b"%PDF")
+    message = mtom_message(
+        b"<env/>", [OutgoingAttachment("doc@1", "application/pdf", part, 4)], boundary="BND"
+    )
+    assert b"".join(message.iter_bytes()) == (
+        b"--BND\r\n"
+        b'Content-Type: application/xop+xml; charset=UTF-8; type="application/soap+xml"\r\n'
+        b"Content-Transfer-Encoding: binary\r\n"
+        b"Content-ID: <root.message@xdsi>\r\n"
+        b"\r\n"
+        b"<env/>\r\n"
+        b"--BND\r\n"
+        b"Content-Type: application/pdf\r\n"
+        b"Content-Transfer-Encoding: binary\r\n"
+        b"Content-ID: <doc@1>\r\n"
+        b"\r\n"
+        b"%PDF\r\n"
+        b"--BND--\r\n"
+    )
+
+
+def test_mtom_message_content_type(tmp_path):
+    message = mtom_message(b"<env/>", boundary="BND")
+    assert message.content_type == (
+        'multipart/related; type="application/xop+xml"; start="<root.message@xdsi>"; '
+        'start-info="application/soap+xml"; boundary=BND'
+    )
+
+
+def test_mtom_message_content_length_is_exact(tmp_path):
+    part = tmp_path / "part"
+    part.write_bytes(b"z" * 200_000)
+    message = mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 200_000)])
+    assert message.content_length == len(b"".join(message.iter_bytes()))
+
+
+def test_mtom_message_streams_in_64_kib_chunks(tmp_path):
+    part = tmp_path / "part"
+    part.write_bytes(b"z" * 200_000)
+    message = mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 200_000)])
+    assert max(len(chunk) for chunk in message.iter_bytes()) == 64 * 1024
+
+
+def test_mtom_message_refuses_wrong_declared_size(tmp_path):
+    part = tmp_path / "part"
+    part.write_bytes(b"abc")
+    with pytest.raises(ValueError):
+        mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 4)])
+
+
+def test_written_package_reads_back(tmp_path, limits):
+    part = tmp_path / "part"
+    part.write_bytes(CONTENT)
+    root = etree.tostring(etree.fromstring(upload_root("cid:doc%401")))
+    message = mtom_message(
+        root, [OutgoingAttachment("doc@1", "application/pdf", part, len(CONTENT))]
+    )
+    read_back = read(b"".join(message.iter_bytes()), message.content_type, limits)
+    assert read_back.attachments["doc@1"].sha1 == hashlib.sha1(CONTENT).hexdigest()
+
+
+def test_simple_message():
+    message = simple_message(b"<env/>")
+    assert (message.content_type, message.content_length) == (
+        "application/soap+xml; charset=UTF-8",
+        6,
+    )
