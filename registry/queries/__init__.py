@@ -1,1 +1,78 @@
+"""Stored query id -> (its typed parameters, the function that builds its statement).
 
+Each build function takes the frozen parameter dataclass of ``ebxml.query`` and
+returns one SQLAlchemy Core statement selecting the columns of
+``registry.queries.result.RESULT_COLUMNS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import CompoundSelect, Select
+
+from ebxml.query import (
+    FindDocumentsQuery,
+    FindFoldersQuery,
+    FindSubmissionSetsQuery,
+    GetAssociationsQuery,
+    GetDocumentsAndAssociationsQuery,
+    GetDocumentsQuery,
+    GetFolderAndContentsQuery,
+    GetFoldersForDocumentQuery,
+    GetFoldersQuery,
+    GetSubmissionSetAndContentsQuery,
+    GetSubmissionSetsQuery,
+)
+from ebxml.vocabulary import StoredQuery
+from registry.queries import (
+    find_documents,
+    find_folders,
+    find_submission_sets,
+    get_associations,
+    get_documents,
+    get_documents_and_associations,
+    get_folder_and_contents,
+    get_folders,
+    get_submission_set_and_contents,
+    get_submission_sets,
+)
+
+Statement = Select | CompoundSelect
+
+
+@dataclass(frozen=True, slots=True)
+class QueryImplementation:
+    params_type: type
+    build: Callable[[Any], Statement]
+
+
+QUERIES: dict[str, QueryImplementation] = {
+    StoredQuery.FIND_DOCUMENTS: QueryImplementation(FindDocumentsQuery, find_documents.build),
+    StoredQuery.GET_DOCUMENTS: QueryImplementation(GetDocumentsQuery, get_documents.build),
+    StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS: QueryImplementation(
+        GetDocumentsAndAssociationsQuery, get_documents_and_associations.build
+    ),
+    StoredQuery.GET_ASSOCIATIONS: QueryImplementation(GetAssociationsQuery, get_associations.build),
+    StoredQuery.GET_SUBMISSION_SETS: QueryImplementation(
+        GetSubmissionSetsQuery, get_submission_sets.build
+    ),
+    StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS: QueryImplementation(
+        GetSubmissionSetAndContentsQuery, get_submission_set_and_contents.build
+    ),
+    StoredQuery.FIND_SUBMISSION_SETS: QueryImplementation(
+        FindSubmissionSetsQuery, find_submission_sets.build
+    ),
+    StoredQuery.FIND_FOLDERS: QueryImplementation(FindFoldersQuery, find_folders.build),
+    StoredQuery.GET_FOLDERS: QueryImplementation(GetFoldersQuery, get_folders.build),
+    StoredQuery.GET_FOLDER_AND_CONTENTS: QueryImplementation(
+        GetFolderAndContentsQuery, get_folder_and_contents.build
+    ),
+    StoredQuery.GET_FOLDERS_FOR_DOCUMENT: QueryImplementation(
+        GetFoldersForDocumentQuery, get_folders.build_for_document
+    ),
+}
+
+__all__ = ["QUERIES", "QueryImplementation", "Statement"]

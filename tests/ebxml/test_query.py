@@ -1,0 +1,379 @@
+"""ITI-18 parameter syntax and typing (ebxml/query.py), table by table."""
+
+from __future__ import annotations
+
+import pytest
+
+from ebxml.errors import ErrorCode
+from ebxml.messages import AdhocQueryRequest
+from ebxml.model import Code
+from ebxml.query import (
+    FindDocumentsQuery,
+    GetAssociationsQuery,
+    GetDocumentsQuery,
+    GetSubmissionSetAndContentsQuery,
+    ValueSyntaxError,
+    parse_stored_query,
+    split_value,
+)
+from ebxml.vocabulary import (
+    DOC_ENTRY_ON_DEMAND,
+    DOC_ENTRY_STABLE,
+    AvailabilityStatus,
+    StoredQuery,
+)
+
+APPROVED = AvailabilityStatus.APPROVED
+DEPRECATED = AvailabilityStatus.DEPRECATED
+PID = "'pid1^^^&1.2.3&ISO'"
+
+# --- the value syntax (ITI TF-2 3.18.4.1.2.3.5) --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("'abc'", [("abc", True)]),
+        ("  'abc'  ", [("abc", True)]),
+        ("20041224", [("20041224", False)]),
+        ("('a','b')", [("a", True), ("b", True)]),
+        ("( 'a' , 'b' )", [("a", True), ("b", True)]),
+        ("('it''s')", [("it's", True)]),
+        ("'a,b(c)'", [("a,b(c)", True)]),
+        ("('x', 12)", [("x", True), ("12", False)]),
+        ("''", [("", True)]),
+    ],
+)
+def test_split_value_accepts(text: str, expected: list[tuple[str, bool]]) -> None:
+    assert [(i.text, i.quoted) for i in split_value(text)] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "'abc",  # no closing quote
+        "abc",  # bare word is not a number
+        "('a', 'b'",  # list not closed
+        "()",  # empty list
+        "('a',)",  # missing value after comma
+        "'a' 'b'",  # two values without a list
+        "'a','b'",  # a list without parentheses
+        "('a' 'b')",  # no comma
+        "('it's')",  # unescaped quote
+    ],
+)
+def test_split_value_refuses(text: str) -> None:
+    with pytest.raises(ValueSyntaxError):
+        split_value(text)
+
+
+# --- parsing requests ----------------------------------------------------------------------
+
+
+def request(query_id: str, **slots: list[list[str]] | str) -> AdhocQueryRequest:
+    """Slots by parameter name without '$'; a str is one Slot with one Value."""
+    parameters = {f"${k}": [[v]] if isinstance(v, str) else v for k, v in slots.items()}
+    return AdhocQueryRequest(query_id=query_id, parameters=parameters)
+
+
+def find_documents(**slots: list[list[str]] | str) -> AdhocQueryRequest:
+    base: dict[str, list[list[str]] | str] = {
+        "XDSDocumentEntryPatientId": PID,
+        "XDSDocumentEntryStatus": f"('{APPROVED}')",
+    }
+    return request(StoredQuery.FIND_DOCUMENTS, **{**base, **slots})
+
+
+def test_find_documents_minimal() -> None:
+    result = parse_stored_query(find_documents())
+    assert result.errors == ()
+    assert result.params == FindDocumentsQuery(patient_id="pid1^^^&1.2.3&ISO", status=(APPROVED,))
+
+
+def test_find_documents_entry_type_defaults_to_stable() -> None:
+    params = parse_stored_query(find_documents()).params
+    assert params.entry_type == (DOC_ENTRY_STABLE,)
+
+
+def test_find_documents_codes_or_across_values_and_slots() -> None:
+    result = parse_stored_query(
+        find_documents(
+            XDSDocumentEntryClassCode=[["('A^^s1', 'B^^s1')", "('C^^s2')"], ["('D^^s3')"]]
+        )
+    )
+    assert result.params.class_code == (
+        Code("A", "s1"),
+        Code("B", "s1"),
+        Code("C", "s2"),
+        Code("D", "s3"),
+    )
+
+
+def test_event_code_slots_are_and_groups() -> None:
+    result = parse_stored_query(
+        find_documents(XDSDocumentEntryEventCodeList=[["('a^^s', 'b^^s')"], ["('c^^s')"]])
+    )
+    assert result.params.event_code_list == ((Code("a", "s"), Code("b", "s")), (Code("c", "s"),))
+
+
+def test_confidentiality_code_slots_are_and_groups() -> None:
+    result = parse_stored_query(
+        find_documents(XDSDocumentEntryConfidentialityCode=[["('N^^s')"], ["('R^^s')"]])
+    )
+    assert result.params.confidentiality_code == ((Code("N", "s"),), (Code("R", "s"),))
+
+
+def test_times_and_author_and_entry_type() -> None:
+    result = parse_stored_query(
+        find_documents(
+            XDSDocumentEntryCreationTimeFrom="20040101",
+            XDSDocumentEntryCreationTimeTo="'200501010856'",
+            XDSDocumentEntryAuthorPerson="('%Ford%', 'Sm_th%')",
+            XDSDocumentEntryType=f"('{DOC_ENTRY_STABLE}', '{DOC_ENTRY_ON_DEMAND}')",
+        )
+    )
+    params = result.params
+    assert (params.creation_time_from, params.creation_time_to) == ("20040101", "200501010856")
+    assert params.author_person == ("%Ford%", "Sm_th%")
+    assert params.entry_type == (DOC_ENTRY_STABLE, DOC_ENTRY_ON_DEMAND)
+
+
+def test_unknown_parameters_are_ignored() -> None:
+    # ebRS 3.0 6.3.2.1: parameters a stored query does not define are ignored
+    result = parse_stored_query(find_documents(XDSDocumentEntryPracticeSettingCodeScheme="'x'"))
+    assert result.errors == ()
+
+
+def test_quote_escape_in_patient_id() -> None:
+    result = parse_stored_query(find_documents(XDSDocumentEntryPatientId="'O''Brien^^^&1&ISO'"))
+    assert result.params.patient_id == "O'Brien^^^&1&ISO"
+
+
+def test_metadata_level() -> None:
+    assert parse_stored_query(find_documents(MetadataLevel="2")).params.metadata_level == 2
+
+
+def test_get_documents_by_uuid() -> None:
+    result = parse_stored_query(
+        request(StoredQuery.GET_DOCUMENTS, XDSDocumentEntryEntryUUID="('urn:uuid:1', 'urn:uuid:2')")
+    )
+    assert result.params == GetDocumentsQuery(entry_uuid=("urn:uuid:1", "urn:uuid:2"))
+
+
+def test_get_documents_by_unique_id_with_home() -> None:
+    result = parse_stored_query(
+        request(
+            StoredQuery.GET_DOCUMENTS,
+            XDSDocumentEntryUniqueId="('1.2.3')",
+            homeCommunityId="'urn:oid:1.2'",
+        )
+    )
+    assert result.params == GetDocumentsQuery(unique_id=("1.2.3",), home_community_id="urn:oid:1.2")
+
+
+def test_get_submission_set_and_contents() -> None:
+    result = parse_stored_query(
+        request(
+            StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS,
+            XDSSubmissionSetUniqueId="'1.2.3'",
+            XDSDocumentEntryFormatCode="('f^^s')",
+        )
+    )
+    assert result.params == GetSubmissionSetAndContentsQuery(
+        unique_id="1.2.3", format_code=(Code("f", "s"),)
+    )
+
+
+def test_get_associations() -> None:
+    result = parse_stored_query(request(StoredQuery.GET_ASSOCIATIONS, uuid="('urn:uuid:1')"))
+    assert result.params == GetAssociationsQuery(uuid=("urn:uuid:1",))
+
+
+# --- every error, one change each ----------------------------------------------------------
+
+STATUS = f"('{APPROVED}')"
+
+ERROR_CASES = [
+    # (case id, request, expected code, expected location)
+    (
+        "unknown_query",
+        request("urn:uuid:00000000-0000-0000-0000-000000000000"),
+        ErrorCode.XDSUnknownStoredQuery,
+        "urn:uuid:00000000-0000-0000-0000-000000000000",
+    ),
+    (
+        "patient_id_missing",
+        request(StoredQuery.FIND_DOCUMENTS, XDSDocumentEntryStatus=STATUS),
+        ErrorCode.XDSStoredQueryMissingParam,
+        "$XDSDocumentEntryPatientId",
+    ),
+    (
+        "status_missing",
+        request(StoredQuery.FIND_DOCUMENTS, XDSDocumentEntryPatientId=PID),
+        ErrorCode.XDSStoredQueryMissingParam,
+        "$XDSDocumentEntryStatus",
+    ),
+    (
+        "status_empty_slot",
+        find_documents(XDSDocumentEntryStatus=[[]]),
+        ErrorCode.XDSStoredQueryMissingParam,
+        "$XDSDocumentEntryStatus",
+    ),
+    (
+        "patient_id_two_values",
+        find_documents(XDSDocumentEntryPatientId="('a', 'b')"),
+        ErrorCode.XDSStoredQueryParamNumber,
+        "$XDSDocumentEntryPatientId",
+    ),
+    (
+        "patient_id_two_slots",
+        find_documents(XDSDocumentEntryPatientId=[[PID], [PID]]),
+        ErrorCode.XDSStoredQueryParamNumber,
+        "$XDSDocumentEntryPatientId",
+    ),
+    (
+        "creation_time_two_values",
+        find_documents(XDSDocumentEntryCreationTimeFrom=[["2004", "2005"]]),
+        ErrorCode.XDSStoredQueryParamNumber,
+        "$XDSDocumentEntryCreationTimeFrom",
+    ),
+    (
+        "get_documents_uuid_and_unique_id",
+        request(
+            StoredQuery.GET_DOCUMENTS,
+            XDSDocumentEntryEntryUUID="('urn:uuid:1')",
+            XDSDocumentEntryUniqueId="('1.2')",
+        ),
+        ErrorCode.XDSStoredQueryParamNumber,
+        "$XDSDocumentEntryEntryUUID",
+    ),
+    (
+        "get_documents_neither",
+        request(StoredQuery.GET_DOCUMENTS),
+        ErrorCode.XDSStoredQueryMissingParam,
+        "$XDSDocumentEntryEntryUUID",
+    ),
+    (
+        "get_ss_and_contents_both",
+        request(
+            StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS,
+            XDSSubmissionSetEntryUUID="'urn:uuid:1'",
+            XDSSubmissionSetUniqueId="'1.2'",
+        ),
+        ErrorCode.XDSStoredQueryParamNumber,
+        "$XDSSubmissionSetEntryUUID",
+    ),
+    (
+        "get_associations_uuid_missing",
+        request(StoredQuery.GET_ASSOCIATIONS),
+        ErrorCode.XDSStoredQueryMissingParam,
+        "$uuid",
+    ),
+    (
+        "patient_id_unquoted",
+        find_documents(XDSDocumentEntryPatientId="pid1^^^&1.2.3&ISO"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryPatientId",
+    ),
+    (
+        "patient_id_unclosed_quote",
+        find_documents(XDSDocumentEntryPatientId="'pid1"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryPatientId",
+    ),
+    (
+        "status_not_a_status_urn",
+        find_documents(XDSDocumentEntryStatus="('Approved')"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryStatus",
+    ),
+    (
+        "status_unquoted",
+        find_documents(XDSDocumentEntryStatus=f"({APPROVED})"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryStatus",
+    ),
+    (
+        "creation_time_not_dtm",
+        find_documents(XDSDocumentEntryCreationTimeFrom="200412241"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryCreationTimeFrom",
+    ),
+    (
+        "creation_time_with_separators",
+        find_documents(XDSDocumentEntryCreationTimeTo="'2004-12-24'"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryCreationTimeTo",
+    ),
+    (
+        "class_code_without_scheme",  # NIST 11897/old_scheme
+        find_documents(XDSDocumentEntryPracticeSettingCode="('Dialysis')"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryPracticeSettingCode",
+    ),
+    (
+        "class_code_empty_scheme",  # NIST 11897/classcode_scheme_mismatch
+        find_documents(XDSDocumentEntryClassCode="('DEMO-Lab^^1.3.6.1', 'a^^')"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryClassCode",
+    ),
+    (
+        "event_code_empty_code",
+        find_documents(XDSDocumentEntryEventCodeList="('^^scheme')"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryEventCodeList",
+    ),
+    (
+        "entry_type_unknown",
+        find_documents(XDSDocumentEntryType="('urn:uuid:00000000-0000-0000-0000-000000000001')"),
+        ErrorCode.XDSRegistryError,
+        "$XDSDocumentEntryType",
+    ),
+    (
+        "metadata_level_out_of_range",
+        find_documents(MetadataLevel="3"),
+        ErrorCode.XDSRegistryError,
+        "$MetadataLevel",
+    ),
+    (
+        "metadata_level_not_a_number",
+        find_documents(MetadataLevel="'one'"),
+        ErrorCode.XDSRegistryError,
+        "$MetadataLevel",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("req", "code", "location"),
+    [case[1:] for case in ERROR_CASES],
+    ids=[case[0] for case in ERROR_CASES],
+)
+def test_parse_error(req: AdhocQueryRequest, code: ErrorCode, location: str) -> None:
+    result = parse_stored_query(req)
+    assert result.params is None
+    assert [(e.code, e.location) for e in result.errors] == [(code, location)]
+
+
+def test_error_context_names_the_parameter_and_the_fault() -> None:
+    (error,) = parse_stored_query(
+        find_documents(XDSDocumentEntryCreationTimeFrom="200412241")
+    ).errors
+    assert "$XDSDocumentEntryCreationTimeFrom" in error.context
+    assert "DTM" in error.context
+
+
+def test_every_error_is_reported() -> None:
+    result = parse_stored_query(
+        request(StoredQuery.FIND_DOCUMENTS, XDSDocumentEntryCreationTimeFrom="x")
+    )
+    assert {e.code for e in result.errors} == {
+        ErrorCode.XDSStoredQueryMissingParam,
+        ErrorCode.XDSRegistryError,
+    }
+    assert len(result.errors) == 3
+
+
+def test_deprecated_status_accepted() -> None:
+    result = parse_stored_query(find_documents(XDSDocumentEntryStatus=f"('{DEPRECATED}')"))
+    assert result.params.status == (DEPRECATED,)
