@@ -1,0 +1,107 @@
+"""The Document Registry's SOAP endpoint ``/xds/registry``: ITI-42 and ITI-18.
+
+Both are simple SOAP 1.2 both ways (ITI TF-2 V.3).  Each handler parses the body with
+``ebxml``, runs the registry's database work in a worker thread and serialises the
+answer; expected failures travel as RegistryErrors, never as faults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from starlette.concurrency import run_in_threadpool
+
+from ebxml.errors import ErrorCode, RegistryError
+from ebxml.messages import AdhocQueryRequest, AdhocQueryResponse, RegistryResponse
+from ebxml.parse import parse_submit_objects_request
+from ebxml.serialize import registry_response
+from ebxml.tags import LCM, QUERY
+from ebxml.vocabulary import RESPONSE_ACTION, Action, ResponseStatus, Transaction
+from ebxml.wire import adhoc_query_response, parse_adhoc_query_request
+from registry.service import DocumentRegistry
+from registry.stored_query import StoredQueryConfig, execute_stored_query
+from soap.message import Operation, Service, SoapRequest, SoapResponse
+
+REGISTRY_PATH = "/xds/registry"
+WSDL_RESOURCE = "wsdl/DocumentRegistry.wsdl"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEndpointConfig:
+    """What the endpoint adds to the actor: the ITI-18 limits and homeCommunityId."""
+
+    stored_query: StoredQueryConfig = StoredQueryConfig()
+
+
+def registry_wsdl() -> str:
+    return resources.files("registry").joinpath(WSDL_RESOURCE).read_text(encoding="utf-8")
+
+
+def _wrong_body(expected: str, got: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.XDSRegistryMetadataError, f"expected {expected} in the SOAP Body, got {got}"
+    )
+
+
+def register(registry: DocumentRegistry, body: object) -> RegistryResponse:
+    """ITI-42 (ITI TF-2 3.42.4.1.3) for a parsed SOAP body; runs in a worker thread."""
+    parsed = parse_submit_objects_request(body)  # type: ignore[arg-type]
+    if not parsed.ok:
+        return RegistryResponse.from_errors(parsed.errors)
+    response = registry.register(parsed.value, transaction=Transaction.ITI42)
+    if not parsed.errors:
+        return response
+    return RegistryResponse.from_errors((*parsed.errors, *response.errors))
+
+
+def stored_query(
+    registry: DocumentRegistry, request: AdhocQueryRequest, config: StoredQueryConfig
+) -> AdhocQueryResponse:
+    """ITI-18 (ITI TF-2 3.18.4.1.3) in one read session; runs in a worker thread."""
+    with registry.sessions() as session:
+        return execute_stored_query(session, request, config)
+
+
+def registry_service(
+    registry: DocumentRegistry,
+    config: RegistryEndpointConfig | None = None,
+    *,
+    path: str = REGISTRY_PATH,
+) -> Service:
+    """``/xds/registry``: ITI-42 and ITI-18, simple SOAP (ITI TF-2 V.3)."""
+    settings = config or RegistryEndpointConfig()
+
+    async def register_handler(request: SoapRequest) -> SoapResponse:
+        if request.body.tag != LCM.SubmitObjectsRequest:
+            failure = RegistryResponse.from_errors(
+                [_wrong_body("lcm:SubmitObjectsRequest", request.body.tag)]
+            )
+            return SoapResponse(registry_response(failure))
+        response = await run_in_threadpool(register, registry, request.body)
+        return SoapResponse(registry_response(response))
+
+    async def query_handler(request: SoapRequest) -> SoapResponse:
+        if request.body.tag != QUERY.AdhocQueryRequest:
+            error = _wrong_body("query:AdhocQueryRequest", request.body.tag)
+            failure = AdhocQueryResponse(ResponseStatus.FAILURE, errors=(error,))
+            return SoapResponse(adhoc_query_response(failure, "LeafClass"))
+        query = parse_adhoc_query_request(request.body)
+        response = await run_in_threadpool(stored_query, registry, query, settings.stored_query)
+        return SoapResponse(adhoc_query_response(response, query.return_type))
+
+    operations = {
+        Action.ITI42: Operation(Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler),
+        Action.ITI18: Operation(Action.ITI18, RESPONSE_ACTION[Action.ITI18], query_handler),
+    }
+    return Service(path, operations, registry_wsdl())
+
+
+__all__ = [
+    "REGISTRY_PATH",
+    "RegistryEndpointConfig",
+    "register",
+    "registry_service",
+    "registry_wsdl",
+    "stored_query",
+]

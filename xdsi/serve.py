@@ -1,0 +1,249 @@
+"""The composition root: ``xdsi serve`` builds every actor from a Config and runs them.
+
+:func:`build_application` makes the database engines, runs the migrations and the
+repository's start-up recovery, builds the actors and mounts their SOAP endpoints with
+``GET /health`` on one Starlette app.  :func:`run` drives uvicorn's ``Server`` and the
+MLLP listener in one event loop; ``/health`` answers 200 only once both listen.
+SIGTERM and SIGINT stop both cleanly.  Nothing is made at import: each call builds
+its own objects, so tests may run several in one process.
+
+The ``--dicom-port`` is reserved for the Imaging Document Source's DIMSE listener,
+which arrives with that actor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import uvicorn
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from registry import db as registry_db
+from registry.feed_hl7v2 import FeedProcessor
+from registry.mllp import serve_mllp
+from registry.service import DocumentRegistry
+from registry.soap_service import RegistryEndpointConfig, registry_service
+from registry.stored_query import StoredQueryConfig
+from repository import db as repository_db
+from repository.blobs import BlobStore
+from repository.registry_client import InProcessRegistryClient, RegistryClient, SoapRegistryClient
+from repository.service import DocumentRepository, RepositoryConfig, repository_service
+from soap.app import build_soap_routes
+from soap.message import Service
+from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
+
+log = logging.getLogger("xdsi.serve")
+
+# ITI-41 3.41.4.1.3.2: a pending document older than this was left by a crash
+RECOVERY_GRACE = timedelta(hours=1)
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@dataclass(slots=True)
+class Readiness:
+    """Which listeners are up; ``/health`` is 200 only when all of them are."""
+
+    http: bool = False
+    mllp: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.http and self.mllp
+
+
+@dataclass(slots=True)
+class Application:
+    """Everything ``build_application`` made, to run and then to close."""
+
+    config: Config
+    app: Starlette
+    readiness: Readiness
+    registry: DocumentRegistry | None = None
+    repository: DocumentRepository | None = None
+    feed: FeedProcessor | None = None
+    engines: list[Engine] = field(default_factory=list)
+
+    def close(self) -> None:
+        for engine in self.engines:
+            engine.dispose()
+
+
+def _health(readiness: Readiness, config: Config) -> Route:
+    async def health(_request: Request) -> JSONResponse:
+        body = {
+            "status": "ok" if readiness.ready else "starting",
+            "device": config.device.name,
+            "http": readiness.http,
+            "mllp": readiness.mllp,
+        }
+        return JSONResponse(body, status_code=200 if readiness.ready else 503)
+
+    return Route(HEALTH_PATH, health, methods=["GET"])
+
+
+def _sqlalchemy_url(url: str) -> str:
+    # a bare postgresql:// URL means psycopg 3, the driver xdsi ships with
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def _build_registry(config: Config, engines: list[Engine]) -> DocumentRegistry:
+    engine = registry_db.make_engine(_sqlalchemy_url(config.database.url))
+    engines.append(engine)
+    registry_db.upgrade(engine)
+    return DocumentRegistry(engine)
+
+
+def _registry_client(config: Config, registry: DocumentRegistry | None) -> RegistryClient:
+    """The seam to the registry, chosen once: in this process, or over SOAP."""
+    if config.repository.registry_url:
+        return SoapRegistryClient(config.repository.registry_url)
+    if registry is None:
+        raise ConfigError(
+            "[repository] registry_url is empty but [registry] enabled is false: "
+            "the repository has no registry to register its documents with"
+        )
+    return InProcessRegistryClient(registry)
+
+
+def _build_repository(
+    config: Config, registry: DocumentRegistry | None, engines: list[Engine]
+) -> DocumentRepository:
+    engine = repository_db.make_engine(_sqlalchemy_url(config.database.url))
+    engines.append(engine)
+    repository_db.upgrade(engine)
+    repository = DocumentRepository(
+        engine,
+        BlobStore(config.repository.blob_dir),
+        _registry_client(config, registry),
+        RepositoryConfig(
+            repository_unique_id=config.repository.repository_unique_id,
+            home_community_id=config.registry.home_community_id,
+            pending_grace=RECOVERY_GRACE,
+        ),
+    )
+    report = repository.recover()
+    log.info("repository recovery: %s", report)
+    return repository
+
+
+def build_application(config: Config) -> Application:
+    """Engines, migrations, recovery, actors and the ASGI app for ``config``."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    if config.limits.spool_dir is not None:
+        config.limits.spool_dir.mkdir(parents=True, exist_ok=True)
+    engines: list[Engine] = []
+    readiness = Readiness()
+    services: list[Service] = []
+    registry = feed = repository = None
+    try:
+        if config.registry.enabled:
+            registry = _build_registry(config, engines)
+            stored_query = StoredQueryConfig(
+                home_community_id=config.registry.home_community_id,
+                max_results=config.registry.max_results,
+            )
+            services.append(
+                registry_service(registry, RegistryEndpointConfig(stored_query), path=REGISTRY_PATH)
+            )
+            feed = FeedProcessor(
+                registry.write_sessions,
+                config.registry.affinity_domain,
+                application=config.device.name.upper(),
+                facility=config.device.name.upper(),
+            )
+        if config.repository.enabled:
+            repository = _build_repository(config, registry, engines)
+            services.append(repository_service(repository, path=REPOSITORY_PATH))
+    except BaseException:
+        for engine in engines:
+            engine.dispose()
+        raise
+    routes = [
+        _health(readiness, config),
+        *build_soap_routes(
+            services,
+            config.limits,
+            accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
+        ),
+    ]
+    app = Starlette(routes=routes)
+    if feed is None:
+        readiness.mllp = True  # no registry, no feed listener to wait for
+    return Application(config, app, readiness, registry, repository, feed, engines)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server without its own signal handling: :func:`run` owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def run(config: Config, *, application: Application | None = None) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown."""
+    application = application or await asyncio.to_thread(build_application, config)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in SHUTDOWN_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    http = config.connection.http
+    server = _Server(
+        uvicorn.Config(
+            application.app,
+            host=http.host,
+            port=http.port,
+            lifespan="on",
+            log_level="info",
+            access_log=False,
+            timeout_graceful_shutdown=10,
+        )
+    )
+    mllp_server = None
+    try:
+        if application.feed is not None:
+            mllp = config.connection.mllp
+            mllp_server = await serve_mllp(
+                mllp.host, mllp.port, application.feed.handle, refuse=application.feed.refuse
+            )
+            application.readiness.mllp = True
+            log.info("ITI-8 MLLP listening on %s:%d", mllp.host, mllp.port)
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.02)
+        if serving.done():
+            await serving
+            raise OSError(f"HTTP listener on {http.host}:{http.port} did not start")
+        application.readiness.http = True
+        log.info("xdsi %s ready on http://%s:%d", config.device.name, http.host, http.port)
+        waiting = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        application.readiness.http = False
+        server.should_exit = True
+        await serving
+        waiting.cancel()
+    finally:
+        for sig in SHUTDOWN_SIGNALS:
+            loop.remove_signal_handler(sig)
+        if mllp_server is not None:
+            mllp_server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(mllp_server.wait_closed(), 5.0)
+        application.close()
+    log.info("xdsi %s stopped", config.device.name)
+    return 0
+
+
+__all__ = ["Application", "Readiness", "build_application", "run"]
