@@ -1,0 +1,104 @@
+"""The registry's database: engines, session factories, and its Alembic migrations.
+
+SQLite (WAL) is the embedded store, PostgreSQL 15 the production one.  Write
+transactions are made so that checks read inside them stay true until commit:
+
+- SQLite: ``BEGIN IMMEDIATE`` takes the write lock up front (other writers wait on
+  ``busy_timeout``); readers keep using plain ``BEGIN`` and are never blocked (WAL).
+- PostgreSQL: ``SERIALIZABLE``; a lost race surfaces as a serialization failure or a
+  unique violation, and ``registry.uow.transact`` retries it from the start.
+
+The registry keeps its own Alembic environment (``registry/migrations``) and version
+table (``alembic_version_registry``) so the repository can share the database.
+Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_registry"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# execution option read by the SQLite "begin" hook (see write_engine)
+_WRITE_OPTION = "xdsi_registry_write"
+
+
+def _sqlite_connect(busy_timeout_ms: int, dbapi_connection: Any, _record: Any) -> None:
+    # let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite would defer it)
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(
+    url: str, *, sqlite_busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS, **kwargs: Any
+) -> Engine:
+    """An engine for an SQLAlchemy ``url`` (``sqlite:///...`` or
+    ``postgresql+psycopg://...``), configured for the registry.  On SQLite a writer
+    waits up to ``sqlite_busy_timeout_ms`` for another to finish."""
+    if url.startswith("sqlite"):
+        connect_args = {"check_same_thread": False, **kwargs.pop("connect_args", {})}
+        engine = create_engine(url, connect_args=connect_args, **kwargs)
+        event.listen(engine, "connect", partial(_sqlite_connect, sqlite_busy_timeout_ms))
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def write_engine(engine: Engine) -> Engine:
+    """``engine`` set up for one XDS write transaction (see the module docstring)."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_WRITE_OPTION: True})
+    if engine.dialect.name == "postgresql":
+        return engine.execution_options(isolation_level="SERIALIZABLE")
+    return engine
+
+
+def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``write=True`` for sessions that register or merge."""
+    bind = write_engine(engine) if write else engine
+    return sessionmaker(bind=bind, expire_on_commit=False)
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    """A programmatic Alembic configuration for the registry's migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_table", VERSION_TABLE)
+    if engine is not None:
+        config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the registry's tables in ``engine``'s database to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "VERSION_TABLE",
+    "alembic_config",
+    "make_engine",
+    "session_factory",
+    "upgrade",
+    "write_engine",
+]

@@ -1,0 +1,491 @@
+"""ITI-42 Register Document Set-b against stored state (ITI TF-2 3.42.4.1.3).
+
+The metadata has been validated on its own (``ebxml.validate``) before it gets here;
+this module checks it against what the registry holds and stores it:
+
+1. every patient id is known (ITI TF-2 3.42.4.1.3.4 -> ``XDSUnknownPatientId``);
+2. no entryUUID is stored already;
+3. uniqueIds (ITI TF-2 3.42.4.1.3.3): a DocumentEntry uniqueId already stored must
+   come with the same hash and size (an identical resubmission is accepted);
+   a SubmissionSet or Folder uniqueId must not be any stored uniqueId;
+4. association ends not in the submission resolve to stored objects, of the same
+   patient (ITI TF-2 3.42.4.1.3.5), and relationships obey ``registry.lifecycle``;
+5. then everything is inserted in the caller's transaction.
+
+Nothing is written unless every check passed; the caller commits only a response
+that is not a Failure, so a submission is stored whole or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from lxml import etree
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ebxml.errors import ErrorCode, RegistryError
+from ebxml.messages import RegistryResponse
+from ebxml.model import (
+    Association,
+    Code,
+    DocumentEntry,
+    Folder,
+    RegistryObject,
+    Submission,
+    SubmissionSet,
+)
+from ebxml.serialize import leaf_class
+from ebxml.vocabulary import (
+    UUID_PREFIX,
+    AssociationType,
+    AvailabilityStatus,
+    Transaction,
+)
+from registry import lifecycle
+from registry.patients import is_known
+from registry.tables import (
+    CODE_KIND_CONFIDENTIALITY,
+    CODE_KIND_EVENT,
+    AssociationRow,
+    DocumentEntryAuthorRow,
+    DocumentEntryCodeRow,
+    DocumentEntryReferenceIdRow,
+    DocumentEntryRow,
+    FolderCodeRow,
+    FolderRow,
+    SubmissionSetAuthorRow,
+    SubmissionSetRow,
+    dtm_key,
+)
+
+# The tables that hold identifiable objects, for entryUUID and reference lookups
+_OBJECT_TABLES = (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
+# The tables whose uniqueId a SubmissionSet or Folder uniqueId must not equal
+_UNIQUE_ID_TABLES = (DocumentEntryRow, SubmissionSetRow, FolderRow)
+# The tables whose rows carry a patient id
+_PATIENT_TABLES = (DocumentEntryRow, FolderRow, SubmissionSetRow)
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The outcome of one registration: the response, and what changed if it stored."""
+
+    response: RegistryResponse
+    patient_id: str | None = None
+    stored: tuple[str, ...] = ()  # entryUUIDs of every object inserted
+    deprecated: tuple[str, ...] = ()  # DocumentEntries set to Deprecated
+
+
+def dtm_now() -> str:
+    """The current UTC time as an ITI TF-3 DTM to the second."""
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def new_uuid() -> str:
+    return f"{UUID_PREFIX}{uuid.uuid4()}"
+
+
+def register_document_set(
+    session: Session,
+    submission: Submission,
+    *,
+    transaction: Transaction = Transaction.ITI42,
+) -> RegistryResponse:
+    """Check ``submission`` against the registry and store it in ``session``'s
+    transaction; the caller commits only if the response is not a Failure."""
+    return register_submission(session, submission, transaction=transaction).response
+
+
+def register_submission(
+    session: Session,
+    submission: Submission,
+    *,
+    transaction: Transaction = Transaction.ITI42,
+    now: Callable[[], str] = dtm_now,
+    uuid_factory: Callable[[], str] = new_uuid,
+) -> Registered:
+    """As :func:`register_document_set`, also saying what was stored."""
+    errors = _check(session, submission)
+    relationship_errors, plan = lifecycle.check_relationships(session, submission)
+    errors.extend(relationship_errors)
+    if errors:
+        return Registered(RegistryResponse.from_errors(errors))
+    added = _store(session, submission, plan, now(), uuid_factory)
+    lifecycle.deprecate(session, plan.deprecate)
+    session.flush()
+    ss = submission.submission_set
+    return Registered(
+        RegistryResponse.from_errors([]),
+        patient_id=ss.patient_id if ss else None,
+        stored=tuple(added),
+        deprecated=tuple(plan.deprecate),
+    )
+
+
+# --- checks against stored state ------------------------------------------------------
+
+
+def _check(session: Session, submission: Submission) -> list[RegistryError]:
+    if submission.submission_set is None:  # validation refuses this first (ITI TF-3 4.1.4)
+        return [
+            RegistryError(ErrorCode.XDSRegistryMetadataError, "no SubmissionSet in the request")
+        ]
+    return [
+        *_check_patients(session, submission),
+        *_check_entry_uuids(session, submission),
+        *_check_document_unique_ids(session, submission),
+        *_check_package_unique_ids(session, submission),
+        *_check_references(session, submission),
+    ]
+
+
+def _check_patients(session: Session, submission: Submission) -> list[RegistryError]:
+    # ITI TF-2 3.42.4.1.3.4: the patient id must be known from the Patient Identity Feed
+    objects: list[SubmissionSet | DocumentEntry | Folder] = [
+        *([submission.submission_set] if submission.submission_set else []),
+        *submission.document_entries,
+        *submission.folders,
+    ]
+    errors = []
+    checked: set[str] = set()
+    for obj in objects:
+        pid = obj.patient_id
+        if pid is None or pid in checked:
+            continue
+        checked.add(pid)
+        if not is_known(session, pid):
+            errors.append(
+                RegistryError(
+                    ErrorCode.XDSUnknownPatientId,
+                    f"patient id {pid} is not known to the registry",
+                    obj.entry_uuid,
+                )
+            )
+    return errors
+
+
+def _check_entry_uuids(session: Session, submission: Submission) -> list[RegistryError]:
+    ids = submission.object_ids()
+    stored = _stored_uuids(session, ids)
+    return [
+        RegistryError(
+            ErrorCode.XDSRegistryMetadataError,
+            f"entryUUID {uuid_} is already present in the registry",
+            uuid_,
+        )
+        for uuid_ in sorted(stored)
+    ]
+
+
+def _check_document_unique_ids(session: Session, submission: Submission) -> list[RegistryError]:
+    # ITI TF-2 3.42.4.1.3.3.1: the same uniqueId is accepted only with the same hash and size
+    errors = []
+    unique_ids = {d.unique_id for d in submission.document_entries if d.unique_id}
+    stored: dict[str, list[DocumentEntryRow]] = {}
+    if unique_ids:
+        for row in session.scalars(
+            select(DocumentEntryRow).where(DocumentEntryRow.unique_id.in_(unique_ids))
+        ):
+            stored.setdefault(row.unique_id, []).append(row)
+    packages = _stored_unique_ids(session, unique_ids, (SubmissionSetRow, FolderRow))
+    for entry in submission.document_entries:
+        if entry.unique_id in packages:
+            errors.append(_duplicate(entry.unique_id, entry.entry_uuid))
+        for row in stored.get(entry.unique_id or "", []):
+            if entry.hash and row.hash and entry.hash.lower() != row.hash.lower():
+                errors.append(
+                    RegistryError(
+                        ErrorCode.XDSNonIdenticalHash,
+                        f"uniqueId {entry.unique_id} is registered with hash {row.hash}",
+                        entry.entry_uuid,
+                    )
+                )
+            if entry.size is not None and row.size is not None and entry.size != row.size:
+                errors.append(
+                    RegistryError(
+                        ErrorCode.XDSNonIdenticalSize,
+                        f"uniqueId {entry.unique_id} is registered with size {row.size}",
+                        entry.entry_uuid,
+                    )
+                )
+    return errors
+
+
+def _check_package_unique_ids(session: Session, submission: Submission) -> list[RegistryError]:
+    # ITI TF-2 3.42.4.1.3.3: a SubmissionSet or Folder uniqueId is unique in the registry
+    packages = [*([submission.submission_set] if submission.submission_set else [])]
+    packages.extend(submission.folders)
+    unique_ids = {p.unique_id for p in packages if p.unique_id}
+    stored = _stored_unique_ids(session, unique_ids, _UNIQUE_ID_TABLES)
+    return [_duplicate(p.unique_id, p.entry_uuid) for p in packages if p.unique_id in stored]
+
+
+def _duplicate(unique_id: str | None, location: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.XDSDuplicateUniqueIdInRegistry,
+        f"uniqueId {unique_id} is already present in the registry",
+        location,
+    )
+
+
+def _check_references(session: Session, submission: Submission) -> list[RegistryError]:
+    """ITI TF-2 3.42.4.1.3.5: association ends outside the submission resolve to stored
+    objects, and those belong to the submission's patient."""
+    in_message = submission.object_ids()
+    outside = {
+        end
+        for a in submission.associations
+        if a.association_type not in lifecycle.RELATIONSHIPS
+        for end in (a.source, a.target)
+        if end not in in_message
+    }
+    found = _stored_uuids(session, outside)
+    patients = _stored_patients(session, found)
+    ss = submission.submission_set
+    patient = ss.patient_id if ss else None
+    errors = []
+    for a in submission.associations:
+        if a.association_type in lifecycle.RELATIONSHIPS:
+            continue
+        for end in (a.source, a.target):
+            if end in in_message:
+                continue
+            if end not in found:
+                errors.append(
+                    RegistryError(
+                        ErrorCode.UnresolvedReferenceException,
+                        f"association {a.entry_uuid} refers to {end}, which is neither in the "
+                        "submission nor in the registry",
+                        a.entry_uuid,
+                    )
+                )
+            elif patient and end in patients and patients[end] != patient:
+                errors.append(
+                    RegistryError(
+                        ErrorCode.XDSPatientIdDoesNotMatch,
+                        f"association {a.entry_uuid} links {end} of patient {patients[end]} "
+                        f"into a submission for patient {patient}",
+                        a.entry_uuid,
+                    )
+                )
+    return errors
+
+
+def _stored_uuids(session: Session, uuids: Iterable[str]) -> set[str]:
+    uuids = list(uuids)
+    if not uuids:
+        return set()
+    found: set[str] = set()
+    for table in _OBJECT_TABLES:
+        found.update(session.scalars(select(table.entry_uuid).where(table.entry_uuid.in_(uuids))))
+    return found
+
+
+def _stored_unique_ids(
+    session: Session, unique_ids: Iterable[str | None], tables: Iterable[type]
+) -> set[str]:
+    values = [u for u in unique_ids if u]
+    if not values:
+        return set()
+    found: set[str] = set()
+    for table in tables:
+        found.update(session.scalars(select(table.unique_id).where(table.unique_id.in_(values))))
+    return found
+
+
+def _stored_patients(session: Session, uuids: Iterable[str]) -> dict[str, str]:
+    uuids = list(uuids)
+    if not uuids:
+        return {}
+    patients: dict[str, str] = {}
+    for table in _PATIENT_TABLES:
+        rows = session.execute(
+            select(table.entry_uuid, table.patient_id).where(table.entry_uuid.in_(uuids))
+        )
+        patients.update({u: p for u, p in rows})
+    return patients
+
+
+# --- storing ---------------------------------------------------------------------------
+
+
+def canonical_xml(obj: RegistryObject) -> bytes:
+    """The canonical LeafClass bytes of one object, as stored and returned by ITI-18."""
+    return etree.tostring(leaf_class(obj))
+
+
+def _code(code: Code | None) -> tuple[str | None, str | None]:
+    return (code.code, code.scheme) if code else (None, None)
+
+
+def _store(
+    session: Session,
+    submission: Submission,
+    plan: lifecycle.LifecyclePlan,
+    now: str,
+    uuid_factory: Callable[[], str],
+) -> list[str]:
+    ss = submission.submission_set
+    if ss is None:  # validation refuses this before; nothing to anchor the objects to
+        raise ValueError("a submission without a SubmissionSet cannot be registered")
+    approved = AvailabilityStatus.APPROVED
+    ss = replace(ss, availability_status=approved)
+    ss_class, ss_scheme = _code(ss.content_type_code)
+    session.add(
+        SubmissionSetRow(
+            entry_uuid=ss.entry_uuid,
+            unique_id=ss.unique_id,
+            source_id=ss.source_id,
+            patient_id=ss.patient_id,
+            status=approved,
+            home=ss.home,
+            submission_time=ss.submission_time,
+            submission_time_key=dtm_key(ss.submission_time),
+            content_type_code=ss_class,
+            content_type_code_scheme=ss_scheme,
+            xml=canonical_xml(ss),
+            authors=[
+                SubmissionSetAuthorRow(author_person=a.person) for a in ss.authors if a.person
+            ],
+        )
+    )
+    session.add_all(
+        _document_entry_row(replace(d, availability_status=approved), ss.entry_uuid)
+        for d in submission.document_entries
+    )
+    for folder in submission.folders:
+        # ITI TF-3 4.2.3.4: the registry sets lastUpdateTime
+        folder = replace(folder, availability_status=approved, last_update_time=now)
+        session.add(
+            FolderRow(
+                entry_uuid=folder.entry_uuid,
+                logical_id=folder.logical_id or folder.entry_uuid,
+                version=folder.version or "1",
+                unique_id=folder.unique_id,
+                patient_id=folder.patient_id,
+                status=approved,
+                home=folder.home,
+                last_update_time=now,
+                last_update_time_key=dtm_key(now),
+                xml=canonical_xml(folder),
+                codes=[FolderCodeRow(code=c.code, scheme=c.scheme) for c in folder.code_list],
+            )
+        )
+    joins = _folder_join_associations(plan, ss.entry_uuid, uuid_factory)
+    associations = [*submission.associations, *joins]
+    session.add_all(
+        _association_row(replace(a, availability_status=approved)) for a in associations
+    )
+    _touch_folders(session, submission, associations, now)
+    return [*submission.object_ids(), *(a.entry_uuid for a in joins)]
+
+
+def _document_entry_row(entry: DocumentEntry, submission_set_uuid: str) -> DocumentEntryRow:
+    columns = {}
+    for name in (
+        "class_code",
+        "type_code",
+        "format_code",
+        "practice_setting_code",
+        "healthcare_facility_type_code",
+    ):
+        columns[name], columns[f"{name}_scheme"] = _code(getattr(entry, name))
+    codes = [
+        *(
+            DocumentEntryCodeRow(kind=CODE_KIND_EVENT, code=c.code, scheme=c.scheme)
+            for c in entry.event_codes
+        ),
+        *(
+            DocumentEntryCodeRow(kind=CODE_KIND_CONFIDENTIALITY, code=c.code, scheme=c.scheme)
+            for c in entry.confidentiality_codes
+        ),
+    ]
+    return DocumentEntryRow(
+        entry_uuid=entry.entry_uuid,
+        logical_id=entry.logical_id or entry.entry_uuid,
+        version=entry.version or "1",
+        unique_id=entry.unique_id,
+        patient_id=entry.patient_id,
+        status=AvailabilityStatus.APPROVED,
+        object_type=entry.object_type,
+        mime_type=entry.mime_type,
+        hash=entry.hash.lower() if entry.hash else None,
+        size=entry.size,
+        repository_unique_id=entry.repository_unique_id,
+        home=entry.home,
+        creation_time=entry.creation_time,
+        creation_time_key=dtm_key(entry.creation_time),
+        service_start_time=entry.service_start_time,
+        service_start_time_key=dtm_key(entry.service_start_time),
+        service_stop_time=entry.service_stop_time,
+        service_stop_time_key=dtm_key(entry.service_stop_time),
+        submission_set_uuid=submission_set_uuid,
+        xml=canonical_xml(entry),
+        codes=codes,
+        authors=[DocumentEntryAuthorRow(author_person=a.person) for a in entry.authors if a.person],
+        reference_ids=[DocumentEntryReferenceIdRow(value=v) for v in entry.reference_ids],
+        **columns,
+    )
+
+
+def _association_row(association: Association) -> AssociationRow:
+    return AssociationRow(
+        entry_uuid=association.entry_uuid,
+        association_type=association.association_type,
+        source_uuid=association.source,
+        target_uuid=association.target,
+        submission_set_status=association.submission_set_status,
+        status=AvailabilityStatus.APPROVED,
+        home=association.home,
+        xml=canonical_xml(association),
+    )
+
+
+def _folder_join_associations(
+    plan: lifecycle.LifecyclePlan, submission_set_uuid: str, uuid_factory: Callable[[], str]
+) -> list[Association]:
+    """ITI TF-2 3.42.4.1.3.5: a replacement joins the original's folders, through a
+    Folder->DocumentEntry HasMember that the SubmissionSet has as a member."""
+    made: list[Association] = []
+    for join in plan.folder_joins:
+        membership = Association(
+            uuid_factory(), AssociationType.HAS_MEMBER, join.folder_uuid, join.replacement_uuid
+        )
+        made.append(membership)
+        made.append(
+            Association(
+                uuid_factory(),
+                AssociationType.HAS_MEMBER,
+                submission_set_uuid,
+                membership.entry_uuid,
+            )
+        )
+    return made
+
+
+def _touch_folders(
+    session: Session, submission: Submission, associations: list[Association], now: str
+) -> None:
+    """ITI TF-3 4.2.3.4: a stored Folder that gets a new member gets a new lastUpdateTime."""
+    submitted = {f.entry_uuid for f in submission.folders}
+    sources = {a.source for a in associations if a.is_has_member and a.source not in submitted}
+    if sources:
+        session.execute(
+            update(FolderRow)
+            .where(FolderRow.entry_uuid.in_(sources))
+            .values(last_update_time=now, last_update_time_key=dtm_key(now))
+        )
+
+
+__all__ = [
+    "Registered",
+    "canonical_xml",
+    "dtm_now",
+    "new_uuid",
+    "register_document_set",
+    "register_submission",
+]

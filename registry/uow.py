@@ -1,0 +1,101 @@
+"""One XDS transaction, one database transaction.
+
+``UnitOfWork`` rolls back unless committed.  ``transact`` runs a piece of work in a
+fresh unit of work and runs it again, from the start, when the database says another
+transaction got in the way (a serialization failure, a deadlock, a busy SQLite, or a
+unique constraint another transaction won): the work re-reads the stored state, so
+a lost race is answered from what the winner stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
+
+DEFAULT_ATTEMPTS = 5
+
+# SQLSTATEs that mean "run it again" (PostgreSQL Appendix A)
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
+
+
+class UnitOfWork:
+    """A session whose transaction is rolled back on exit unless ``commit()`` ran."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self._factory = factory
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            raise RuntimeError("UnitOfWork used outside its 'with' block")
+        return self._session
+
+    def __enter__(self) -> UnitOfWork:
+        self._session = self._factory()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        session = self.session
+        try:
+            session.rollback()
+        finally:
+            session.close()
+            self._session = None
+
+    def commit(self) -> None:
+        self.session.commit()
+
+    def rollback(self) -> None:
+        self.session.rollback()
+
+
+def is_retryable(error: BaseException) -> bool:
+    """True when ``error`` means another transaction got in the way."""
+    if isinstance(error, IntegrityError):
+        return True
+    if isinstance(error, DBAPIError):
+        sqlstate = getattr(error.orig, "sqlstate", None)
+        if sqlstate in _RETRY_SQLSTATES:
+            return True
+        if isinstance(error, OperationalError) and "database is locked" in str(error.orig):
+            return True
+    return False
+
+
+def transact(
+    factory: sessionmaker[Session],
+    work: Callable[[Session], tuple[T, bool]],
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+) -> T:
+    """Run ``work(session)`` in a unit of work; it returns ``(result, commit?)``.
+
+    Retried up to ``attempts`` times while :func:`is_retryable`; the last error is
+    raised when they are used up.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with UnitOfWork(factory) as uow:
+                result, commit = work(uow.session)
+                if commit:
+                    uow.commit()
+                return result
+        except DBAPIError as error:
+            if attempt == attempts or not is_retryable(error):
+                raise
+    raise AssertionError("unreachable")
+
+
+__all__ = ["DEFAULT_ATTEMPTS", "UnitOfWork", "is_retryable", "transact"]
