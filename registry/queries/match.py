@@ -70,16 +70,19 @@ def folder_code_groups(groups: Sequence[Sequence[Code]]) -> list[ColumnElement[b
 def time_range(
     key_column: Column[str | None], time_from: str | None, time_to: str | None
 ) -> list[ColumnElement[bool]]:
-    """``time_from <= value < time_to`` (ITI TF-2 3.18.4.1.2.3.6: ...From is inclusive,
+    """``time_from <= value < time_to`` (ITI TF-2 3.18.4.1.2.3.7.1: ...From is inclusive,
     ...To exclusive), compared on the zero-padded sortable keys of ``tables.dtm_key``
     so DTMs of different precision compare as the times they start.  An object without
-    the attribute has no key and does not match a range on it."""
-    conditions: list[ColumnElement[bool]] = []
+    the attribute is not filtered out by a range on it: the range constrains the values
+    that exist, it does not require the attribute."""
+    bounds: list[ColumnElement[bool]] = []
     if time_from is not None:
-        conditions.append(key_column >= dtm_key(time_from))
+        bounds.append(key_column >= dtm_key(time_from))
     if time_to is not None:
-        conditions.append(key_column < dtm_key(time_to))
-    return conditions
+        bounds.append(key_column < dtm_key(time_to))
+    if not bounds:
+        return []
+    return [or_(key_column.is_(None), and_(*bounds))]
 
 
 def status_in(status_column: Column[str], statuses: Sequence[str]) -> ColumnElement[bool]:
