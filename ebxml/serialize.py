@@ -43,8 +43,11 @@ from ebxml.vocabulary import (
     OBJECT_TYPE_REGISTRY_PACKAGE,
     SUBMISSION_SET_NODE,
     UUID_PREFIX,
+    DocumentEntryIdentifier,
     ErrorSeverity,
+    FolderIdentifier,
     Slot,
+    SubmissionSetIdentifier,
 )
 
 # rim.xsd LongName: a slot value holds at most 256 characters
@@ -246,6 +249,28 @@ def leaf_class(obj: RegistryObject) -> etree._Element:
     return _LEAF_CLASS[type(obj)](obj)
 
 
+_PATIENT_ID_SCHEMES = frozenset(
+    {
+        DocumentEntryIdentifier.PATIENT_ID,
+        SubmissionSetIdentifier.PATIENT_ID,
+        FolderIdentifier.PATIENT_ID,
+    }
+)
+
+
+def with_patient_id(canonical_xml: bytes, patient_id: str) -> bytes:
+    """The canonical LeafClass XML of a DocumentEntry, SubmissionSet or Folder with its
+    patientId ExternalIdentifier set to ``patient_id`` (a patient merge, ITI TF-2
+    3.8.4.2.3, moves the object to the surviving id).  The bytes are the registry's own,
+    parsed without entity or network access."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    elem = etree.fromstring(canonical_xml, parser)
+    for identifier in elem.iterchildren(RIM.ExternalIdentifier):
+        if identifier.get("identificationScheme") in _PATIENT_ID_SCHEMES:
+            identifier.set("value", patient_id)
+    return etree.tostring(elem)
+
+
 def object_ref(ref: ObjectRef) -> etree._Element:
     elem = etree.Element(RIM.ObjectRef, nsmap={"rim": NSMAP["rim"]}, id=ref.id)
     _set(elem, "home", ref.home)
@@ -321,6 +346,7 @@ def registry_response(response: RegistryResponse) -> etree._Element:
 
 
 __all__ = [
+    "with_patient_id",
     "cid_href",
     "highest_severity",
     "leaf_class",

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from ebxml.serialize import with_patient_id
 from registry.tables import (
     DocumentEntryRow,
     FolderRow,
@@ -106,9 +107,17 @@ def merge_patients(session: Session, surviving_id: str, subsumed_id: str) -> Non
         session.add(PatientRow(patient_id=subsumed_id))
     session.add(PatientMergeRow(subsumed_id=subsumed_id, surviving_id=surviving_id))
     for table in _PATIENT_OBJECT_TABLES:
-        session.execute(
-            update(table).where(table.patient_id == subsumed_id).values(patient_id=surviving_id)
-        )
+        # ITI TF-2 3.8.4.2.3: the merged objects now belong to the surviving id, both in
+        # the indexed column and in the metadata the registry answers with.
+        rows = session.execute(
+            select(table.id, table.xml).where(table.patient_id == subsumed_id)
+        ).all()
+        for row_id, xml in rows:
+            session.execute(
+                update(table)
+                .where(table.id == row_id)
+                .values(patient_id=surviving_id, xml=with_patient_id(xml, surviving_id))
+            )
     session.flush()
 
 

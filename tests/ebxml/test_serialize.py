@@ -274,3 +274,26 @@ def test_warnings_only_have_warning_as_highest_severity() -> None:
 def test_object_ref_only_submission_validates(assert_valid) -> None:
     refs = (ObjectRef(DOC_ID),)
     assert_valid(submit_objects_request(Submission(None, object_refs=refs)))
+
+
+def test_with_patient_id_replaces_only_the_patient_id_identifier() -> None:
+    from ebxml.model import DocumentEntry
+    from ebxml.serialize import leaf_class, with_patient_id
+    from ebxml.vocabulary import DocumentEntryIdentifier
+
+    entry = DocumentEntry(
+        entry_uuid="urn:uuid:0b1e5ba6-3b1f-4a0a-9f44-1d1c6f3c2a10",
+        unique_id="1.2.3.4",
+        patient_id="OLD^^^&1.2.3&ISO",
+        source_patient_id="OLD^^^&1.2.3&ISO",
+    )
+    xml = etree.tostring(leaf_class(entry))
+    moved = etree.fromstring(with_patient_id(xml, "NEW^^^&1.2.3&ISO"))
+    values = {
+        ei.get("identificationScheme"): ei.get("value")
+        for ei in moved.iter("{urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0}ExternalIdentifier")
+    }
+    assert values[DocumentEntryIdentifier.PATIENT_ID] == "NEW^^^&1.2.3&ISO"
+    assert values[DocumentEntryIdentifier.UNIQUE_ID] == "1.2.3.4"
+    # sourcePatientId is the source's own id and stays as submitted
+    assert b"OLD^^^&amp;1.2.3&amp;ISO" in etree.tostring(moved)

@@ -139,3 +139,14 @@ def test_merge_leaves_other_patients_alone(session: Session) -> None:
     assert register_document_set(session, submit(patient=PATIENT)).ok
     merge_patients(session, B, A)
     assert set(session.scalars(select(DocumentEntryRow.patient_id))) == {PATIENT}
+
+
+def test_merge_rewrites_the_patient_id_in_the_stored_metadata(session: Session) -> None:
+    # ITI TF-2 3.8.4.2.3: what the registry answers after a merge names the surviving id
+    known_patients(session, A, B)
+    assert register_document_set(session, submit(folders=(folder(A),), patient=A)).ok
+    merge_patients(session, B, A)
+    for table in (DocumentEntryRow, SubmissionSetRow, FolderRow):
+        for xml in session.scalars(select(table.xml)):
+            assert f'value="{B}"'.replace("&", "&amp;").encode() in xml
+            assert f'value="{A}"'.replace("&", "&amp;").encode() not in xml
