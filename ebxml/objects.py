@@ -120,6 +120,13 @@ class ObjectReader:
     def error(self, context: str, location: str) -> None:
         self.errors.append(RegistryError(self.code, context, location))
 
+    def not_saved(self, context: str, location: str) -> None:
+        """ITI TF-3 Table 4.2.4.1-2: metadata xdsi has no place for is answered with the
+        XDSExtraMetadataNotSaved warning; the submission still succeeds."""
+        self.errors.append(
+            RegistryError.warning(ErrorCode.XDSExtraMetadataNotSaved, context, location)
+        )
+
     def common(self, elem: etree._Element) -> dict[str, Any]:
         """Attributes every RegistryObject shares (ebRIM 3.0 RegistryObjectType)."""
         version = elem.find(RIM.VersionInfo)
@@ -151,6 +158,9 @@ class ObjectReader:
         extra_identifiers = self._place_identifiers(values, table, identifiers, sent_id)
         values["extras"] = Extras(extra_slots, extra_classifications, extra_identifiers)
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        for key, value in values.items():
+            if key not in names and value is not None:
+                self.not_saved(f"{cls.__name__} {key} is not kept", sent_id)
         return cls(**{k: v for k, v in values.items() if k in names})
 
     def _place_slots(
@@ -211,6 +221,8 @@ class ObjectReader:
                     values[target.field] = code
             elif c.scheme:
                 extras.append(ExtraClassification(c.scheme, c.node_representation, c.name, c.slots))
+            else:
+                self.not_saved(f"Classification to node {c.node or '(none)'} is not kept", location)
         if authors:
             values["authors"] = tuple(authors)
         return tuple(extras)
@@ -220,6 +232,7 @@ class ObjectReader:
         for slot in c.slots:
             target = next((f for f in mapping.AUTHOR_FIELDS if f.slot == slot.name), None)
             if target is None:
+                self.not_saved(f"author slot {slot.name} is not kept", location)
                 continue
             if target.field in values:
                 self.error(f"Author slot {slot.name} is repeated", location)

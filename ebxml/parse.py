@@ -156,6 +156,12 @@ def parse_registry_object_list(
             refs.append(ObjectRef(child.get("id", ""), child.get("home")))
         elif child.tag not in (RIM.Classification, RIM.ExternalIdentifier):
             unknown.append(reader.ref(child.get("id", "")) or "")
+    for unknown_id in unknown:
+        reader.not_saved(
+            "object is neither a DocumentEntry, SubmissionSet, Folder nor "
+            "Association and is not kept",
+            unknown_id,
+        )
     value = RegistryObjectList(tuple(objects), tuple(refs), tuple(unknown), ids)
     return ParseResult(value, tuple(reader.errors))
 

@@ -53,7 +53,9 @@ class FakeAttachment:
 @pytest.fixture
 def submission(fixture_xml, uuids):
     result = parse_submit_objects_request(fixture_xml("iti42_symbolic.xml"), uuid_factory=uuids)
-    assert result.errors == ()
+    # the fixture's Package99 and Link01 are not XDS objects: warned about, not errors
+    assert result.ok
+    assert {e.code for e in result.errors} == {ErrorCode.XDSExtraMetadataNotSaved}
     return result.value
 
 
@@ -490,3 +492,43 @@ def test_testkit_ebrim3_metadata_parses(path: Path) -> None:
     assert submission.submission_set is not None
     assert submission.document_entries
     assert submission.unknown_objects == ()
+
+
+def test_unknown_objects_are_answered_with_extra_metadata_not_saved(fixture_xml, uuids) -> None:
+    # ITI TF-3 Table 4.2.4.1-2: XDSExtraMetadataNotSaved is a warning, the submission stands
+    result = parse_submit_objects_request(fixture_xml("iti42_symbolic.xml"), uuid_factory=uuids)
+    warned = {e.location for e in result.errors if e.code == ErrorCode.XDSExtraMetadataNotSaved}
+    assert warned == {
+        result.value.symbolic_ids["Package99"],
+        result.value.symbolic_ids["Link01"],
+    }
+    assert all(not e.is_error for e in result.errors)
+
+
+def test_association_name_is_answered_with_extra_metadata_not_saved() -> None:
+    result = parse_submit_objects_request(
+        _rim(
+            '<rim:Association id="a1" associationType="urn:ihe:iti:2007:AssociationType:RPLC"'
+            ' sourceObject="Document01" targetObject="urn:uuid:0e4d7c2e-6a7f-4e5e-9c2b-1d2e3f405060">'
+            '<rim:Name><rim:LocalizedString value="why"/></rim:Name></rim:Association>'
+        )
+    )
+    assert [(e.code, e.is_error) for e in result.errors] == [
+        (ErrorCode.XDSExtraMetadataNotSaved, False)
+    ]
+
+
+def test_unknown_author_slot_is_answered_with_extra_metadata_not_saved() -> None:
+    author = (
+        '<rim:Classification id="au" classifiedObject="Document01" nodeRepresentation=""'
+        ' classificationScheme="urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d">'
+        '<rim:Slot name="authorPerson"><rim:ValueList><rim:Value>^Doe^Jane</rim:Value>'
+        "</rim:ValueList></rim:Slot>"
+        '<rim:Slot name="authorShoeSize"><rim:ValueList><rim:Value>42</rim:Value>'
+        "</rim:ValueList></rim:Slot></rim:Classification>"
+    )
+    result = parse_submit_objects_request(_rim(_doc(children=author)))
+    assert ErrorCode.XDSExtraMetadataNotSaved in {e.code for e in result.errors}
+    assert result.ok
+    (entry,) = result.value.document_entries
+    assert entry.authors[0].person == "^Doe^Jane"
