@@ -1,0 +1,1 @@
+"""Alembic environment of the audit spool (see ``atna.spool``)."""

@@ -1,0 +1,446 @@
+"""The audit spool: a durable, ordered queue of RFC 5424 messages, one delivery per
+destination.
+
+- ``enqueue`` writes a group of messages and their deliveries in one transaction
+  (group commit).  It never raises: after ``ENQUEUE_ATTEMPTS`` tries it logs the
+  messages themselves at ERROR level, so the record survives in the local log.
+- A shipper ``claim``s the next pending deliveries of one destination, oldest first,
+  sends them, and ``finish``es the claim: delivered, failed for good (a message the
+  transport can never carry), or retry later with backoff.  Delivery is at-least-once.
+- Only one shipper serves a destination at a time, so messages go out in order and
+  no message is sent twice concurrently.  On PostgreSQL the claim holds the
+  destination's row with ``SELECT ... FOR UPDATE SKIP LOCKED`` until ``finish``
+  commits; a shipper that dies releases it with its connection.  SQLite serves one
+  process: the claim is a lock in this process.
+
+Messages enqueued by concurrent transactions on PostgreSQL are shipped in the order
+their ids were drawn, as far as they are committed when a claim reads them.
+
+Tables live in their own metadata (``SpoolBase``) and Alembic environment
+(``atna/migrations``, version table ``alembic_version_atna``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_atna"
+ENQUEUE_ATTEMPTS = 3
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+PENDING = "pending"
+DELIVERED = "delivered"
+FAILED = "failed"
+
+_NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class SpoolBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=_NAMING)
+
+
+class SpoolEvent(SpoolBase):
+    __tablename__ = "atna_spool_event"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    message: Mapped[bytes] = mapped_column(LargeBinary)  # one RFC 5424 SYSLOG-MSG
+
+
+class SpoolDelivery(SpoolBase):
+    __tablename__ = "atna_spool_delivery"
+    __table_args__ = (Index("ix_atna_spool_delivery_queue", "destination", "status", "event_id"),)
+
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("atna_spool_event.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    destination: Mapped[str] = mapped_column(String(255), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SpoolDestination(SpoolBase):
+    """One row per destination: the row a shipper locks, and its backoff."""
+
+    __tablename__ = "atna_spool_destination"
+
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+_event = SpoolEvent.__table__
+_delivery = SpoolDelivery.__table__
+_destination = SpoolDestination.__table__
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- engine and migrations -----------------------------------------------------------
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook issues BEGIN
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")  # the spool is the audit's durability
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the spool at ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``)."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def default_url(data_dir: Path) -> str:
+    """The embedded default: an SQLite file in the data directory."""
+    return f"sqlite:///{Path(data_dir) / 'audit-spool.sqlite3'}"
+
+
+def alembic_config(engine: Engine | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_table", VERSION_TABLE)
+    if engine is not None:
+        config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the spool's tables in ``engine``'s database to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+# --- claims ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Backoff:
+    """Wait ``initial`` seconds after the first failure, doubling up to ``maximum``."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+
+    def delay(self, failures: int) -> float:
+        return min(self.maximum, self.initial * 2 ** max(0, failures - 1))
+
+
+@dataclass
+class Claim:
+    """Pending deliveries of one destination, held by one shipper until ``finish``."""
+
+    destination: str
+    rows: list[tuple[int, bytes]]  # (event id, message), oldest first
+    _connection: Connection
+    _local_lock: threading.Lock
+    delivered: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    retry: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    event_id: int
+    destination: str
+    status: str
+    attempts: int
+    last_error: str | None
+
+
+class AuditSpool:
+    def __init__(self, engine: Engine, *, backoff: Backoff | None = None) -> None:
+        self.engine = engine
+        self.backoff = backoff or Backoff()
+        # PostgreSQL keeps the destination row locked in the claim's transaction;
+        # SQLite (one process) ends the read at once and relies on the local lock
+        self._holds_row_lock = engine.dialect.name == "postgresql"
+        self._local_locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str, *, backoff: Backoff | None = None) -> AuditSpool:
+        """The spool at ``url``, its tables migrated to the latest revision."""
+        engine = make_engine(url)
+        upgrade(engine)
+        return cls(engine, backoff=backoff)
+
+    # --- writing ---------------------------------------------------------------------
+    def _ensure_destinations(self, connection: Connection, destinations: Sequence[str]) -> None:
+        known = set(
+            connection.scalars(
+                select(_destination.c.name).where(_destination.c.name.in_(destinations))
+            )
+        )
+        for name in destinations:
+            if name in known:
+                continue
+            try:
+                with connection.begin_nested():
+                    connection.execute(insert(_destination).values(name=name, failures=0))
+            except IntegrityError:
+                pass  # another process added it first
+
+    def _insert(self, messages: Sequence[bytes], destinations: Sequence[str]) -> None:
+        now = _now()
+        with self.engine.begin() as connection:
+            self._ensure_destinations(connection, destinations)
+            ids = connection.scalars(
+                insert(_event).returning(_event.c.id, sort_by_parameter_order=True),
+                [{"created_at": now, "message": message} for message in messages],
+            ).all()
+            if destinations:
+                connection.execute(
+                    insert(_delivery),
+                    [
+                        {
+                            "event_id": event_id,
+                            "destination": name,
+                            "status": PENDING,
+                            "attempts": 0,
+                        }
+                        for event_id in ids
+                        for name in destinations
+                    ],
+                )
+
+    def enqueue(self, messages: Sequence[bytes], destinations: Sequence[str]) -> bool:
+        """Store ``messages`` (in this order) for every destination, in one transaction.
+
+        Never raises (ITI TF-2 3.20: auditing must not fail the transaction); returns
+        whether the messages are durable."""
+        if not messages:
+            return True
+        for attempt in range(1, ENQUEUE_ATTEMPTS + 1):
+            try:
+                self._insert(messages, destinations)
+                return True
+            except Exception:
+                log.warning("audit spool write failed (attempt %d)", attempt, exc_info=True)
+                time.sleep(0.05 * attempt)
+        for message in messages:
+            log.error("audit message not spooled: %s", message.decode("utf-8", "replace"))
+        return False
+
+    # --- shipping --------------------------------------------------------------------
+    def _local_lock(self, destination: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._local_locks.setdefault(destination, threading.Lock())
+
+    def claim(self, destination: str, limit: int = 100) -> Claim | None:
+        """The oldest pending deliveries of ``destination``, or None when there are none,
+        another shipper serves it, or it is backing off."""
+        local = self._local_lock(destination)
+        if not local.acquire(blocking=False):
+            return None
+        connection: Connection | None = None
+        try:
+            connection = self.engine.connect()
+            connection.begin()
+            row = connection.execute(
+                select(_destination.c.next_attempt_at)
+                .where(_destination.c.name == destination)
+                .with_for_update(skip_locked=True)
+            ).first()
+            due = row is not None and (
+                row.next_attempt_at is None or _utc(row.next_attempt_at) <= _now()
+            )
+            rows: list[tuple[int, bytes]] = []
+            if due:
+                rows = [
+                    (r.event_id, bytes(r.message))
+                    for r in connection.execute(
+                        select(_delivery.c.event_id, _event.c.message)
+                        .join(_event, _event.c.id == _delivery.c.event_id)
+                        .where(
+                            _delivery.c.destination == destination, _delivery.c.status == PENDING
+                        )
+                        .order_by(_delivery.c.event_id)
+                        .limit(limit)
+                    )
+                ]
+            if not rows:
+                connection.rollback()
+                connection.close()
+                local.release()
+                return None
+            if not self._holds_row_lock:
+                connection.commit()
+            return Claim(destination, rows, connection, local)
+        except BaseException:
+            if connection is not None:
+                connection.close()
+            local.release()
+            raise
+
+    def finish(self, claim: Claim) -> None:
+        """Record what happened to ``claim``'s deliveries and release the destination."""
+        connection = claim._connection
+        try:
+            if not connection.in_transaction():
+                connection.begin()
+            now = _now()
+            key = _delivery.c.destination == claim.destination
+            if claim.delivered:
+                connection.execute(
+                    update(_delivery)
+                    .where(key, _delivery.c.event_id.in_(claim.delivered))
+                    .values(status=DELIVERED, delivered_at=now, attempts=_delivery.c.attempts + 1)
+                )
+            for event_id, error in claim.failed.items():
+                connection.execute(
+                    update(_delivery)
+                    .where(key, _delivery.c.event_id == event_id)
+                    .values(status=FAILED, last_error=error, attempts=_delivery.c.attempts + 1)
+                )
+            where_destination = _destination.c.name == claim.destination
+            if claim.retry is not None:
+                event_id, error = claim.retry
+                connection.execute(
+                    update(_delivery)
+                    .where(key, _delivery.c.event_id == event_id)
+                    .values(last_error=error, attempts=_delivery.c.attempts + 1)
+                )
+                failures = (
+                    connection.scalar(select(_destination.c.failures).where(where_destination)) or 0
+                ) + 1
+                connection.execute(
+                    update(_destination)
+                    .where(where_destination)
+                    .values(
+                        failures=failures,
+                        next_attempt_at=now + timedelta(seconds=self.backoff.delay(failures)),
+                    )
+                )
+            elif claim.delivered or claim.failed:
+                connection.execute(
+                    update(_destination)
+                    .where(where_destination)
+                    .values(failures=0, next_attempt_at=None)
+                )
+            connection.commit()
+        finally:
+            connection.close()
+            claim._local_lock.release()
+
+    def next_attempt_at(self, destination: str) -> datetime | None:
+        with self.engine.connect() as connection:
+            return _utc(
+                connection.scalar(
+                    select(_destination.c.next_attempt_at).where(_destination.c.name == destination)
+                )
+            )
+
+    # --- inspection and housekeeping --------------------------------------------------
+    def deliveries(self, destination: str) -> list[DeliveryRow]:
+        with self.engine.connect() as connection:
+            return [
+                DeliveryRow(r.event_id, r.destination, r.status, r.attempts, r.last_error)
+                for r in connection.execute(
+                    select(_delivery)
+                    .where(_delivery.c.destination == destination)
+                    .order_by(_delivery.c.event_id)
+                )
+            ]
+
+    def pending_count(self, destination: str | None = None) -> int:
+        query = select(func.count()).select_from(_delivery).where(_delivery.c.status == PENDING)
+        if destination is not None:
+            query = query.where(_delivery.c.destination == destination)
+        with self.engine.connect() as connection:
+            return connection.scalar(query) or 0
+
+    def purge(self, before: datetime) -> int:
+        """Delete events older than ``before`` that no destination still waits for."""
+        waiting = exists().where(_delivery.c.event_id == _event.c.id, _delivery.c.status == PENDING)
+        with self.engine.begin() as connection:
+            ids = connection.scalars(
+                select(_event.c.id).where(_event.c.created_at < before, ~waiting)
+            ).all()
+            if ids:
+                connection.execute(delete(_delivery).where(_delivery.c.event_id.in_(ids)))
+                connection.execute(delete(_event).where(_event.c.id.in_(ids)))
+            return len(ids)
+
+
+__all__ = [
+    "DELIVERED",
+    "FAILED",
+    "PENDING",
+    "VERSION_TABLE",
+    "AuditSpool",
+    "Backoff",
+    "Claim",
+    "DeliveryRow",
+    "SpoolBase",
+    "SpoolDelivery",
+    "SpoolDestination",
+    "SpoolEvent",
+    "alembic_config",
+    "default_url",
+    "make_engine",
+    "upgrade",
+]
