@@ -39,13 +39,13 @@ from soap.mtom import (
     MessageReader,
     OutgoingMessage,
     discard_attachments,
+    feed_reader,
     mtom_message,
     simple_message,
 )
 
 logger = logging.getLogger(__name__)
 
-FEED_BATCH = 1024 * 1024  # bytes handed to the parsing thread at a time
 _GENERIC_REASON = "the server could not process the message"
 
 
@@ -146,15 +146,8 @@ class SoapEndpoint:
             )
 
     async def _read_body(self, request: Request, reader: MessageReader) -> None:
-        """Feed the body to the reader in batches, parsing off the event loop."""
-        batch = bytearray()
-        async for chunk in _timed(request.stream(), self.limits.read_timeout):
-            batch += chunk
-            if len(batch) >= FEED_BATCH:
-                await anyio.to_thread.run_sync(reader.feed, bytes(batch))
-                batch.clear()
-        if batch:
-            await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+        """Feed the body to the reader, parsing off the event loop while receiving."""
+        await feed_reader(reader, _timed(request.stream(), self.limits.read_timeout))
 
 
 async def _timed(stream: AsyncIterator[bytes], timeout: float) -> AsyncIterator[bytes]:

@@ -22,9 +22,7 @@ from soap.envelope import FAULT, build_envelope, envelope_bytes, read_envelope
 from soap.faults import FaultCode, SoapFault
 from soap.limits import Limits
 from soap.message import Addressing, Attachment, OutgoingAttachment
-from soap.mtom import MessageReader, OutgoingMessage, mtom_message, simple_message
-
-FEED_BATCH = 1024 * 1024
+from soap.mtom import MessageReader, OutgoingMessage, feed_reader, mtom_message, simple_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +115,7 @@ class SoapClient:
                 http_status=response.status_code,
             ) from None
         try:
-            batch = bytearray()
-            async for chunk in response.aiter_bytes():
-                batch += chunk
-                if len(batch) >= FEED_BATCH:
-                    await anyio.to_thread.run_sync(reader.feed, bytes(batch))
-                    batch.clear()
-            if batch:
-                await anyio.to_thread.run_sync(reader.feed, bytes(batch))
+            await feed_reader(reader, response.aiter_bytes())
             message = await anyio.to_thread.run_sync(reader.finish)
             envelope = read_envelope(message.envelope)
             if envelope.body.tag == FAULT:

@@ -21,6 +21,7 @@ from urllib.parse import unquote
 
 import anyio
 from lxml import etree
+from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser
 
 from soap.envelope import XOP_INCLUDE, StreamingEnvelopeParser
@@ -29,6 +30,10 @@ from soap.limits import Limits
 from soap.message import Attachment, OutgoingAttachment
 
 CHUNK_SIZE = 64 * 1024
+# Bytes read from a part's file at a time when it is sent.  Each read of the async
+# writer is one worker-thread hop, so a larger read is what keeps a 1 GiB document
+# near disk speed; what is held in memory stays one chunk.
+FILE_CHUNK_SIZE = 1024 * 1024
 XOP_MEDIA_TYPE = "application/xop+xml"
 SOAP12_MEDIA_TYPE = "application/soap+xml"
 MULTIPART_RELATED = "multipart/related"
@@ -42,6 +47,9 @@ _IDENTITY_ENCODINGS = frozenset({"", "binary", "8bit", "7bit"})
 # Media types of a simple (non-MTOM) SOAP message; text/xml is SOAP 1.1 and is let
 # through so that the envelope check answers it with VersionMismatch
 _SIMPLE_MEDIA_TYPES = frozenset({SOAP12_MEDIA_TYPE, "text/xml"})
+# python-multipart's errors for its own per-part header caps, which are set to
+# limits.max_part_header_bytes so that exceeding them is that cap (413), not malformation
+_HEADER_CAP_ERRORS = frozenset({"Maximum header count exceeded", "Maximum header size exceeded"})
 
 
 # --- Content-Type ----------------------------------------------------------------------
@@ -262,6 +270,10 @@ class MessageReader:
                 "on_part_end": self._on_part_end,
                 "on_end": self._on_end,
             },
+            # without these, python-multipart's defaults (8 lines, 4 KiB a line) would
+            # refuse parts that max_part_header_bytes allows
+            max_header_count=self._limits.max_part_header_bytes,
+            max_header_size=self._limits.max_part_header_bytes,
         )
 
     # -- feeding
@@ -278,7 +290,11 @@ class MessageReader:
             self._multipart.write(chunk)
         except SoapFault:
             raise
-        except Exception as exc:  # python-multipart's parse errors
+        except MultipartParseError as exc:
+            if str(exc) in _HEADER_CAP_ERRORS:
+                raise self._headers_too_large() from None
+            raise sender_fault(f"malformed multipart/related body: {exc}") from None
+        except Exception as exc:  # python-multipart's other errors
             raise sender_fault(f"malformed multipart/related body: {exc}") from None
 
     def finish(self) -> ReadMessage:
@@ -306,6 +322,12 @@ class MessageReader:
             f"more than {self._limits.max_attachments} attachments", http_status=413
         )
 
+    def _headers_too_large(self) -> SoapFault:
+        return sender_fault(
+            f"MIME part headers exceed {self._limits.max_part_header_bytes} bytes",
+            http_status=413,
+        )
+
     # -- python-multipart callbacks
     def _on_part_begin(self) -> None:
         self._part = _Part()
@@ -315,7 +337,7 @@ class MessageReader:
         assert part is not None
         part.header_bytes += n
         if part.header_bytes > self._limits.max_part_header_bytes:
-            raise sender_fault("MIME part headers too large", http_status=413)
+            raise self._headers_too_large()
         return part
 
     def _on_header_field(self, data: bytes, start: int, end: int) -> None:
@@ -379,6 +401,55 @@ class MessageReader:
         self._ended = True
 
 
+FEED_BATCH = 1024 * 1024  # bytes handed to the parsing thread at a time
+FEED_DEPTH = 1  # batches received ahead of the one being parsed
+
+
+async def feed_reader(reader: MessageReader, chunks: AsyncIterator[bytes]) -> None:
+    """Feed a body to ``reader`` in batches of FEED_BATCH bytes, each parsed (hashed,
+    spooled) in a worker thread while the next one is received.  At most
+    FEED_DEPTH + 2 batches are held; an exception of either side is raised as it is."""
+    send, receive = anyio.create_memory_object_stream[bytes](FEED_DEPTH)
+
+    async def parse() -> None:
+        async with receive:
+            async for batch in receive:
+                await anyio.to_thread.run_sync(reader.feed, batch)
+
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(parse)
+            async with send:
+                batch = bytearray()
+                async for chunk in chunks:
+                    batch += chunk
+                    if len(batch) >= FEED_BATCH:
+                        await send.send(bytes(batch))
+                        batch.clear()
+                if batch:
+                    await send.send(bytes(batch))
+    except BaseExceptionGroup as failed:
+        raise _cause(failed) from None
+
+
+def _cause(group: BaseExceptionGroup) -> BaseException:
+    """The exception that ended a feed: not the closed stream it left the other side."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop(0)
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    causes = [
+        e
+        for e in leaves
+        if not isinstance(e, anyio.BrokenResourceError | anyio.ClosedResourceError)
+    ]
+    return (causes or leaves)[0]
+
+
 def check_xop_includes(envelope: etree._Element, attachments: dict[str, Attachment]) -> None:
     """XOP 1.0 3.1: each xop:Include names, by a cid: URL, one part; each part once."""
     seen: set[str] = set()
@@ -411,7 +482,7 @@ class OutgoingMessage:
                 yield segment
                 continue
             with segment.path.open("rb") as file:
-                while chunk := file.read(CHUNK_SIZE):
+                while chunk := file.read(FILE_CHUNK_SIZE):
                     yield chunk
 
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
@@ -421,7 +492,7 @@ class OutgoingMessage:
                 continue
             file = await anyio.open_file(segment.path, "rb")
             async with file:
-                while chunk := await file.read(CHUNK_SIZE):
+                while chunk := await file.read(FILE_CHUNK_SIZE):
                     yield chunk
 
 
@@ -482,6 +553,9 @@ def _part_head(boundary: str, content_type: str, content_id: str, *, first: bool
 
 __all__ = [
     "CHUNK_SIZE",
+    "FEED_BATCH",
+    "FEED_DEPTH",
+    "FILE_CHUNK_SIZE",
     "SIMPLE_SOAP_CONTENT_TYPE",
     "Base64Sink",
     "ContentType",
@@ -492,6 +566,7 @@ __all__ = [
     "check_xop_includes",
     "cid_of_href",
     "discard_attachments",
+    "feed_reader",
     "mtom_message",
     "new_boundary",
     "parse_content_type",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,15 @@ from soap.envelope import XOP_INCLUDE
 from soap.faults import SoapFault
 from soap.limits import Limits
 from soap.message import OutgoingAttachment
-from soap.mtom import MessageReader, mtom_message, parse_content_type, simple_message
+from soap.mtom import (
+    FEED_BATCH,
+    FILE_CHUNK_SIZE,
+    MessageReader,
+    feed_reader,
+    mtom_message,
+    parse_content_type,
+    simple_message,
+)
 
 XOP = "http://www.w3.org/2004/08/xop/include"
 CONTENT = bytes(range(256)) * 40 + b"\r\n--b0undar"  # near-boundary bytes inside a part
@@ -183,6 +192,35 @@ def test_too_many_attachments_is_fault(limits):
         read(body, mtom_content_type(), few)
 
 
+def _part_with_headers(extra: dict[str, str]) -> bytes:
+    root_part = ({"Content-Type": XOP_ROOT_CT, "Content-ID": "<root@test>"}, upload_root("cid:a@1"))
+    headers = {"Content-Type": "application/pdf", "Content-ID": "<a@1>", **extra}
+    return multipart([root_part, (headers, b"x")])
+
+
+def test_part_with_many_headers_is_read(limits):
+    # the cap is limits.max_part_header_bytes, not a count of header lines
+    extra = {f"X-Header-{n}": "v" for n in range(20)}
+    message = read(_part_with_headers(extra), mtom_content_type(), limits)
+    assert list(message.attachments) == ["a@1"]
+
+
+def test_part_header_line_longer_than_4_kib_is_read(limits):
+    message = read(_part_with_headers({"X-Long": "v" * 8000}), mtom_content_type(), limits)
+    assert list(message.attachments) == ["a@1"]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"X-Long": "v" * 20_000}, {f"X-Header-{n}": "v" * 60 for n in range(400)}],
+    ids=["one_long_line", "many_lines"],
+)
+def test_part_headers_over_their_cap_are_413(limits, extra):
+    with pytest.raises(SoapFault) as caught:
+        read(_part_with_headers(extra), mtom_content_type(), limits)
+    assert caught.value.http_status == 413
+
+
 def test_simple_soap_message_is_read(limits):
     message = read(envelope(), "application/soap+xml; charset=UTF-8", limits)
     assert (message.mtom, message.attachments) == (False, {})
@@ -316,11 +354,20 @@ def test_mtom_message_content_length_is_exact(tmp_path):
     assert message.content_length == len(b"".join(message.iter_bytes()))
 
 
-def test_mtom_message_streams_in_64_kib_chunks(tmp_path):
+def test_mtom_message_streams_in_1_mib_chunks(tmp_path):
     part = tmp_path / "part"
-    part.write_bytes(b"z" * 200_000)
-    message = mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 200_000)])
-    assert max(len(chunk) for chunk in message.iter_bytes()) == 64 * 1024
+    part.write_bytes(b"z" * 2_500_000)
+    message = mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 2_500_000)])
+    assert max(len(chunk) for chunk in message.iter_bytes()) == FILE_CHUNK_SIZE == 1024 * 1024
+
+
+async def test_mtom_message_streams_async_in_1_mib_chunks(tmp_path):
+    # one worker-thread hop per read: a large document must not cost one per 64 KiB
+    part = tmp_path / "part"
+    part.write_bytes(b"z" * 2_500_000)
+    message = mtom_message(b"<env/>", [OutgoingAttachment("a@1", "x/y", part, 2_500_000)])
+    sizes = [len(chunk) async for chunk in message.aiter_bytes()]
+    assert sizes[2:5] == [FILE_CHUNK_SIZE, FILE_CHUNK_SIZE, 2_500_000 - 2 * FILE_CHUNK_SIZE]
 
 
 def test_mtom_message_refuses_wrong_declared_size(tmp_path):
@@ -347,3 +394,52 @@ def test_simple_message():
         "application/soap+xml; charset=UTF-8",
         6,
     )
+
+
+class _SlowFirstFeed:
+    """Stands in for a MessageReader: its first feed waits until the next batch came."""
+
+    def __init__(self) -> None:
+        self.next_batch_received = threading.Event()
+        self.overlapped: bool | None = None
+        self.fed: list[int] = []
+
+    def feed(self, chunk: bytes) -> None:
+        if self.overlapped is None:
+            self.overlapped = self.next_batch_received.wait(5.0)
+        self.fed.append(len(chunk))
+
+
+async def test_feed_parses_a_batch_while_the_next_is_received():
+    reader = _SlowFirstFeed()
+
+    async def body():
+        yield b"a" * FEED_BATCH
+        yield b"b" * FEED_BATCH
+        reader.next_batch_received.set()  # asked for more while batch 1 was being parsed
+        yield b"c"
+
+    await feed_reader(reader, body())  # type: ignore[arg-type]
+    assert reader.overlapped is True
+    assert reader.fed == [FEED_BATCH, FEED_BATCH, 1]
+
+
+async def test_feed_raises_the_readers_fault_unwrapped(limits):
+    async def body():
+        for _ in range(4):
+            yield b"x" * FEED_BATCH  # not a multipart body: the reader faults
+
+    reader = MessageReader("multipart/related; boundary=b", limits)
+    with pytest.raises(SoapFault, match="malformed multipart"):
+        await feed_reader(reader, body())
+
+
+async def test_feed_raises_the_bodys_error_unwrapped(limits):
+    reader = MessageReader("multipart/related; boundary=b", limits)
+
+    async def body():
+        yield b"--b\r\n"
+        raise ConnectionResetError("peer gone")
+
+    with pytest.raises(ConnectionResetError):
+        await feed_reader(reader, body())
