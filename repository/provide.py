@@ -9,7 +9,8 @@ ITI TF-2 3.41.4.1.3.2 fixes the order, followed here step by step:
 (d) if the registry fails, remove what this transaction stored, answer its errors;
     if it succeeds, mark the index rows ``committed``.
 
-:func:`recover` is the start-up pass for what a crash left between (b) and (d).
+:func:`recover` is the start-up pass for what a crash left between (b) and (d): it asks
+the registry which pending documents it lists before it removes any.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ebxml.model import DocumentEntry, Submission
 from ebxml.validate import validate_provide, validate_submission
 from ebxml.vocabulary import DOC_ENTRY_STABLE, ResponseStatus, Transaction
 from repository.blobs import BlobIntegrityError, BlobStore, sha1_of_file
-from repository.registry_client import RegistryClient
+from repository.registry_client import RegistryClient, RegistryNotAvailable
 from repository.tables import DocumentState, RepositoryDocument, utcnow
 
 log = logging.getLogger(__name__)
@@ -298,7 +299,9 @@ def store_documents(
     try:
         for p in new:
             assert p.content.path is not None
-            blob = blobs.store_file(p.content.path, sha1=p.sha1, size=p.size)
+            # the SHA-1 was computed here (soap/ while spooling, or _measured): a second
+            # pass over the file would only read it again
+            blob = blobs.store_file(p.content.path, sha1=p.sha1, size=p.size, verify_hash=False)
             if blob.created:
                 stored.created_blobs.add(blob.sha1)
     except BaseException:
@@ -438,46 +441,117 @@ def provide_and_register(
 
 @dataclass(frozen=True, slots=True)
 class RecoveryReport:
+    """What :func:`recover` did: stale pending rows removed (with their blobs), marked
+    committed because the registry lists them, or left for the next recovery because
+    the registry could not be asked."""
+
     rows_removed: int
     blobs_removed: int
     temp_files_removed: int
+    rows_committed: int = 0
+    rows_unresolved: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _StaleRow:
+    id: int
+    document_unique_id: str
+    sha1: str
+
+
+def _stale_rows(sessions: sessionmaker[Session], cutoff: datetime) -> list[_StaleRow]:
+    with sessions.begin() as session:
+        return [
+            _StaleRow(row.id, row.document_unique_id, row.sha1)
+            for row in session.execute(
+                select(
+                    RepositoryDocument.id,
+                    RepositoryDocument.document_unique_id,
+                    RepositoryDocument.sha1,
+                ).where(
+                    RepositoryDocument.state == DocumentState.PENDING,
+                    RepositoryDocument.created < cutoff,
+                )
+            )
+        ]
+
+
+def _settle(
+    sessions: sessionmaker[Session],
+    committed: Sequence[_StaleRow],
+    removed: Sequence[_StaleRow],
+) -> None:
+    """One transaction: the registered rows become committed, the others go.  Only
+    rows still pending are touched (another process may have settled them first)."""
+    still_pending = RepositoryDocument.state == DocumentState.PENDING
+    with sessions.begin() as session:
+        if committed:
+            session.execute(
+                update(RepositoryDocument)
+                .where(RepositoryDocument.id.in_([r.id for r in committed]), still_pending)
+                .values(state=DocumentState.COMMITTED)
+            )
+        if removed:
+            session.execute(
+                delete(RepositoryDocument).where(
+                    RepositoryDocument.id.in_([r.id for r in removed]), still_pending
+                )
+            )
 
 
 def recover(
     sessions: sessionmaker[Session],
     blobs: BlobStore,
+    registry: RegistryClient,
+    repository_unique_id: str,
     *,
     grace: timedelta,
     now: datetime | None = None,
 ) -> RecoveryReport:
-    """Remove what crashed transactions left: ``pending`` rows older than ``grace`` with
-    their blobs (unless another row uses them), and blob temp files older than ``grace``.
-    ``grace`` must exceed the longest ITI-41 (other processes may share the store)."""
+    """Settle what crashed ITI-41 transactions left between (b) and (d).
+
+    ``pending`` rows older than ``grace`` are looked up in the registry (ITI-18
+    GetDocuments): a document it lists for this repository, in any status, was
+    registered before the crash - its row becomes ``committed``; the others are removed
+    with their blobs (unless another row uses them), so a submission ends with both
+    blobs and registry entries or neither.  If the registry cannot tell, nothing is
+    removed and the rows wait for the next recovery.  Blob temp files older than
+    ``grace`` are removed.  ``grace`` must exceed the longest ITI-41 (other processes
+    may share the store)."""
     now = now or utcnow()
-    cutoff = now - grace
-    with sessions.begin() as session:
-        stale = session.execute(
-            select(RepositoryDocument.id, RepositoryDocument.sha1).where(
-                RepositoryDocument.state == DocumentState.PENDING,
-                RepositoryDocument.created < cutoff,
+    stale = _stale_rows(sessions, now - grace)
+    committed: list[_StaleRow] = []
+    removed: list[_StaleRow] = []
+    unresolved: list[_StaleRow] = []
+    if stale:
+        try:
+            registered = registry.registered_documents(
+                [row.document_unique_id for row in stale], repository_unique_id
             )
-        ).all()
-        if stale:
-            session.execute(
-                delete(RepositoryDocument).where(
-                    RepositoryDocument.id.in_([row.id for row in stale])
-                )
+        except RegistryNotAvailable as exc:
+            log.warning(
+                "recovery left %d pending documents for the next start: "
+                "the registry could not tell whether it lists them (%s)",
+                len(stale),
+                exc,
             )
-    blobs_removed = _delete_unreferenced(sessions, blobs, (row.sha1 for row in stale))
+            unresolved = stale
+        else:
+            for row in stale:
+                (committed if row.document_unique_id in registered else removed).append(row)
+            _settle(sessions, committed, removed)
+    blobs_removed = _delete_unreferenced(sessions, blobs, (row.sha1 for row in removed))
     temps = blobs.remove_temp_files(older_than=grace.total_seconds(), now=now.timestamp())
-    if stale or temps:
+    if committed or removed or temps:
         log.warning(
-            "recovery removed %d pending documents, %d blobs, %d temp files",
-            len(stale),
+            "recovery committed %d pending documents the registry lists, removed %d "
+            "it does not list with %d blobs, removed %d temp files",
+            len(committed),
+            len(removed),
             blobs_removed,
             temps,
         )
-    return RecoveryReport(len(stale), blobs_removed, temps)
+    return RecoveryReport(len(removed), blobs_removed, temps, len(committed), len(unresolved))
 
 
 __all__ = [

@@ -50,8 +50,8 @@ WSDL_RESOURCE = "wsdl/DocumentRepository.wsdl"
 @dataclass(frozen=True, slots=True)
 class RepositoryConfig:
     """The repository's identity (ITI TF-3 4.2.3.2.18 repositoryUniqueId, ITI TF-3
-    4.2.3.2.12 homeCommunityId) and how long a pending document may wait for its
-    registry before start-up recovery removes it."""
+    4.2.3.2.12 homeCommunityId) and how old a pending document must be before start-up
+    recovery settles it with the registry (longer than any ITI-41 takes)."""
 
     repository_unique_id: str
     home_community_id: str | None = None
@@ -108,8 +108,15 @@ class DocumentRepository:
         )
 
     def recover(self) -> RecoveryReport:
-        """Start-up pass: remove what crashed ITI-41 transactions left behind."""
-        return recover(self.sessions, self.blobs, grace=self.config.pending_grace)
+        """Start-up pass: settle what crashed ITI-41 transactions left behind, asking
+        the registry which pending documents it lists (``repository.provide.recover``)."""
+        return recover(
+            self.sessions,
+            self.blobs,
+            self.registry_client,
+            self.config.repository_unique_id,
+            grace=self.config.pending_grace,
+        )
 
 
 # --- SOAP binding ---------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Fixtures for the repository tests: the index on SQLite and PostgreSQL, a blob
-store under tmp_path, ITI-41 requests with spooled documents, a scripted registry."""
+store under tmp_path, ITI-41 requests with spooled documents, a scripted registry and
+a real one sharing the repository's database."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from registry_actor import open_registry
 from repository_fixtures import ScriptedRegistry
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from ebxml.messages import DocumentContent
+from registry.service import DocumentRegistry
 from repository.blobs import BlobStore
 from repository.db import make_engine, session_factory, upgrade
 from repository.tables import RepositoryDocument
@@ -111,3 +114,9 @@ def spool(tmp_path: Path) -> Callable[[bytes], DocumentContent]:
 @pytest.fixture
 def registry() -> ScriptedRegistry:
     return ScriptedRegistry()
+
+
+@pytest.fixture
+def document_registry(engine: Engine) -> Iterator[DocumentRegistry]:
+    """The real registry actor on the repository's database (as ``xdsi serve`` runs it)."""
+    yield from open_registry(engine)

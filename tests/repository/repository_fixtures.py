@@ -4,13 +4,14 @@ scripted registry standing in for the registry actor's Python interface."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ebxml.errors import RegistryError
 from ebxml.messages import DocumentContent, ProvideAndRegisterRequest, RegistryResponse
 from ebxml.model import DocumentEntry, Submission, SubmissionSet
 from ebxml.vocabulary import ResponseStatus
+from repository.registry_client import RegistryNotAvailable
 
 REPOSITORY_ID = "1.2.3.4.5.6.1"
 OTHER_REPOSITORY_ID = "1.2.3.4.5.6.99"
@@ -62,7 +63,9 @@ def provide_request(
 @dataclass
 class ScriptedRegistry:
     """Stands in for the registry actor's Python interface: records each submission and
-    answers with the scripted response (Success unless told)."""
+    answers with the scripted response (Success unless told).  ``listed`` maps the
+    uniqueIds it lists to their repositoryUniqueId; ``unreachable`` makes it unable to
+    tell."""
 
     response: RegistryResponse = field(
         default_factory=lambda: RegistryResponse(ResponseStatus.SUCCESS)
@@ -70,6 +73,9 @@ class ScriptedRegistry:
     raises: BaseException | None = None
     submissions: list[Submission] = field(default_factory=list)
     on_register: Callable[[], None] | None = None
+    listed: dict[str, str] = field(default_factory=dict)
+    unreachable: bool = False
+    asked: list[list[str]] = field(default_factory=list)
 
     def register(self, submission: Submission) -> RegistryResponse:
         self.submissions.append(submission)
@@ -78,6 +84,14 @@ class ScriptedRegistry:
         if self.raises is not None:
             raise self.raises
         return self.response
+
+    def registered_documents(
+        self, unique_ids: Sequence[str], repository_unique_id: str
+    ) -> set[str]:
+        self.asked.append(list(unique_ids))
+        if self.unreachable:
+            raise RegistryNotAvailable("registry.test not reachable")
+        return {u for u in unique_ids if self.listed.get(u) == repository_unique_id}
 
     def fail_with(self, *errors: RegistryError) -> None:
         self.response = RegistryResponse.from_errors(list(errors))

@@ -21,16 +21,25 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ebxml.errors import ErrorCode, RegistryError
-from ebxml.messages import DocumentContent, ProvideAndRegisterRequest, RegistryResponse
+from ebxml.messages import (
+    DocumentContent,
+    DocumentRequest,
+    ProvideAndRegisterRequest,
+    RegistryResponse,
+    RetrieveDocumentSetRequest,
+)
+from ebxml.model import DocumentEntry
 from ebxml.vocabulary import DOC_ENTRY_ON_DEMAND, ResponseStatus
 from repository.blobs import TEMP_PREFIX, BlobStore
 from repository.provide import (
+    RecoveryReport,
     ebxml_validator,
     plan_documents,
     provide_and_register,
     recover,
     store_documents,
 )
+from repository.retrieve import retrieve_document_set
 from repository.tables import DocumentState, RepositoryDocument, utcnow
 
 Spool = Callable[..., DocumentContent]
@@ -276,22 +285,113 @@ def _age_rows(sessions: sessionmaker[Session], by: timedelta) -> None:
         session.execute(update(RepositoryDocument).values(created=utcnow() - by))
 
 
-def test_recovery_removes_stale_pending_rows_and_blobs(sessions, blobs, spool: Spool) -> None:
-    # a crash after (b), before the registry answered, leaves a pending row and its blob
-    planned, errors = plan_documents(
-        provide_request((document_entry(), spool(TEXT))), (), REPOSITORY_ID
-    )
+def crashed_after_store(
+    sessions: sessionmaker[Session], blobs: BlobStore, *pairs: tuple[DocumentEntry, bytes], spool
+) -> list[str]:
+    """What a crash after (b) leaves: pending rows and their blobs, older than the
+    grace period; the uniqueIds stored."""
+    request = provide_request(*((entry, spool(data)) for entry, data in pairs))
+    planned, errors = plan_documents(request, (), REPOSITORY_ID)
     assert errors == []
     store_documents(sessions, blobs, planned)
     _age_rows(sessions, timedelta(hours=2))
-    assert [r.state for r in rows(sessions)] == [DocumentState.PENDING]
+    stored = [p.entry.unique_id for p in planned]
+    states = {r.state for r in rows(sessions) if r.document_unique_id in stored}
+    assert states == {DocumentState.PENDING}
+    return stored  # type: ignore[return-value]
 
-    report = recover(sessions, blobs, grace=timedelta(hours=1))
-    assert (report.rows_removed, report.blobs_removed) == (1, 1)
+
+def recover_with(
+    sessions: sessionmaker[Session], blobs: BlobStore, registry: ScriptedRegistry
+) -> RecoveryReport:
+    return recover(sessions, blobs, registry, REPOSITORY_ID, grace=timedelta(hours=1))
+
+
+def retrieved(sessions: sessionmaker[Session], blobs: BlobStore, unique_id: str) -> bytes:
+    request = RetrieveDocumentSetRequest((DocumentRequest(REPOSITORY_ID, unique_id),))
+    response = retrieve_document_set(
+        request, sessions=sessions, blobs=blobs, repository_unique_id=REPOSITORY_ID
+    )
+    [document] = response.documents
+    return document.path.read_bytes()
+
+
+def test_recovery_commits_pending_rows_the_registry_lists(
+    sessions, blobs, registry, spool: Spool
+) -> None:
+    # a crash after the registry answered Success, before (d) marked the rows committed
+    [unique_id] = crashed_after_store(sessions, blobs, (document_entry(), TEXT), spool=spool)
+    registry.listed[unique_id] = REPOSITORY_ID
+
+    report = recover_with(sessions, blobs, registry)
+    assert (report.rows_committed, report.rows_removed, report.blobs_removed) == (1, 0, 0)
+    assert [r.state for r in rows(sessions)] == [DocumentState.COMMITTED]
+    assert retrieved(sessions, blobs, unique_id) == TEXT
+
+
+def test_recovery_removes_pending_rows_the_registry_does_not_list(
+    sessions, blobs, registry, spool: Spool
+) -> None:
+    # a crash after (b), before the registry registered the documents
+    [unique_id] = crashed_after_store(sessions, blobs, (document_entry(), TEXT), spool=spool)
+
+    report = recover_with(sessions, blobs, registry)
+    assert registry.asked == [[unique_id]]
+    assert (report.rows_removed, report.blobs_removed, report.rows_committed) == (1, 1, 0)
     assert rows(sessions) == [] and not blobs.exists(SHA1)
 
 
-def test_recovery_keeps_young_pending_and_committed_rows(
+def test_recovery_settles_each_document_of_a_submission_by_the_registry_answer(
+    sessions, blobs, registry, spool: Spool
+) -> None:
+    other = b"Radiology report\n" * 100
+    listed, unlisted = crashed_after_store(
+        sessions,
+        blobs,
+        (document_entry("Document01"), TEXT),
+        (document_entry("Document02"), other),
+        spool=spool,
+    )
+    registry.listed[listed] = REPOSITORY_ID
+
+    report = recover_with(sessions, blobs, registry)
+    assert (report.rows_committed, report.rows_removed) == (1, 1)
+    assert [(r.document_unique_id, r.state) for r in rows(sessions)] == [
+        (listed, DocumentState.COMMITTED)
+    ]
+    assert blobs.exists(SHA1) and not blobs.exists(hashlib.sha1(other).hexdigest())
+
+
+def test_recovery_keeps_a_blob_another_row_uses(
+    provide, sessions, blobs, registry, spool: Spool
+) -> None:
+    provide(provide_request((document_entry(), spool(TEXT))))  # committed, same content
+    crashed_after_store(sessions, blobs, (document_entry(), TEXT), spool=spool)
+
+    report = recover_with(sessions, blobs, registry)
+    assert (report.rows_removed, report.blobs_removed) == (1, 0)
+    assert [r.state for r in rows(sessions)] == [DocumentState.COMMITTED]
+    assert blobs.exists(SHA1)
+
+
+def test_recovery_removes_nothing_when_the_registry_cannot_tell(
+    sessions, blobs, registry, spool: Spool
+) -> None:
+    [unique_id] = crashed_after_store(sessions, blobs, (document_entry(), TEXT), spool=spool)
+    registry.unreachable = True
+
+    report = recover_with(sessions, blobs, registry)
+    assert (report.rows_removed, report.blobs_removed, report.rows_unresolved) == (0, 0, 1)
+    assert [r.state for r in rows(sessions)] == [DocumentState.PENDING] and blobs.exists(SHA1)
+
+    # the next recovery, with the registry back, settles it
+    registry.unreachable = False
+    registry.listed[unique_id] = REPOSITORY_ID
+    assert recover_with(sessions, blobs, registry).rows_committed == 1
+    assert [r.state for r in rows(sessions)] == [DocumentState.COMMITTED]
+
+
+def test_recovery_leaves_young_pending_and_committed_rows_alone(
     provide, sessions, blobs, registry, spool: Spool
 ) -> None:
     provide(provide_request((document_entry(), spool(TEXT))))
@@ -305,18 +405,19 @@ def test_recovery_keeps_young_pending_and_committed_rows(
     )
     with sessions.begin() as session:
         session.add(young)
-    report = recover(sessions, blobs, grace=timedelta(hours=1))
-    assert report.rows_removed == 0
+    report = recover_with(sessions, blobs, registry)
+    assert report == RecoveryReport(0, 0, 0)
+    assert registry.asked == []
     assert len(rows(sessions)) == 2 and blobs.exists(SHA1)
 
 
-def test_recovery_removes_orphan_temp_files(sessions, blobs, tmp_path: Path) -> None:
+def test_recovery_removes_orphan_temp_files(sessions, blobs, registry, tmp_path: Path) -> None:
     blobs.root.mkdir(parents=True)
     leftover = blobs.root / f"{TEMP_PREFIX}4242-crashed"
     leftover.write_bytes(b"half a document")
     two_hours_ago = time.time() - 7200
     os.utime(leftover, (two_hours_ago, two_hours_ago))
-    report = recover(sessions, blobs, grace=timedelta(hours=1))
+    report = recover_with(sessions, blobs, registry)
     assert report.temp_files_removed == 1 and not leftover.exists()
 
 
@@ -334,3 +435,16 @@ def test_hash_mismatch_is_reported_once_with_the_metadata_validator(provide, spo
     )
     about_hash = [e for e in response.errors if e.location == "Document01" and "hash" in e.context]
     assert len(about_hash) == 1
+
+
+def test_spooled_hash_is_not_computed_again_when_stored(
+    provide, blobs, monkeypatch: pytest.MonkeyPatch, spool: Spool
+) -> None:
+    # soap/ hashed the part while spooling it: storing it must not read the file again
+    def reread(path: Path) -> tuple[str, int]:
+        raise AssertionError(f"{path} read again for its hash")
+
+    monkeypatch.setattr("repository.blobs.sha1_of_file", reread)
+    response = provide(provide_request((document_entry(), spool(TEXT))))
+    assert response.status == ResponseStatus.SUCCESS
+    assert blobs.path(SHA1).read_bytes() == TEXT

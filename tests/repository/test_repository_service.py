@@ -1,11 +1,13 @@
 """repository/service.py: /xds/repository over the real SOAP stack (in-process ASGI),
-with the real ebxml parser, serialiser and validator; the registry is scripted."""
+with the real ebxml parser, serialiser and validator; the registry is scripted, or the
+real registry actor for start-up recovery."""
 
 from __future__ import annotations
 
 import hashlib
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from string import Template
 from xml.sax.saxutils import escape
@@ -13,8 +15,9 @@ from xml.sax.saxutils import escape
 import httpx
 import pytest
 from lxml import etree
+from registry_actor import registrable_entry, registrable_request
 from repository_fixtures import REPOSITORY_ID, ScriptedRegistry
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 from starlette.applications import Starlette
 
 from ebxml.errors import ErrorCode
@@ -26,6 +29,7 @@ from ebxml.wire import parse_registry_response
 from repository.blobs import BlobStore
 from repository.registry_client import InProcessRegistryClient
 from repository.service import DocumentRepository, RepositoryConfig, repository_service
+from repository.tables import DocumentState, RepositoryDocument, utcnow
 from soap.app import build_soap_routes
 from soap.client import SoapClient
 from soap.limits import Limits
@@ -153,3 +157,66 @@ def test_wsdl_names_both_operations_with_their_actions(service) -> None:
     actions = {op.get("soapAction") for op in wsdl.iter(f"{soap12}operation")}
     assert actions == {Action.ITI41, Action.ITI43} == set(service.operations)
     assert wsdl.find(f".//{soap12}binding") is not None
+
+
+# --- start-up recovery against the real registry ----------------------------------------
+
+
+class Crash(BaseException):
+    """The process dying at a given step."""
+
+
+def crash(*_args: object) -> None:
+    raise Crash
+
+
+@pytest.fixture
+def with_registry(engine: Engine, blobs: BlobStore, document_registry) -> DocumentRepository:
+    """The repository with the real registry actor in its process, as ``xdsi serve`` runs."""
+    return DocumentRepository(
+        engine,
+        blobs,
+        InProcessRegistryClient(document_registry),
+        RepositoryConfig(REPOSITORY_ID, pending_grace=timedelta(hours=1)),
+    )
+
+
+def age_pending(repository: DocumentRepository) -> list[RepositoryDocument]:
+    with repository.sessions.begin() as session:
+        session.execute(update(RepositoryDocument).values(created=utcnow() - timedelta(hours=2)))
+        return list(session.scalars(select(RepositoryDocument)))
+
+
+def test_recovery_keeps_what_the_registry_registered_before_a_crash(
+    with_registry: DocumentRepository, spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the registry answered Success; the process died before (d) marked the row committed
+    entry = registrable_entry()
+    monkeypatch.setattr("repository.provide._mark_committed", crash)
+    with pytest.raises(Crash):
+        with_registry.provide_and_register(registrable_request((entry, spool(PDF))))
+    monkeypatch.undo()
+    [row] = age_pending(with_registry)
+    assert row.state == DocumentState.PENDING
+
+    report = with_registry.recover()
+    assert (report.rows_committed, report.rows_removed) == (1, 0)
+    request = RetrieveDocumentSetRequest((DocumentRequest(REPOSITORY_ID, entry.unique_id),))
+    [document] = with_registry.retrieve(request).documents
+    assert document.path.read_bytes() == PDF
+
+
+def test_recovery_removes_what_the_registry_never_registered(
+    with_registry: DocumentRepository, document_registry, spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the process died while the registry was being asked: it registered nothing, and
+    # the undo of (d) never ran
+    monkeypatch.setattr(document_registry, "register", crash)
+    monkeypatch.setattr("repository.provide.remove_stored", lambda *_args: None)
+    with pytest.raises(Crash):
+        with_registry.provide_and_register(registrable_request((registrable_entry(), spool(PDF))))
+    [row] = age_pending(with_registry)
+
+    report = with_registry.recover()
+    assert (report.rows_removed, report.blobs_removed, report.rows_committed) == (1, 1, 0)
+    assert age_pending(with_registry) == [] and not with_registry.blobs.exists(row.sha1)
