@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -20,7 +19,7 @@ from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import AdhocQueryRequest, AdhocQueryResponse, StoredObject
 from ebxml.model import ObjectRef
 from ebxml.query import parse_stored_query
-from ebxml.vocabulary import QueryParameter, ResponseStatus, ReturnType
+from ebxml.vocabulary import ResponseStatus, ReturnType
 from registry.queries import QUERIES
 
 DEFAULT_MAX_RESULTS = 10_000
@@ -43,28 +42,6 @@ def _failure(errors: Sequence[RegistryError]) -> AdhocQueryResponse:
     return AdhocQueryResponse(ResponseStatus.FAILURE, errors=tuple(errors))
 
 
-def _home_errors(
-    request: AdhocQueryRequest, params: Any, config: StoredQueryConfig
-) -> list[RegistryError]:
-    """ITI TF-2 3.18.4.1.2.3.8: a community answers only for its own homeCommunityId."""
-    home = config.home_community_id
-    if home is None:
-        return []
-    named = (
-        ("AdhocQuery/@home", request.home),
-        (QueryParameter.HOME_COMMUNITY_ID, getattr(params, "home_community_id", None)),
-    )
-    return [
-        RegistryError(
-            ErrorCode.XDSUnknownCommunity,
-            f"{where}: homeCommunityId {value} is not this registry's ({home})",
-            location=str(where),
-        )
-        for where, value in named
-        if value is not None and value != home
-    ]
-
-
 def execute_stored_query(
     session: Session, request: AdhocQueryRequest, config: StoredQueryConfig
 ) -> AdhocQueryResponse:
@@ -83,8 +60,9 @@ def execute_stored_query(
                 )
             ]
         )
-    if errors := _home_errors(request, parsed.params, config):
-        return _failure(errors)
+    # ITI TF-2 3.18.4.1.3: a Document Registry accepts a homeCommunityId (AdhocQuery/@home
+    # or $homeCommunityId) on a stored query and answers from its own content; routing by
+    # community is the Initiating Gateway's job (XCA), not the registry's.
 
     object_refs = request.return_type == ReturnType.OBJECT_REF
     limit = config.max_object_refs if object_refs else config.max_results

@@ -20,8 +20,10 @@ from ebxml.vocabulary import UUID_PREFIX
 
 Check = Callable[[str], str | None]
 
-# ITI TF-3 Table 4.2.3.1.7-2 (OID): ISO/IEC 8824 dotted decimal, no leading zeros in an arc
-_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
+# ITI TF-3 Table 4.2.3.1.7-2 (OID): dotted decimal, no leading zeros in an arc.  The
+# table asks for this form only; the ASN.1 rule that the first arc be 0-2 is not checked,
+# as peers in the field (the NIST toolkit's own sourceIds, "129.6.58.92...") rely on it.
+_OID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))+")
 # ITI TF-3 4.2.3.2.26: uniqueIds that are OIDs are at most 64 characters
 OID_MAX_LENGTH = 64
 # ITI TF-3 4.2.3.2.26: DocumentEntry.uniqueId may be "OID^extension", extension <= 16 chars
@@ -85,7 +87,7 @@ class Format(StrEnum):
 
 def check_oid(value: str) -> str | None:
     if not _OID.fullmatch(value):
-        return "not an OID (dotted decimal, first arc 0-2, no leading zeros)"
+        return "not an OID (dotted decimal, no leading zeros)"
     return None
 
 

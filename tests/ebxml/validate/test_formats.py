@@ -9,7 +9,7 @@ from ebxml.validate import formats
 from ebxml.validate.formats import FORMAT_CHECKS, Format, check, code_problem
 
 GOOD = {
-    Format.OID: ["1.2.3", "2.16.840.1.113883.6.1", "0.0"],
+    Format.OID: ["1.2.3", "2.16.840.1.113883.6.1", "0.0", "129.6.58.92.1.1"],
     Format.UNIQUE_ID: ["1.3.6.1.4.1.21367.2005.3.7", "1." + "1" * 62],
     Format.DOCUMENT_UNIQUE_ID: ["1.2.3", "1.2.3^abcdefghijklmnop", "1.2.3^a"],
     Format.UUID: [
@@ -51,7 +51,7 @@ GOOD = {
     Format.TEXT: ["http://example.org/doc"],
 }
 BAD = {
-    Format.OID: ["", "1", "1.02", "3.1", "1..2", "1.2.", "a.b", "urn:oid:1.2.3", " 1.2.3"],
+    Format.OID: ["", "1", "1.02", "01.2", "1..2", "1.2.", "a.b", "urn:oid:1.2.3", " 1.2.3"],
     Format.UNIQUE_ID: ["1." + "1" * 63, "1.2.03"],
     Format.DOCUMENT_UNIQUE_ID: ["1.2.3^", "1.2.3^" + "x" * 17, "x^y"],
     Format.UUID: ["0f9a3a40-7b1d-4d8e-9c4a-000000000001", "urn:uuid:0f9a3a40", "Document01"],

@@ -76,15 +76,15 @@ def test_no_home_configured_none_set(query, three: list[str]) -> None:
     assert {o.home for o in query(FIND, **FIND_P1).objects} == {None}
 
 
-def test_foreign_home_attribute_is_refused(query, three: list[str]) -> None:
+def test_home_attribute_is_accepted_and_ignored(query, three: list[str]) -> None:
+    # ITI TF-2 3.18.4.1.3 (NIST 11901/homeCommunityId): a registry accepts homeCommunityId
     config = StoredQueryConfig(home_community_id=HOME)
     response = query(FIND, config=config, home="urn:oid:9.9", **FIND_P1)
-    assert [(e.code, e.location) for e in response.errors] == [
-        (ErrorCode.XDSUnknownCommunity, "AdhocQuery/@home")
-    ]
+    assert response.status == ResponseStatus.SUCCESS
+    assert len(response.objects) == len(three)
 
 
-def test_foreign_home_community_id_parameter_is_refused(query, three: list[str]) -> None:
+def test_home_community_id_parameter_is_accepted(query, three: list[str]) -> None:
     config = StoredQueryConfig(home_community_id=HOME)
     response = query(
         StoredQuery.GET_DOCUMENTS,
@@ -92,9 +92,8 @@ def test_foreign_home_community_id_parameter_is_refused(query, three: list[str])
         XDSDocumentEntryEntryUUID=f"('{three[0]}')",
         homeCommunityId="'urn:oid:9.9'",
     )
-    assert [(e.code, e.location) for e in response.errors] == [
-        (ErrorCode.XDSUnknownCommunity, "$homeCommunityId")
-    ]
+    assert response.status == ResponseStatus.SUCCESS
+    assert [o.entry_uuid for o in response.objects] == [three[0]]
 
 
 def test_unknown_query_id(query) -> None:
