@@ -64,6 +64,15 @@ class FindDocumentsQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class FindDocumentsByReferenceIdQuery(FindDocumentsQuery):
+    """ITI TF-2 3.18.4.1.2.3.7.14 FindDocumentsByReferenceId (Reference ID Option):
+    FindDocuments narrowed to entries whose referenceIdList holds a requested CXi value;
+    each Slot of ``$XDSDocumentEntryReferenceIdList`` is an ORed group, the groups ANDed."""
+
+    reference_id_list: tuple[tuple[str, ...], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class GetDocumentsQuery:
     """ITI TF-2 3.18.4.1.2.3.7.5 GetDocuments: by entryUUID or by uniqueId, not both."""
 
@@ -240,36 +249,53 @@ A = Arity
 _METADATA_LEVEL = S(P.METADATA_LEVEL, "metadata_level", K.NUMBER, choices=frozenset({1, 2}))
 _HOME = S(P.HOME_COMMUNITY_ID, "home_community_id", K.STRING)
 
+# ITI TF-2 3.18.4.1.2.3.7.1: the FindDocuments parameters (FindDocumentsByReferenceId adds one)
+_FIND_DOCUMENTS_PARAMETERS = (
+    S(P.DOC_ENTRY_PATIENT_ID, "patient_id", K.STRING, required=True),
+    S(P.DOC_ENTRY_STATUS, "status", K.STATUS, A.OR, required=True),
+    S(P.DOC_ENTRY_CLASS_CODE, "class_code", K.CODE, A.OR),
+    S(P.DOC_ENTRY_TYPE_CODE, "type_code", K.CODE, A.OR),
+    S(P.DOC_ENTRY_PRACTICE_SETTING_CODE, "practice_setting_code", K.CODE, A.OR),
+    S(
+        P.DOC_ENTRY_HEALTHCARE_FACILITY_TYPE_CODE,
+        "healthcare_facility_type_code",
+        K.CODE,
+        A.OR,
+    ),
+    S(P.DOC_ENTRY_FORMAT_CODE, "format_code", K.CODE, A.OR),
+    S(P.DOC_ENTRY_EVENT_CODE_LIST, "event_code_list", K.CODE, A.AND_OR),
+    S(P.DOC_ENTRY_CONFIDENTIALITY_CODE, "confidentiality_code", K.CODE, A.AND_OR),
+    S(P.DOC_ENTRY_CREATION_TIME_FROM, "creation_time_from", K.DTM),
+    S(P.DOC_ENTRY_CREATION_TIME_TO, "creation_time_to", K.DTM),
+    S(P.DOC_ENTRY_SERVICE_START_TIME_FROM, "service_start_time_from", K.DTM),
+    S(P.DOC_ENTRY_SERVICE_START_TIME_TO, "service_start_time_to", K.DTM),
+    S(P.DOC_ENTRY_SERVICE_STOP_TIME_FROM, "service_stop_time_from", K.DTM),
+    S(P.DOC_ENTRY_SERVICE_STOP_TIME_TO, "service_stop_time_to", K.DTM),
+    S(P.DOC_ENTRY_AUTHOR_PERSON, "author_person", K.STRING, A.OR),
+    S(P.DOC_ENTRY_TYPE, "entry_type", K.ENTRY_TYPE, A.OR),
+    _METADATA_LEVEL,
+)
+
 QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
     d.query_id: d
     for d in (
         QueryDefinition(
             StoredQuery.FIND_DOCUMENTS,
             FindDocumentsQuery,
+            _FIND_DOCUMENTS_PARAMETERS,
+        ),
+        QueryDefinition(
+            StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID,
+            FindDocumentsByReferenceIdQuery,
             (
-                S(P.DOC_ENTRY_PATIENT_ID, "patient_id", K.STRING, required=True),
-                S(P.DOC_ENTRY_STATUS, "status", K.STATUS, A.OR, required=True),
-                S(P.DOC_ENTRY_CLASS_CODE, "class_code", K.CODE, A.OR),
-                S(P.DOC_ENTRY_TYPE_CODE, "type_code", K.CODE, A.OR),
-                S(P.DOC_ENTRY_PRACTICE_SETTING_CODE, "practice_setting_code", K.CODE, A.OR),
+                *_FIND_DOCUMENTS_PARAMETERS,
                 S(
-                    P.DOC_ENTRY_HEALTHCARE_FACILITY_TYPE_CODE,
-                    "healthcare_facility_type_code",
-                    K.CODE,
-                    A.OR,
+                    P.DOC_ENTRY_REFERENCE_ID_LIST,
+                    "reference_id_list",
+                    K.STRING,
+                    A.AND_OR,
+                    required=True,
                 ),
-                S(P.DOC_ENTRY_FORMAT_CODE, "format_code", K.CODE, A.OR),
-                S(P.DOC_ENTRY_EVENT_CODE_LIST, "event_code_list", K.CODE, A.AND_OR),
-                S(P.DOC_ENTRY_CONFIDENTIALITY_CODE, "confidentiality_code", K.CODE, A.AND_OR),
-                S(P.DOC_ENTRY_CREATION_TIME_FROM, "creation_time_from", K.DTM),
-                S(P.DOC_ENTRY_CREATION_TIME_TO, "creation_time_to", K.DTM),
-                S(P.DOC_ENTRY_SERVICE_START_TIME_FROM, "service_start_time_from", K.DTM),
-                S(P.DOC_ENTRY_SERVICE_START_TIME_TO, "service_start_time_to", K.DTM),
-                S(P.DOC_ENTRY_SERVICE_STOP_TIME_FROM, "service_stop_time_from", K.DTM),
-                S(P.DOC_ENTRY_SERVICE_STOP_TIME_TO, "service_stop_time_to", K.DTM),
-                S(P.DOC_ENTRY_AUTHOR_PERSON, "author_person", K.STRING, A.OR),
-                S(P.DOC_ENTRY_TYPE, "entry_type", K.ENTRY_TYPE, A.OR),
-                _METADATA_LEVEL,
             ),
         ),
         QueryDefinition(
@@ -640,6 +666,7 @@ def parse_stored_query(request: AdhocQueryRequest) -> QueryParseResult:
 
 __all__ = [
     "Arity",
+    "FindDocumentsByReferenceIdQuery",
     "FindDocumentsQuery",
     "FindFoldersQuery",
     "FindSubmissionSetsQuery",

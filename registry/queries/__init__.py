@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import CompoundSelect, Select
 
 from ebxml.query import (
+    FindDocumentsByReferenceIdQuery,
     FindDocumentsQuery,
     FindFoldersQuery,
     FindSubmissionSetsQuery,
@@ -29,6 +30,7 @@ from ebxml.query import (
 from ebxml.vocabulary import StoredQuery
 from registry.queries import (
     find_documents,
+    find_documents_by_reference_id,
     find_folders,
     find_submission_sets,
     get_associations,
@@ -51,6 +53,9 @@ class QueryImplementation:
 
 QUERIES: dict[str, QueryImplementation] = {
     StoredQuery.FIND_DOCUMENTS: QueryImplementation(FindDocumentsQuery, find_documents.build),
+    StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID: QueryImplementation(
+        FindDocumentsByReferenceIdQuery, find_documents_by_reference_id.build
+    ),
     StoredQuery.GET_DOCUMENTS: QueryImplementation(GetDocumentsQuery, get_documents.build),
     StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS: QueryImplementation(
         GetDocumentsAndAssociationsQuery, get_documents_and_associations.build
