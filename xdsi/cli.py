@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _client_parsers(sub)
+    from conformance.cli import add_parser as _conformance_parser
+
+    _conformance_parser(sub)
     return parser
 
 

@@ -1,0 +1,186 @@
+"""The one interpreter of xdsi conformance plans.
+
+Each case gets a fresh :class:`Scope` (new patient ids, uniqueIds and entryUUIDs under
+the run's OID root), so a run can be repeated against a live system.  Steps run in
+order; the first failed check ends the case (FAILED), a transport error or a plan that
+cannot be built ends it as ERROR; a case whose system-under-test requirements are not
+met is NOT_RUNNABLE with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from conformance.assertions import capture, check_assertion, check_expectations
+from conformance.plan import Assertion, Case, PlanError, Step, case_requirements, select
+from conformance.result import CaseResult, Check, Endpoints, Outcome, StepResult
+from conformance.steps import TRANSACTIONS, StepContext, StepError, execute
+from conformance.templates import Document, Scope, TemplateError, new_run_root, render
+from conformance.transport import SoapTransport, TransportError
+
+MAX_KEPT_BYTES = 64 * 1024  # of each request and response, for the report
+
+# requirement -> (is it met by these endpoints?, what to give when it is not)
+REQUIREMENT_CHECKS: dict[str, tuple[Callable[[Endpoints], bool], str]] = {
+    "mllp": (lambda e: e.mllp is not None, "an ITI-8 patient feed (--mllp HOST:PORT)"),
+    "registry": (lambda e: bool(e.registry_url), "a registry URL (--registry)"),
+    "repository": (lambda e: bool(e.repository_url), "a repository URL (--repository)"),
+    "imaging_source": (
+        lambda e: bool(e.imaging_source_url),
+        "an Imaging Document Source URL (--imaging-source)",
+    ),
+    "repository_id": (
+        lambda e: bool(e.repository_unique_id),
+        "the repositoryUniqueId (--repository-id)",
+    ),
+}
+
+
+def unmet_requirements(case: Case, endpoints: Endpoints) -> list[str]:
+    return [
+        REQUIREMENT_CHECKS[r][1]
+        for r in case_requirements(case)
+        if r in REQUIREMENT_CHECKS and not REQUIREMENT_CHECKS[r][0](endpoints)
+    ]
+
+
+def _truncate(data: bytes | None) -> bytes | None:
+    if data is None or len(data) <= MAX_KEPT_BYTES:
+        return data
+    return data[:MAX_KEPT_BYTES] + b"\n... (truncated)"
+
+
+def _render_value(value: Any, scope: Scope) -> Any:
+    """Placeholders filled in an expected value (strings, lists, tables)."""
+    if isinstance(value, str):
+        return render(value, scope)
+    if isinstance(value, list):
+        return [_render_value(v, scope) for v in value]
+    if isinstance(value, dict):
+        return {k: _render_value(v, scope) for k, v in value.items()}
+    return value
+
+
+def judge(step: Step, exchange: Any, scope: Scope) -> list[Check]:
+    """Every check of a step against what came back; captures are stored in ``scope``."""
+    expect = _render_value(dict(step.expect), scope)
+    checks = check_expectations(exchange, expect, scope.documents, step.source)
+    for assertion in step.assertions:
+        rendered = Assertion(render(assertion.xpath, scope), assertion.kind, assertion.value)
+        value = _render_value(assertion.value, scope)
+        checks.append(check_assertion(exchange, rendered, value, step.source))
+    for name, xpath in step.capture.items():
+        value, check = capture(exchange, name, render(xpath, scope))
+        checks.append(check)
+        if value is not None:
+            scope.captured[f"{step.name}.{name}"] = value
+    return checks
+
+
+def run_step(step: Step, ctx: StepContext) -> StepResult:
+    started = time.monotonic()
+    transaction = TRANSACTIONS[step.kind]
+    try:
+        exchange = execute(step, ctx)
+    except (StepError, TemplateError, PlanError) as exc:
+        return StepResult(step.name, transaction, Outcome.ERROR, message=f"bad plan: {exc}")
+    except TransportError as exc:
+        return StepResult(
+            step.name, transaction, Outcome.ERROR, message=str(exc),
+            seconds=time.monotonic() - started,
+        )  # fmt: skip
+    try:
+        checks = judge(step, exchange, ctx.scope)
+    except (TemplateError, KeyError) as exc:
+        checks = [Check("expectations could be evaluated", False, "", f"bad plan: {exc}")]
+    failed = [c for c in checks if not c.passed]
+    message = "; ".join(f"{c.description}: expected {c.expected}, got {c.actual}" for c in failed)
+    return StepResult(
+        name=step.name,
+        transaction=transaction,
+        outcome=Outcome.FAILED if failed else Outcome.PASSED,
+        checks=tuple(checks),
+        request=_truncate(exchange.request),
+        response=_truncate(exchange.response),
+        message=message,
+        seconds=time.monotonic() - started,
+    )
+
+
+def run_case(
+    case: Case,
+    endpoints: Endpoints,
+    transport: SoapTransport,
+    *,
+    run_root: str,
+    number: int,
+) -> CaseResult:
+    unmet = unmet_requirements(case, endpoints)
+    if unmet:
+        return CaseResult(
+            case.case_id, case.title, Outcome.NOT_RUNNABLE,
+            reason="needs " + ", ".join(unmet), tags=case.tags,
+        )  # fmt: skip
+    documents: Mapping[str, Document] = {
+        name: Document(name, spec.content, spec.mime_type) for name, spec in case.documents.items()
+    }
+    scope = Scope(endpoints, run_root, number, documents)
+    ctx = StepContext(scope, endpoints, transport)
+    started = time.monotonic()
+    results: list[StepResult] = []
+    outcome, reason = Outcome.PASSED, ""
+    for step in case.steps:
+        result = run_step(step, ctx)
+        results.append(result)
+        if result.outcome is not Outcome.PASSED:
+            outcome = result.outcome
+            reason = f"step {step.name}: {result.message}"
+            break
+    return CaseResult(
+        case_id=case.case_id,
+        title=case.title,
+        outcome=outcome,
+        steps=tuple(results),
+        reason=reason,
+        seconds=time.monotonic() - started,
+        tags=case.tags,
+    )
+
+
+def run_cases(
+    cases: Iterable[Case],
+    endpoints: Endpoints,
+    *,
+    only: str | None = None,
+    progress: Callable[[CaseResult], None] | None = None,
+    run_root: str | None = None,
+    transport: SoapTransport | None = None,
+) -> list[CaseResult]:
+    """Run the selected cases one after another; ``progress`` is told each result."""
+    run_root = run_root or new_run_root()
+    own_transport = transport is None
+    transport = transport or SoapTransport()
+    results: list[CaseResult] = []
+    try:
+        for number, case in enumerate(select(cases, only), 1):
+            result = run_case(case, endpoints, transport, run_root=run_root, number=number)
+            results.append(result)
+            if progress is not None:
+                progress(result)
+    finally:
+        if own_transport:
+            transport.close()
+    return results
+
+
+__all__ = [
+    "MAX_KEPT_BYTES",
+    "REQUIREMENT_CHECKS",
+    "judge",
+    "run_case",
+    "run_cases",
+    "run_step",
+    "unmet_requirements",
+]

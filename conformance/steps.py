@@ -1,0 +1,335 @@
+"""One executor per step kind, looked up in :data:`EXECUTORS` by the step's ``kind``.
+
+An executor builds the request from the step's raw template (placeholders filled,
+``%{var}`` variables substituted, ``edits`` applied with lxml) and sends it; it
+returns the :class:`Exchange`.  Judging the answer is ``assertions``' job.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+from lxml import etree
+
+from conformance.plan import ROW_VARIABLE, PlanError, Step
+from conformance.result import Endpoints
+from conformance.templates import Scope, TemplateError, render
+from conformance.transport import NS, Exchange, SoapTransport, send_mllp
+from ebxml.vocabulary import StoredQuery
+
+# the IHE transaction each step kind carries, for the report
+TRANSACTIONS: dict[str, str] = {
+    "feed": "ITI-8",
+    "submit": "ITI-41",
+    "register": "ITI-42",
+    "query": "ITI-18",
+    "retrieve": "ITI-43",
+    "rad69": "RAD-69",
+    "soap": "SOAP",
+    "wait": "-",
+}
+_ENDPOINT_BY_KIND = {
+    "submit": "repository",
+    "retrieve": "repository",
+    "register": "registry",
+    "query": "registry",
+    "rad69": "imaging_source",
+}
+# ITI TF-2 V.3.2: ITI-41, ITI-43 and RAD-69 are MTOM/XOP; ITI-18 and ITI-42 simple SOAP
+_MTOM_KINDS = frozenset({"submit", "retrieve", "rad69"})
+# stored query names as ITI TF-2 3.18.4.1.2.3.7 spells them -> their ids
+STORED_QUERIES: dict[str, str] = {
+    "".join(word.capitalize() for word in member.name.split("_")): member.value
+    for member in StoredQuery
+}
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=False)
+
+
+class StepError(Exception):
+    """The step could not be built from the plan (bad template, edit or placeholder)."""
+
+
+@dataclass(slots=True)
+class StepContext:
+    scope: Scope
+    endpoints: Endpoints
+    transport: SoapTransport
+
+
+# --- building the request ------------------------------------------------------------
+
+
+def substitute_vars(text: str, variables: Mapping[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in variables:
+            raise StepError(f"template variable %{{{key}}} not set by the step")
+        return variables[key]
+
+    return ROW_VARIABLE.sub(fill, text)
+
+
+def build_xml(step: Step, scope: Scope, variables: Mapping[str, str] | None = None) -> bytes:
+    """The step's template with variables, placeholders and edits applied."""
+    if step.template is None:
+        raise StepError(f"step {step.name!r} has no template")
+    text = step.template.read_text(encoding="utf-8")
+    text = substitute_vars(text, {**step.vars, **(variables or {})})
+    try:
+        text = render(text, scope, escape=True)
+    except TemplateError as exc:
+        raise StepError(str(exc)) from exc
+    if not step.edits:
+        return text.encode("utf-8")
+    try:
+        root = etree.fromstring(text.encode("utf-8"), _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise StepError(f"template {step.template.name} is not XML: {exc}") from exc
+    for edit in step.edits:
+        apply_edit(root, edit, scope)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+def _select(root: etree._Element, xpath: str) -> list[Any]:
+    try:
+        found = root.xpath(xpath, namespaces=NS)
+    except etree.XPathError as exc:
+        raise StepError(f"edit XPath {xpath!r}: {exc}") from exc
+    if not isinstance(found, list) or not found:
+        raise StepError(f"edit XPath {xpath!r} matches nothing in the template")
+    return found
+
+
+def _remove(root: etree._Element, edit: Mapping[str, Any], _scope: Scope) -> None:
+    for node in _select(root, edit["remove"]):
+        if isinstance(node, etree._Element):
+            parent = node.getparent()
+            if parent is None:
+                raise StepError("an edit cannot remove the root element")
+            parent.remove(node)
+        elif getattr(node, "is_attribute", False):
+            del node.getparent().attrib[node.attrname]
+        else:
+            raise StepError(f"edit remove {edit['remove']!r}: not an element or attribute")
+
+
+def _set(root: etree._Element, edit: Mapping[str, Any], scope: Scope) -> None:
+    """Set text (of elements), an attribute's value (``.../@name``), or with
+    ``attribute = "name"`` an attribute of the matched elements (added if absent)."""
+    value = _fill(str(edit.get("value", "")), scope)
+    for node in _select(root, edit["set"]):
+        if getattr(node, "is_attribute", False):
+            node.getparent().set(node.attrname, value)
+        elif "attribute" in edit:
+            node.set(edit["attribute"], value)
+        else:
+            node.text = value
+
+
+def _append(root: etree._Element, edit: Mapping[str, Any], scope: Scope) -> None:
+    """Append an XML fragment (prefixes of the NS table) to each matched element."""
+    declarations = " ".join(f'xmlns:{p}="{uri}"' for p, uri in NS.items())
+    fragment = render(str(edit["xml"]), scope, escape=True)
+    try:
+        wrapper = etree.fromstring(f"<wrap {declarations}>{fragment}</wrap>".encode(), _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise StepError(f"edit append: fragment is not XML: {exc}") from exc
+    for node in _select(root, edit["append"]):
+        for child in wrapper:
+            node.append(_copy(child))
+
+
+def _copy(element: etree._Element) -> etree._Element:
+    return etree.fromstring(etree.tostring(element))
+
+
+def _fill(value: str, scope: Scope) -> str:
+    try:
+        return render(value, scope)
+    except TemplateError as exc:
+        raise StepError(str(exc)) from exc
+
+
+EDITS: dict[str, Callable[[etree._Element, Mapping[str, Any], Scope], None]] = {
+    "remove": _remove,
+    "set": _set,
+    "append": _append,
+}
+
+
+def apply_edit(root: etree._Element, edit: Mapping[str, Any], scope: Scope) -> None:
+    for kind, edit_fn in EDITS.items():
+        if kind in edit:
+            edit_fn(root, edit, scope)
+            return
+    raise PlanError(f"unknown edit {edit}")
+
+
+def _action_of(envelope: bytes) -> str:
+    """The wsa:Action of an envelope, for the HTTP Content-Type action parameter."""
+    try:
+        root = etree.fromstring(envelope, _PARSER)
+    except etree.XMLSyntaxError:
+        return ""
+    return (root.findtext(".//wsa:Action", "", NS) or "").strip()
+
+
+def _url(ctx: StepContext, step: Step) -> str:
+    endpoint = step.options.get("endpoint") or _ENDPOINT_BY_KIND.get(step.kind)
+    urls = {
+        "registry": ctx.endpoints.registry_url,
+        "repository": ctx.endpoints.repository_url,
+        "imaging_source": ctx.endpoints.imaging_source_url,
+    }
+    if endpoint not in urls:
+        raise StepError(
+            f"step {step.name!r}: endpoint must be registry, repository or imaging_source"
+        )
+    url = urls[endpoint]
+    if not url:
+        raise StepError(f"no {endpoint} URL given")
+    return url
+
+
+def _post(
+    ctx: StepContext, step: Step, envelope: bytes, parts: list[tuple[str, str, bytes]]
+) -> Exchange:
+    return ctx.transport.post(
+        _url(ctx, step),
+        envelope,
+        action=_fill(step.options.get("action", ""), ctx.scope) or _action_of(envelope),
+        mtom=bool(step.options.get("mtom", step.kind in _MTOM_KINDS)),
+        parts=parts,
+        content_type=step.options.get("content_type"),
+    )
+
+
+# --- the executors ----------------------------------------------------------------------
+
+
+def run_feed(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-8: an HL7 v2 message from the template, one segment per line, over MLLP."""
+    if ctx.endpoints.mllp is None:
+        raise StepError("no MLLP endpoint given (--mllp HOST:PORT)")
+    variables = {"patient": "main", "event": "A01", **step.vars}
+    assert step.template is not None
+    text = substitute_vars(step.template.read_text(encoding="utf-8"), variables)
+    try:
+        text = render(text, ctx.scope)
+    except TemplateError as exc:
+        raise StepError(str(exc)) from exc
+    # HL7 v2.3.1 2.7: segments end with CR
+    message = "\r".join(line for line in text.splitlines() if line.strip()) + "\r"
+    host, port = ctx.endpoints.mllp
+    return send_mllp(host, port, message.encode("utf-8"))
+
+
+def run_submit(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-41: the template as MTOM root, each attached document as a MIME part."""
+    envelope = build_xml(step, ctx.scope)
+    names = step.attach
+    if names is None:  # default: every document the template points to
+        text = step.template.read_text(encoding="utf-8") if step.template else ""
+        names = tuple(dict.fromkeys(re.findall(r"\{\{\s*content_id:([^}\s]+)\s*\}\}", text)))
+    parts = []
+    for name in names:
+        document = ctx.scope.document(name)
+        parts.append((ctx.scope.content_id(name), document.mime_type, document.content))
+    return _post(ctx, step, envelope, parts)
+
+
+def run_soap(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-42, or any raw SOAP message (faults, WS-Addressing), from the template."""
+    return _post(ctx, step, build_xml(step, ctx.scope), [])
+
+
+def query_slots(step: Step) -> str:
+    """rim:Slot elements of the AdhocQuery from ``params`` (name -> value or list of
+    values) and ``slots`` (a list of {name, values}, for repeated parameters)."""
+    pairs: list[tuple[str, list[str]]] = []
+    for name, value in step.options.get("params", {}).items():
+        pairs.append((name, value if isinstance(value, list) else [value]))
+    for slot in step.options.get("slots", ()):
+        pairs.append((slot["name"], list(slot["values"])))
+    # ebRS 3.0 4.3.1: a parameter is a Slot; each value one Value element
+    return "\n".join(
+        f'        <rim:Slot name="{xml_escape(name)}"><rim:ValueList>'
+        + "".join(f"<rim:Value>{xml_escape(str(v))}</rim:Value>" for v in values)
+        + "</rim:ValueList></rim:Slot>"
+        for name, values in pairs
+    )
+
+
+def run_query(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-18: a template of its own, or the generic one filled with the stored query
+    id, returnType and parameters of the step."""
+    query = step.options.get("stored_query", "FindDocuments")
+    variables = {
+        "query_id": STORED_QUERIES.get(query, query),
+        "return_type": step.options.get("return_type", "LeafClass"),
+        "slots": query_slots(step),
+    }
+    return _post(ctx, step, build_xml(step, ctx.scope, variables), [])
+
+
+def run_retrieve(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-43: one DocumentRequest per ``requests`` item ({uid, repository, home})."""
+    lines = []
+    for request in step.options.get("requests", ()):
+        repository = request.get("repository", "{{repository_id}}")
+        home = request.get("home")
+        lines.append(
+            "      <xdsb:DocumentRequest>\n"
+            + (
+                f"        <xdsb:HomeCommunityId>{xml_escape(home)}</xdsb:HomeCommunityId>\n"
+                if home
+                else ""
+            )
+            + f"        <xdsb:RepositoryUniqueId>{xml_escape(repository)}</xdsb:RepositoryUniqueId>\n"
+            + f"        <xdsb:DocumentUniqueId>{xml_escape(request['uid'])}</xdsb:DocumentUniqueId>\n"
+            + "      </xdsb:DocumentRequest>"
+        )
+    envelope = build_xml(step, ctx.scope, {"requests": "\n".join(lines)})
+    return _post(ctx, step, envelope, [])
+
+
+def run_wait(step: Step, _ctx: StepContext) -> Exchange:
+    time.sleep(float(step.options.get("seconds", 1)))
+    return Exchange(b"")
+
+
+Executor = Callable[[Step, StepContext], Exchange]
+
+EXECUTORS: dict[str, Executor] = {
+    "feed": run_feed,
+    "submit": run_submit,
+    "register": run_soap,
+    "query": run_query,
+    "retrieve": run_retrieve,
+    "rad69": run_soap,
+    "soap": run_soap,
+    "wait": run_wait,
+}
+
+
+def execute(step: Step, ctx: StepContext) -> Exchange:
+    return EXECUTORS[step.kind](step, ctx)
+
+
+__all__ = [
+    "EXECUTORS",
+    "STORED_QUERIES",
+    "TRANSACTIONS",
+    "StepContext",
+    "StepError",
+    "apply_edit",
+    "build_xml",
+    "execute",
+    "query_slots",
+    "substitute_vars",
+]

@@ -1,0 +1,178 @@
+"""The runner judged against deliberately broken servers.
+
+A small Starlette proxy stands in front of a real ``xdsi serve`` and, per URL prefix,
+passes answers through or breaks them: wrong error codes, a wrong status, a dropped
+document, changed document bytes and hash, a wrong fault subcode.  Each assertion kind
+must turn such an answer into a FAILED case; the unbroken proxy must pass.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from conformance.plan import load_plans
+from conformance.result import CaseResult, Endpoints, Outcome
+from conformance.runner import run_cases
+from conformance.selfserver import SelfServer, free_port
+
+
+def _sub(pattern: bytes, replacement: bytes) -> Callable[[bytes], bytes]:
+    return lambda body: re.sub(pattern, replacement, body)
+
+
+BREAKAGES: dict[str, Callable[[bytes], bytes]] = {
+    "ok": lambda body: body,
+    "wrong-code": _sub(rb'errorCode="[A-Za-z]+"', b'errorCode="XDSRegistryError"'),
+    "wrong-status": _sub(rb"ResponseStatusType:Success", b"ResponseStatusType:Failure"),
+    "drop-document": _sub(rb"DocumentResponse>", b"DroppedResponse>"),
+    "mangle-document": _sub(rb"Findings: no acute", b"Findings: an acute"),
+    "mangle-hash": _sub(rb'(name="hash"><rim:ValueList><rim:Value>)[0-9a-f]', rb"\g<1>z"),
+    "wrong-subcode": _sub(rb"ActionNotSupported", b"InvalidAddressingHeader"),
+    "no-results": _sub(rb"rim:ExtrinsicObject\b", b"rim:Ignored"),
+}
+
+
+def proxy_app(upstream: str) -> Starlette:
+    client = httpx.AsyncClient(timeout=30.0)
+
+    async def forward(request: Request) -> Response:
+        mode, path = request.path_params["mode"], request.path_params["path"]
+        headers = {"content-type": request.headers.get("content-type", "")}
+        answer = await client.post(
+            f"{upstream}/{path}", content=await request.body(), headers=headers
+        )
+        body = BREAKAGES[mode](answer.content)
+        return Response(body, answer.status_code, media_type=answer.headers.get("content-type"))
+
+    return Starlette(routes=[Route("/{mode}/{path:path}", forward, methods=["POST"])])
+
+
+@pytest.fixture(scope="module")
+def xdsi() -> Iterator[tuple[SelfServer, Endpoints]]:
+    server = SelfServer()
+    try:
+        yield server, server.start()
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module")
+def proxy(xdsi: tuple[SelfServer, Endpoints]) -> Iterator[str]:
+    port = free_port()
+    config = uvicorn.Config(
+        proxy_app(xdsi[0].base_url), host="127.0.0.1", port=port, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
+
+
+def run(case_id: str, endpoints: Endpoints) -> CaseResult:
+    [result] = run_cases(load_plans(), endpoints, only=case_id)
+    return result
+
+
+def broken(xdsi: tuple[SelfServer, Endpoints], proxy: str, mode: str) -> Endpoints:
+    real = xdsi[1]
+    return Endpoints(
+        registry_url=f"{proxy}/{mode}/xds/registry",
+        repository_url=f"{proxy}/{mode}/xds/repository",
+        mllp=real.mllp,
+        repository_unique_id=real.repository_unique_id,
+        affinity_domain=real.affinity_domain,
+    )
+
+
+def failed_checks(result: CaseResult) -> list[str]:
+    return [c.description for s in result.steps for c in s.checks if not c.passed]
+
+
+@pytest.mark.parametrize(
+    "case_id",
+    ["iti41-provide-one-document", "iti42-non-identical-hash", "soap-unknown-action-registry"],
+)
+def test_the_unbroken_proxy_passes(xdsi, proxy, case_id: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(case_id, broken(xdsi, proxy, "ok"))
+    assert result.outcome is Outcome.PASSED, result.reason
+
+
+@pytest.mark.parametrize(
+    ("mode", "case_id", "failing"),
+    [
+        ("wrong-code", "iti42-non-identical-hash", "error XDSNonIdenticalHash reported"),
+        ("wrong-code", "iti43-unknown-repository", "error XDSUnknownRepositoryId reported"),
+        ("wrong-code", "iti41-missing-documententry-classCode", "one of the error codes reported"),
+        ("wrong-code", "iti41-extra-metadata-not-saved", "warning XDSExtraMetadataNotSaved reported"),
+        ("wrong-status", "iti41-provide-one-document", "response status"),
+        ("drop-document", "iti41-provide-one-document", "document"),
+        ("mangle-document", "iti41-provide-one-document", "document"),
+        ("mangle-hash", "iti41-provide-one-document", "equals of //rim:ExtrinsicObject/rim:Slot[@name='hash']/rim:ValueList/rim:Value"),
+        ("wrong-subcode", "soap-unknown-action-registry", "fault subcode"),
+        ("no-results", "iti18-find-documents-leafclass", "count of //rim:ExtrinsicObject"),
+        ("no-results", "iti41-provide-two-documents", "values of"),
+    ],
+)  # fmt: skip
+def test_a_broken_answer_fails_the_case(xdsi, proxy, mode: str, case_id: str, failing: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(case_id, broken(xdsi, proxy, mode))
+    assert result.outcome is Outcome.FAILED, result.reason
+    assert any(d.startswith(failing) for d in failed_checks(result)), failed_checks(result)
+
+
+def test_a_wrong_document_fails_byte_equality(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("iti41-provide-one-document", broken(xdsi, proxy, "mangle-document"))
+    checks = failed_checks(result)
+    assert any(d.endswith("bytes equal the submitted") for d in checks)
+    assert any(d.endswith("SHA-1 equals the submitted") for d in checks)
+
+
+def test_a_wrong_ack_fails_the_case(xdsi) -> None:  # type: ignore[no-untyped-def]
+    """A patient feed that answers AE to everything."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while b"\x1c\r" not in data:
+                data += conn.recv(65536)
+            conn.sendall(b"\x0bMSH|^~\\&|X|X|Y|Y|20240101||ACK|1|P|2.3.1\rMSA|AE|1\r\x1c\r")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    endpoints = Endpoints(mllp=listener.getsockname(), affinity_domain="1.2.3")
+    result = run("iti8-adt-a08-update", endpoints)
+    listener.close()
+    assert result.outcome is Outcome.FAILED
+    assert failed_checks(result) == ["HL7 acknowledgement code (MSA-1)"]
+
+
+def test_an_unreachable_endpoint_is_an_error() -> None:
+    endpoints = Endpoints(registry_url=f"http://127.0.0.1:{free_port()}/xds/registry")
+    result = run("iti18-get-documents-no-ids", endpoints)
+    assert result.outcome is Outcome.ERROR
+
+
+def test_a_missing_actor_is_not_runnable() -> None:
+    result = run("rad69-retrieve-imaging-document-set", Endpoints(registry_url="http://x"))
+    assert result.outcome is Outcome.NOT_RUNNABLE
+    assert "--imaging-source" in result.reason
