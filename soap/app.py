@@ -3,13 +3,19 @@
 Every exception met while answering a request becomes a SOAP fault in one place,
 ``_fault_for``; an unexpected one is logged with its traceback and answered with a
 generic env:Receiver fault (SOAP 1.2 Part 1 5.4.6), never with the traceback.
+
+An optional ``on_exchange`` observer sees every POSTed exchange once its answer is
+encoded - answered, faulted or refused - with the request (None when it never got
+that far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
+block; whatever it raises is logged and swallowed, so it can never change an answer.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import anyio
 from lxml import etree
@@ -58,15 +64,39 @@ class _Exchange:
     mtom: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ExchangeInfo:
+    """The transport facts of one POSTed exchange, for an ``on_exchange`` observer."""
+
+    endpoint: str  # the route path, e.g. "/xds/registry"
+    url: str  # the request URL without its query, as the client addressed it
+    received: datetime  # when the request arrived (UTC)
+    http_status: int
+    action: str | None = None  # wsa:Action, once read
+    client_host: str | None = None
+    client_port: int | None = None
+
+
+ExchangeObserver = Callable[
+    [SoapRequest | None, etree._Element | None, SoapFault | None, ExchangeInfo], None
+]
+
+
 class SoapEndpoint:
     """One Service at its path: POST is a SOAP message, ``GET ?wsdl`` its WSDL."""
 
     def __init__(
-        self, service: Service, limits: Limits, *, accept_unvalidated_wsse_security: bool = True
+        self,
+        service: Service,
+        limits: Limits,
+        *,
+        accept_unvalidated_wsse_security: bool = True,
+        on_exchange: ExchangeObserver | None = None,
     ) -> None:
         self.service = service
         self.limits = limits
         self.accept_unvalidated_wsse_security = accept_unvalidated_wsse_security
+        self.on_exchange = on_exchange
         self.binary_elements = frozenset().union(
             *(op.binary_elements for op in service.operations.values())
         )
@@ -84,9 +114,12 @@ class SoapEndpoint:
         return Response(self.service.wsdl, media_type="text/xml")
 
     async def _post(self, request: Request) -> Response:
+        received = datetime.now(UTC)
         reader: MessageReader | None = None
         exchange = _Exchange()
         attachments: list = []
+        action: str | None = None
+        soap_request: SoapRequest | None = None
         try:
             self._check_declared_length(request)
             reader = MessageReader(
@@ -107,23 +140,23 @@ class SoapEndpoint:
                 on_accepted_unvalidated=_log_unvalidated,
             )
             addressing = read_addressing(envelope.header)
+            action = addressing.action
             operation = self.service.operations.get(addressing.action)
             if operation is None:
                 raise action_not_supported(addressing.action)
             exchange = _Exchange(addressing.message_id, operation, message.mtom)
             client = request.client
-            response = await operation.handler(
-                SoapRequest(
-                    endpoint=self.service.path,
-                    addressing=addressing,
-                    body=envelope.body,
-                    attachments=message.attachments,
-                    header=envelope.header,
-                    mtom=message.mtom,
-                    client_host=client.host if client else None,
-                    client_port=client.port if client else None,
-                )
+            soap_request = SoapRequest(
+                endpoint=self.service.path,
+                addressing=addressing,
+                body=envelope.body,
+                attachments=message.attachments,
+                header=envelope.header,
+                mtom=message.mtom,
+                client_host=client.host if client else None,
+                client_port=client.port if client else None,
             )
+            response = await operation.handler(soap_request)
             outgoing = await anyio.to_thread.run_sync(
                 _encode_response, response, operation, addressing.message_id
             )
@@ -135,8 +168,40 @@ class SoapEndpoint:
             fault = _fault_for(exc)
             mtom = exchange.operation.mtom if exchange.operation else exchange.mtom
             outgoing = _encode_fault(fault, exchange.message_id, mtom=mtom)
+            info = self._info(request, received, fault.http_status, action)
+            self._observe(soap_request, None, fault, info)
             return _respond(outgoing, fault.http_status, None)
+        self._observe(soap_request, response.body, None, self._info(request, received, 200, action))
         return _respond(outgoing, status, BackgroundTask(discard_attachments, attachments))
+
+    def _info(
+        self, request: Request, received: datetime, status: int, action: str | None
+    ) -> ExchangeInfo:
+        client = request.client
+        return ExchangeInfo(
+            endpoint=self.service.path,
+            url=str(request.url.replace(query="", fragment="")),
+            received=received,
+            http_status=status,
+            action=action,
+            client_host=client.host if client else None,
+            client_port=client.port if client else None,
+        )
+
+    def _observe(
+        self,
+        request: SoapRequest | None,
+        body: etree._Element | None,
+        fault: SoapFault | None,
+        info: ExchangeInfo,
+    ) -> None:
+        if self.on_exchange is None:
+            return
+        try:
+            self.on_exchange(request, body, fault, info)
+        except Exception:
+            # an observer (auditing) never changes the answer
+            logger.exception("exchange observer failed for %s %s", info.endpoint, info.action)
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -214,8 +279,10 @@ def build_soap_routes(
     limits: Limits,
     *,
     accept_unvalidated_wsse_security: bool = True,
+    on_exchange: ExchangeObserver | None = None,
 ) -> list[Route]:
-    """One route per Service path (POST: SOAP; GET ?wsdl: WSDL), to mount in an app."""
+    """One route per Service path (POST: SOAP; GET ?wsdl: WSDL), to mount in an app;
+    ``on_exchange`` observes every exchange (see the module docstring)."""
     return [
         Route(
             service.path,
@@ -223,6 +290,7 @@ def build_soap_routes(
                 service,
                 limits,
                 accept_unvalidated_wsse_security=accept_unvalidated_wsse_security,
+                on_exchange=on_exchange,
             ).handle,
             methods=["GET", "POST"],
         )
@@ -230,4 +298,4 @@ def build_soap_routes(
     ]
 
 
-__all__ = ["SoapEndpoint", "build_soap_routes"]
+__all__ = ["ExchangeInfo", "ExchangeObserver", "SoapEndpoint", "build_soap_routes"]

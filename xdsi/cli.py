@@ -40,6 +40,11 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument(
         "--registry-url", help="a remote registry for ITI-42 ([repository] registry_url)"
     )
+    p.add_argument(
+        "--audit", action="append", default=None, metavar="URL",
+        help="audit record repository tls://HOST:PORT or udp://HOST:PORT; repeatable "
+        "([audit] destinations)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_serve)
 
@@ -116,6 +121,7 @@ def _serve(args: argparse.Namespace) -> int:
         "connection.dicom": {"host": host, "port": args.dicom_port},
         "database": {"url": args.database},
         "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
+        "audit": {"destinations": args.audit},
     }
     config = _load(args, overrides)
     logging.basicConfig(

@@ -46,6 +46,7 @@ from typing import Any
 from soap.limits import Limits
 
 CONFIG_FILE_NAME = "xdsi.toml"
+AUDIT_SPOOL_FILE_NAME = "audit-spool.sqlite3"
 OID_ROOT_FILE_NAME = "oid-root"
 ENV_PREFIX = "XDSI_"
 ENV_SEPARATOR = "__"
@@ -66,6 +67,8 @@ _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 OID_MAX_LENGTH = 64
 # DICOM PS3.5 Table 6.2-1 (AE): 16 characters, no backslash or control characters
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
+# ITI TF-2 3.20.4: syslog over TLS (RFC 5425) or UDP (RFC 5426); the port may be left out
+_AUDIT_DESTINATION = re.compile(r"^(tls|udp)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]\s]+)(:\d{1,5})?$")
 
 
 class ConfigError(ValueError):
@@ -139,10 +142,27 @@ class ImagingSourceSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuditSettings:
-    """ATNA audit record repositories (ITI-20); read now, used from the ATNA milestone."""
+    """ATNA: the audit record repositories (ITI-20) and this node's audit identity.
 
+    Every event is spooled first (``spool_url``) and shipped from there; with no
+    destination the events stay in the spool, so nothing is lost until one is set.
+    The TLS keys are the client certificate (mutual authentication, RFC 5425 5.1) and
+    the CA the repositories' certificates chain to; ``tls://`` destinations need all
+    three.
+    """
+
+    # false: no auditing at all - not IHE ATNA conformant; for measurements and for
+    # deployments that are not an ATNA Secure Node
+    enabled: bool = True
     destinations: tuple[str, ...] = ()  # e.g. "tls://arr.example.org:6514", "udp://host:514"
-    source_id: str = ""  # "" = the device name
+    source_id: str = ""  # AuditSourceID; "" = the device name
+    enterprise_site_id: str = ""  # AuditEnterpriseSiteID; "" = the device name
+    # "" = the PostgreSQL --database when there is one (shared by every process),
+    # else sqlite:///<data-dir>/audit-spool.sqlite3
+    spool_url: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +477,10 @@ def _derive(config: Config) -> Config:
         url=config.database.url or f"sqlite:///{config.data_dir / 'xdsi.sqlite'}"
     )
     audit = dataclasses.replace(
-        config.audit, source_id=config.audit.source_id or config.device.name
+        config.audit,
+        source_id=config.audit.source_id or config.device.name,
+        enterprise_site_id=config.audit.enterprise_site_id or config.device.name,
+        spool_url=config.audit.spool_url or _audit_spool_url(config.data_dir, database.url),
     )
     limits = config.limits
     if limits.spool_dir is None:
@@ -470,6 +493,14 @@ def _derive(config: Config) -> Config:
         audit=audit,
         limits=limits,
     )
+
+
+def _audit_spool_url(data_dir: Path, database_url: str) -> str:
+    """PostgreSQL: the spool shares the database, so no process strands it; otherwise
+    an SQLite file of its own next to the data (the audit's own durability)."""
+    if database_url.startswith(("postgresql", "postgres:")):
+        return database_url
+    return f"sqlite:///{data_dir / AUDIT_SPOOL_FILE_NAME}"
 
 
 def _check(ok: bool, message: str) -> None:
@@ -514,11 +545,15 @@ def validate(config: Config) -> None:
         _AE_TITLE.match(config.imaging_source.ae_title) is not None,
         f"[imaging_source] ae_title: not a DICOM AE title: {config.imaging_source.ae_title!r}",
     )
-    for destination in config.audit.destinations:
+    audit = config.audit
+    for destination in audit.destinations:
         _check(
-            destination.startswith(("tls://", "udp://", "tcp://")),
-            f"[audit] destinations: not tls://, tcp:// or udp://: {destination!r}",
+            _AUDIT_DESTINATION.match(destination) is not None,
+            f"[audit] destinations: not tls://HOST:PORT or udp://HOST:PORT: {destination!r}",
         )
+    _check(
+        "://" in audit.spool_url, f"[audit] spool_url: not an SQLAlchemy URL: {audit.spool_url!r}"
+    )
     for name in (
         "max_envelope_bytes",
         "max_attachments",
@@ -564,6 +599,7 @@ __all__ = [
     "ARC_REPOSITORY",
     "ARC_SOURCE",
     "ARC_SUBMISSION_SET",
+    "AUDIT_SPOOL_FILE_NAME",
     "AuditSettings",
     "CONFIG_FILE_NAME",
     "Config",

@@ -7,6 +7,13 @@ MLLP listener in one event loop; ``/health`` answers 200 only once both listen.
 SIGTERM and SIGINT stop both cleanly.  Nothing is made at import: each call builds
 its own objects, so tests may run several in one process.
 
+ATNA auditing observes the actors rather than living in them: the SOAP endpoints get
+an ``on_exchange`` observer, the patient feed an ``on_outcome`` hook, and the
+repository's RegistryClient an auditing decorator (``atna.observe``).  All three hand
+their records to one :class:`atna.Auditor`, which spools each event durably and ships
+it to the ``[audit] destinations``; with none configured the events stay spooled.
+Application Start and Stop (DICOM PS3.15 A.5.3.1) frame the run.
+
 The ``--dicom-port`` is reserved for the Imaging Document Source's DIMSE listener,
 which arrives with that actor.
 """
@@ -15,11 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
 import logging
 import signal
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 import uvicorn
 from sqlalchemy import Engine
@@ -28,6 +39,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from atna.auditor import Auditor
+from atna.codes import ApplicationActivityType, CodedValue
+from atna.events import ApplicationActivity, Endpoint
+from atna.observe import AuditingRegistryClient, FeedAuditObserver, SoapAuditObserver
+from atna.spool import AuditSpool
+from atna.syslog import TlsConfig
 from registry import db as registry_db
 from registry.feed_hl7v2 import FeedProcessor
 from registry.mllp import serve_mllp
@@ -47,6 +64,10 @@ log = logging.getLogger("xdsi.serve")
 # ITI-41 3.41.4.1.3.2: a pending document older than this was left by a crash
 RECOVERY_GRACE = timedelta(hours=1)
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+# at shutdown, how long spooled audit messages may take to go out before the shipper
+# stops; what is left is shipped after the next start
+AUDIT_DRAIN_SECONDS = 5.0
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 
 
 @dataclass(slots=True)
@@ -72,8 +93,14 @@ class Application:
     repository: DocumentRepository | None = None
     feed: FeedProcessor | None = None
     engines: list[Engine] = field(default_factory=list)
+    auditor: Auditor | None = None
 
     def close(self) -> None:
+        """Stop auditing (what is queued is spooled first), then the databases."""
+        auditor, self.auditor = self.auditor, None
+        if auditor is not None:
+            auditor.stop()
+            auditor.spool.engine.dispose()
         for engine in self.engines:
             engine.dispose()
 
@@ -105,20 +132,78 @@ def _build_registry(config: Config, engines: list[Engine]) -> DocumentRegistry:
     return DocumentRegistry(engine)
 
 
-def _registry_client(config: Config, registry: DocumentRegistry | None) -> RegistryClient:
-    """The seam to the registry, chosen once: in this process, or over SOAP."""
-    if config.repository.registry_url:
-        return SoapRegistryClient(config.repository.registry_url)
-    if registry is None:
+def _registry_client(
+    config: Config, registry: DocumentRegistry | None, auditor: Auditor | None
+) -> RegistryClient:
+    """The seam to the registry, chosen once: in this process, or over SOAP; audited
+    either way (ITI-42 as the repository, and as the registry when it is in process)."""
+    url = config.repository.registry_url
+    inner: RegistryClient
+    if url:
+        inner = SoapRegistryClient(url)
+    elif registry is None:
         raise ConfigError(
             "[repository] registry_url is empty but [registry] enabled is false: "
             "the repository has no registry to register its documents with"
         )
-    return InProcessRegistryClient(registry)
+    else:
+        inner = InProcessRegistryClient(registry)
+    if auditor is None:
+        return inner
+    return AuditingRegistryClient(
+        inner,
+        auditor.record,
+        repository=Endpoint(config.repository_endpoint),
+        registry=Endpoint(url or config.registry_endpoint),
+        in_process=not url,
+    )
+
+
+def _node_address(host: str) -> str:
+    """The address an audit message names for a listener bound to ``host``."""
+    return socket.getfqdn() if host in _WILDCARD_HOSTS else host
+
+
+def _audit_tls(config: Config) -> TlsConfig | None:
+    audit = config.audit
+    if not any(d.startswith("tls://") for d in audit.destinations):
+        return None
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        value = getattr(audit, key)
+        if not value or not Path(value).is_file():
+            raise ConfigError(
+                f"[audit] {key}: the tls:// audit destinations need a client certificate, "
+                f"its key and the CA of the audit repository ({value!r} is not a file)"
+            )
+    return TlsConfig(Path(audit.tls_cert), Path(audit.tls_key), Path(audit.tls_ca))
+
+
+def build_auditor(config: Config) -> Auditor:
+    """The spool (migrated now) and the auditor shipping it to ``[audit] destinations``."""
+    audit = config.audit
+    tls = _audit_tls(config)
+    spool = AuditSpool.open(_sqlalchemy_url(audit.spool_url))
+    if not audit.destinations:
+        log.warning("no [audit] destinations: audit events are kept in %s", audit.spool_url)
+    try:
+        return Auditor(
+            spool,
+            audit.destinations,
+            audit.source_id,
+            audit.enterprise_site_id,
+            tls=tls,
+            hostname=_node_address(config.connection.http.host),
+        )
+    except BaseException:
+        spool.engine.dispose()
+        raise
 
 
 def _build_repository(
-    config: Config, registry: DocumentRegistry | None, engines: list[Engine]
+    config: Config,
+    registry: DocumentRegistry | None,
+    engines: list[Engine],
+    auditor: Auditor | None,
 ) -> DocumentRepository:
     engine = repository_db.make_engine(_sqlalchemy_url(config.database.url))
     engines.append(engine)
@@ -126,7 +211,7 @@ def _build_repository(
     repository = DocumentRepository(
         engine,
         BlobStore(config.repository.blob_dir),
-        _registry_client(config, registry),
+        _registry_client(config, registry, auditor),
         RepositoryConfig(
             repository_unique_id=config.repository.repository_unique_id,
             home_community_id=config.registry.home_community_id,
@@ -147,6 +232,7 @@ def build_application(config: Config) -> Application:
     readiness = Readiness()
     services: list[Service] = []
     registry = feed = repository = None
+    auditor = build_auditor(config) if config.audit.enabled else None
     try:
         if config.registry.enabled:
             registry = _build_registry(config, engines)
@@ -157,18 +243,27 @@ def build_application(config: Config) -> Application:
             services.append(
                 registry_service(registry, RegistryEndpointConfig(stored_query), path=REGISTRY_PATH)
             )
+            application_name = config.device.name.upper()
+            # ITI TF-2 3.8.5.1.2: the receiver is named MSH-5|MSH-6 of the feed
+            receiver = Endpoint(
+                f"{application_name}|{application_name}",
+                network_access_point=_node_address(config.connection.mllp.host),
+            )
             feed = FeedProcessor(
                 registry.write_sessions,
                 config.registry.affinity_domain,
-                application=config.device.name.upper(),
-                facility=config.device.name.upper(),
+                application=application_name,
+                facility=application_name,
+                on_outcome=FeedAuditObserver(auditor.record, receiver) if auditor else None,
             )
         if config.repository.enabled:
-            repository = _build_repository(config, registry, engines)
+            repository = _build_repository(config, registry, engines, auditor)
             services.append(repository_service(repository, path=REPOSITORY_PATH))
     except BaseException:
         for engine in engines:
             engine.dispose()
+        if auditor is not None:
+            auditor.spool.engine.dispose()
         raise
     routes = [
         _health(readiness, config),
@@ -176,12 +271,31 @@ def build_application(config: Config) -> Application:
             services,
             config.limits,
             accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
+            on_exchange=SoapAuditObserver(auditor.record) if auditor else None,
         ),
     ]
     app = Starlette(routes=routes)
     if feed is None:
         readiness.mllp = True  # no registry, no feed listener to wait for
-    return Application(config, app, readiness, registry, repository, feed, engines)
+    return Application(config, app, readiness, registry, repository, feed, engines, auditor)
+
+
+def _application_activity(config: Config, event_type: CodedValue) -> ApplicationActivity:
+    try:
+        launcher = getpass.getuser()
+    except (KeyError, OSError):
+        launcher = None
+    return ApplicationActivity(event_type, config.device.name, launcher)
+
+
+def _drain(auditor: Auditor, timeout: float) -> None:
+    """Give the shipper up to ``timeout`` seconds to send what is spooled."""
+    deadline = time.monotonic() + timeout
+    auditor.flush(timeout)
+    while auditor.destinations and time.monotonic() < deadline:
+        if auditor.spool.pending_count() == 0:
+            return
+        time.sleep(0.05)
 
 
 class _Server(uvicorn.Server):
@@ -212,6 +326,9 @@ async def run(config: Config, *, application: Application | None = None) -> int:
         )
     )
     mllp_server = None
+    auditor = application.auditor
+    if auditor is not None:
+        auditor.start()
     try:
         if application.feed is not None:
             mllp = config.connection.mllp
@@ -227,6 +344,8 @@ async def run(config: Config, *, application: Application | None = None) -> int:
             await serving
             raise OSError(f"HTTP listener on {http.host}:{http.port} did not start")
         application.readiness.http = True
+        if auditor is not None:
+            auditor.record(_application_activity(config, ApplicationActivityType.APPLICATION_START))
         log.info("xdsi %s ready on http://%s:%d", config.device.name, http.host, http.port)
         waiting = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
@@ -241,9 +360,12 @@ async def run(config: Config, *, application: Application | None = None) -> int:
             mllp_server.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(mllp_server.wait_closed(), 5.0)
-        application.close()
+        if auditor is not None:
+            auditor.record(_application_activity(config, ApplicationActivityType.APPLICATION_STOP))
+            await asyncio.to_thread(_drain, auditor, AUDIT_DRAIN_SECONDS)
+        await asyncio.to_thread(application.close)
     log.info("xdsi %s stopped", config.device.name)
     return 0
 
 
-__all__ = ["Application", "Readiness", "build_application", "run"]
+__all__ = ["Application", "Readiness", "build_application", "build_auditor", "run"]

@@ -1,0 +1,447 @@
+"""Auditing by observation: exchanges become ``TransactionOutcome``s, actors stay unaware.
+
+Three seams feed the auditor, each chosen once in the composition root:
+
+- SOAP: :class:`SoapAuditObserver` is ``soap.app``'s ``on_exchange`` observer.  The
+  table :data:`EXCHANGE_AUDITS` says, per request Action, which transaction and side
+  the exchange is and how its request and response bodies are read (patients,
+  submission set, documents, the query); the outcome follows from the response status
+  (:data:`STATUS_OUTCOME`) or the SOAP fault (:data:`FAULT_OUTCOME`).
+- The repository's registry seam: :class:`AuditingRegistryClient` wraps the configured
+  ``RegistryClient`` and audits the repository's ITI-42 (and the ITI-18 its start-up
+  recovery asks); when the registry runs in this process, the call never crosses
+  SOAP, so the registry's side of that ITI-42 is audited here as well.
+- ITI-8: :func:`feed_outcome` maps the feed's ``FeedOutcome`` (its ``on_outcome`` hook).
+
+Mapping never raises into a transaction: the observers log and go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from lxml import etree
+
+from atna.codes import EventOutcomeIndicator
+from atna.events import AuditEvent, DocumentReference, Endpoint, Side, TransactionOutcome
+from ebxml.errors import RegistryError
+from ebxml.messages import RegistryResponse
+from ebxml.model import Submission
+from ebxml.parse import parse_registry_errors, parse_registry_response, parse_submit_objects_request
+from ebxml.query import ValueSyntaxError, split_value
+from ebxml.retrieve import parse_retrieve_document_set_request
+from ebxml.tags import LCM, RS, XDSB
+from ebxml.vocabulary import Action, QueryParameter, ResponseStatus, Transaction
+from ebxml.wire import adhoc_query_request, parse_adhoc_query_request
+from registry.feed_hl7v2 import FeedOutcome
+from registry.hl7v2 import AckCode
+from repository.registry_client import RegistryClient, get_documents_request
+from soap.app import ExchangeInfo
+from soap.faults import FaultCode, SoapFault
+from soap.message import SoapRequest
+from soap.namespaces import WSA_ANONYMOUS
+
+log = logging.getLogger(__name__)
+
+Record = Callable[[AuditEvent], None]
+_O = EventOutcomeIndicator
+
+# DICOM PS3.15 A.5.1 EventOutcomeIndicator: a Failure did not do what was asked (8,
+# serious failure); PartialSuccess did part of it (4, minor failure).
+STATUS_OUTCOME: dict[str, EventOutcomeIndicator] = {
+    ResponseStatus.SUCCESS: _O.SUCCESS,
+    ResponseStatus.PARTIAL_SUCCESS: _O.MINOR_FAILURE,
+    ResponseStatus.FAILURE: _O.SERIOUS_FAILURE,
+}
+# A fault ends the transaction before it acted: the requester's message was refused
+# (env:Sender and the other SOAP-level codes: 8, serious failure), or this node failed
+# (env:Receiver: 12, major failure - the service was not available to the request).
+FAULT_OUTCOME: dict[FaultCode, EventOutcomeIndicator] = {
+    FaultCode.SENDER: _O.SERIOUS_FAILURE,
+    FaultCode.MUST_UNDERSTAND: _O.SERIOUS_FAILURE,
+    FaultCode.VERSION_MISMATCH: _O.SERIOUS_FAILURE,
+    FaultCode.DATA_ENCODING_UNKNOWN: _O.SERIOUS_FAILURE,
+    FaultCode.RECEIVER: _O.MAJOR_FAILURE,
+}
+# HL7 Table 0008: AE is an error in the message (8), AR a failure of the receiver (12)
+ACK_OUTCOME: dict[str, EventOutcomeIndicator] = {
+    AckCode.ACCEPT: _O.SUCCESS,
+    AckCode.ERROR: _O.SERIOUS_FAILURE,
+    AckCode.REJECT: _O.MAJOR_FAILURE,
+}
+# ITI TF-2 3.18.5.1: the patient of a query is the one its patient id parameter names
+QUERY_PATIENT_PARAMETERS = (
+    QueryParameter.DOC_ENTRY_PATIENT_ID,
+    QueryParameter.SUBMISSION_SET_PATIENT_ID,
+    QueryParameter.FOLDER_PATIENT_ID,
+)
+MAX_DESCRIPTION = 1024  # characters of EventOutcomeDescription
+
+
+# --- what a request and a response say ------------------------------------------------
+@dataclass(frozen=True)
+class RequestFacts:
+    """The participant objects a request names."""
+
+    patient_ids: tuple[str, ...] = ()
+    submission_set_unique_id: str | None = None
+    documents: tuple[DocumentReference, ...] = ()
+    query_id: str | None = None
+    query_request: bytes | None = None
+    home_community_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ResponseFacts:
+    outcome: EventOutcomeIndicator
+    description: str | None = None
+    documents: tuple[DocumentReference, ...] = ()  # documents the response carries
+
+
+def _describe(errors: Iterable[RegistryError]) -> str | None:
+    text = "; ".join(f"{e.code}: {e.context}" if e.context else str(e.code) for e in errors)
+    return text[:MAX_DESCRIPTION] or None
+
+
+def _submission_facts(submission: Submission) -> RequestFacts:
+    ss = submission.submission_set
+    patients = [ss.patient_id] if ss is not None and ss.patient_id else []
+    patients += [e.patient_id for e in submission.document_entries if e.patient_id]
+    return RequestFacts(
+        patient_ids=tuple(dict.fromkeys(patients)),
+        submission_set_unique_id=ss.unique_id if ss is not None else None,
+    )
+
+
+def register_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-42 lcm:SubmitObjectsRequest (ITI TF-2 3.42.5.1: patient, submission set)."""
+    return _submission_facts(parse_submit_objects_request(body).value)
+
+
+def provide_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-41 ProvideAndRegisterDocumentSetRequest (ITI TF-2 3.41.5.1)."""
+    inner = body.find(LCM.SubmitObjectsRequest)
+    return RequestFacts() if inner is None else register_request_facts(inner)
+
+
+def _query_patients(parameters: dict[str, list[list[str]]]) -> tuple[str, ...]:
+    patients: list[str] = []
+    for name in QUERY_PATIENT_PARAMETERS:
+        for values in parameters.get(name, ()):
+            for value in values:
+                try:
+                    patients += [token.text for token in split_value(value)]
+                except ValueSyntaxError:
+                    patients.append(value)
+    return tuple(dict.fromkeys(p for p in patients if p))
+
+
+def query_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-18 AdhocQueryRequest (ITI TF-2 3.18.5.1: the patient, the query id, the
+    request itself as ParticipantObjectQuery, homeCommunityId)."""
+    query = parse_adhoc_query_request(body)
+    return RequestFacts(
+        patient_ids=_query_patients(query.parameters),
+        query_id=query.query_id or None,
+        query_request=etree.tostring(body),
+        home_community_id=query.home,
+    )
+
+
+def retrieve_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-43 RetrieveDocumentSetRequest: the documents asked for (ITI TF-2 3.43.6.1)."""
+    request = parse_retrieve_document_set_request(body).value
+    return RequestFacts(
+        documents=tuple(
+            DocumentReference(d.document_unique_id, d.repository_unique_id, d.home_community_id)
+            for d in request.documents
+        )
+    )
+
+
+def registry_response_facts(body: etree._Element) -> ResponseFacts:
+    """rs:RegistryResponse of ITI-41 and ITI-42."""
+    response = parse_registry_response(body)
+    return ResponseFacts(_status_outcome(response.status), _describe(response.errors))
+
+
+def query_response_facts(body: etree._Element) -> ResponseFacts:
+    """query:AdhocQueryResponse: its status and RegistryErrors."""
+    errors = parse_registry_errors(body)
+    return ResponseFacts(_status_outcome(body.get("status", "")), _describe(errors))
+
+
+def _child_text(parent: etree._Element, tag: str) -> str | None:
+    return (parent.findtext(tag) or "").strip() or None
+
+
+def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
+    """xdsb:RetrieveDocumentSetResponse: status, errors, and the documents sent."""
+    registry_response = body.find(RS.RegistryResponse)
+    if registry_response is None:
+        return ResponseFacts(_O.SERIOUS_FAILURE, "no RegistryResponse in the response")
+    response = parse_registry_response(registry_response)
+    documents = tuple(
+        DocumentReference(
+            _child_text(d, XDSB.DocumentUniqueId) or "",
+            _child_text(d, XDSB.RepositoryUniqueId),
+            _child_text(d, XDSB.HomeCommunityId),
+        )
+        for d in body.iterfind(XDSB.DocumentResponse)
+    )
+    return ResponseFacts(_status_outcome(response.status), _describe(response.errors), documents)
+
+
+def _status_outcome(status: str) -> EventOutcomeIndicator:
+    return STATUS_OUTCOME.get(status, _O.SERIOUS_FAILURE)
+
+
+# --- the table: request Action -> what the responder audits ---------------------------
+@dataclass(frozen=True)
+class ExchangeAudit:
+    transaction: Transaction
+    side: Side
+    read_request: Callable[[etree._Element], RequestFacts]
+    read_response: Callable[[etree._Element], ResponseFacts]
+
+
+EXCHANGE_AUDITS: dict[str, ExchangeAudit] = {
+    Action.ITI41: ExchangeAudit(
+        Transaction.ITI41, Side.RESPONDER, provide_request_facts, registry_response_facts
+    ),
+    Action.ITI42: ExchangeAudit(
+        Transaction.ITI42, Side.RESPONDER, register_request_facts, registry_response_facts
+    ),
+    Action.ITI18: ExchangeAudit(
+        Transaction.ITI18, Side.RESPONDER, query_request_facts, query_response_facts
+    ),
+    Action.ITI43: ExchangeAudit(
+        Transaction.ITI43, Side.RESPONDER, retrieve_request_facts, retrieve_response_facts
+    ),
+}
+
+
+def _read(reader: Callable[[etree._Element], Any], body: etree._Element, default: Any) -> Any:
+    try:
+        return reader(body)
+    except Exception:
+        # a body the actor refused may be one the reader cannot follow either
+        log.debug("audit could not read %s", body.tag, exc_info=True)
+        return default
+
+
+def exchange_outcome(
+    request: SoapRequest | None,
+    response_body: etree._Element | None,
+    fault: SoapFault | None,
+    info: ExchangeInfo,
+    audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS,
+) -> TransactionOutcome | None:
+    """The responder's record of one SOAP exchange, or None when its Action is not one
+    audited here (or was never read)."""
+    audit = audits.get(info.action or "")
+    if audit is None:
+        return None
+    facts = RequestFacts()
+    if request is not None:
+        facts = _read(audit.read_request, request.body, facts)
+    if fault is not None:
+        result = ResponseFacts(FAULT_OUTCOME.get(fault.code, _O.SERIOUS_FAILURE), fault.reason)
+    elif response_body is not None:
+        failed = ResponseFacts(_O.SERIOUS_FAILURE, "response not readable")
+        result = _read(audit.read_response, response_body, failed)
+    else:
+        result = ResponseFacts(_O.SERIOUS_FAILURE)
+    # ITI TF-2 3.41.5.1.2 etc.: the requester is named by its wsa:ReplyTo and address
+    reply_to = request.addressing.reply_to if request is not None else None
+    requester = Endpoint(reply_to or WSA_ANONYMOUS, network_access_point=info.client_host)
+    return TransactionOutcome(
+        transaction=audit.transaction,
+        side=audit.side,
+        requester=requester,
+        responder=Endpoint(info.url),
+        outcome=result.outcome,
+        outcome_description=result.description,
+        event_date_time=info.received,
+        patient_ids=facts.patient_ids,
+        submission_set_unique_id=facts.submission_set_unique_id,
+        documents=result.documents or facts.documents,
+        query_id=facts.query_id,
+        query_request=facts.query_request,
+        home_community_id=facts.home_community_id,
+    )
+
+
+class SoapAuditObserver:
+    """``soap.app`` ``on_exchange`` observer: records the outcome of each audited exchange."""
+
+    def __init__(self, record: Record, audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS) -> None:
+        self._record = record
+        self._audits = audits
+
+    def __call__(
+        self,
+        request: SoapRequest | None,
+        response_body: etree._Element | None,
+        fault: SoapFault | None,
+        info: ExchangeInfo,
+    ) -> None:
+        try:
+            outcome = exchange_outcome(request, response_body, fault, info, self._audits)
+        except Exception:
+            log.exception("audit record of %s %s not made", info.endpoint, info.action)
+            return
+        if outcome is not None:
+            self._record(outcome)
+
+
+# --- ITI-8 -----------------------------------------------------------------------------
+def feed_outcome(
+    outcome: FeedOutcome, receiver: Endpoint, event_date_time: datetime | None = None
+) -> TransactionOutcome:
+    """ITI TF-2 3.8.5.1.2: the registry's record of one feed message.  The source is
+    named MSH-3|MSH-4; an A40 lists (surviving, subsumed) pairs: the surviving patient
+    is updated, the subsumed one deleted (``atna.events.HL7_TRIGGER_ACTION``)."""
+    ids = outcome.patient_ids
+    merge = outcome.trigger_event == "A40"
+    extra: dict[str, Any] = {}
+    if event_date_time is not None:
+        extra["event_date_time"] = event_date_time
+    return TransactionOutcome(
+        transaction=Transaction.ITI8,
+        side=Side.RESPONDER,
+        requester=Endpoint(f"{outcome.sending_application}|{outcome.sending_facility}"),
+        responder=receiver,
+        outcome=ACK_OUTCOME.get(outcome.ack_code, _O.SERIOUS_FAILURE),
+        outcome_description=(outcome.text or None) if outcome.ack_code != AckCode.ACCEPT else None,
+        patient_ids=tuple(dict.fromkeys(ids[0::2] if merge else ids)),
+        merged_patient_ids=tuple(dict.fromkeys(ids[1::2])) if merge else (),
+        hl7_message_control_id=outcome.control_id or None,
+        hl7_trigger_event=outcome.trigger_event or None,
+        **extra,
+    )
+
+
+class FeedAuditObserver:
+    """``FeedProcessor(on_outcome=...)``: records each feed message's outcome."""
+
+    def __init__(self, record: Record, receiver: Endpoint) -> None:
+        self._record = record
+        self._receiver = receiver
+
+    def __call__(self, outcome: FeedOutcome) -> None:
+        self._record(feed_outcome(outcome, self._receiver))
+
+
+# --- the repository's registry seam --------------------------------------------------
+class AuditingRegistryClient:
+    """A ``RegistryClient`` that audits what goes through it.
+
+    ``register``: the repository's ITI-42 (ITI TF-2 3.42.5.1.1, 110106 Export) and, when
+    ``in_process``, the registry's (3.42.5.1.2, 110107 Import).  ``registered_documents``:
+    the ITI-18 GetDocuments start-up recovery asks, as a consumer (3.18.5.1.1) and, when
+    ``in_process``, as the registry.  Anything else is passed through unchanged.
+    """
+
+    def __init__(
+        self,
+        inner: RegistryClient,
+        record: Record,
+        *,
+        repository: Endpoint,
+        registry: Endpoint,
+        in_process: bool,
+    ) -> None:
+        self.inner = inner
+        self._record = record
+        self._repository = repository
+        self._registry = registry
+        self._sides = (Side.REQUESTER, Side.RESPONDER) if in_process else (Side.REQUESTER,)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def _audit(self, transaction: Transaction, **fields: Any) -> None:
+        try:
+            for side in self._sides:
+                self._record(
+                    TransactionOutcome(
+                        transaction=transaction,
+                        side=side,
+                        requester=self._repository,
+                        responder=self._registry,
+                        **fields,
+                    )
+                )
+        except Exception:
+            log.exception("audit record of %s not made", transaction)
+
+    def register(self, submission: Submission) -> RegistryResponse:
+        facts = _submission_facts(submission)
+        fields = {
+            "patient_ids": facts.patient_ids,
+            "submission_set_unique_id": facts.submission_set_unique_id,
+        }
+        try:
+            response = self.inner.register(submission)
+        except Exception as exc:
+            self._audit(
+                Transaction.ITI42, outcome=_O.MAJOR_FAILURE, outcome_description=repr(exc), **fields
+            )
+            raise
+        self._audit(
+            Transaction.ITI42,
+            outcome=_status_outcome(response.status),
+            outcome_description=_describe(response.errors),
+            **fields,
+        )
+        return response
+
+    def registered_documents(
+        self, unique_ids: Sequence[str], repository_unique_id: str
+    ) -> set[str]:
+        request = get_documents_request(list(unique_ids))
+        fields = {
+            "query_id": request.query_id,
+            "query_request": etree.tostring(adhoc_query_request(request)),
+        }
+        try:
+            found = self.inner.registered_documents(unique_ids, repository_unique_id)
+        except Exception as exc:
+            self._audit(
+                Transaction.ITI18,
+                outcome=_O.SERIOUS_FAILURE,
+                outcome_description=str(exc)[:MAX_DESCRIPTION],
+                **fields,
+            )
+            raise
+        self._audit(Transaction.ITI18, **fields)
+        return found
+
+
+__all__ = [
+    "ACK_OUTCOME",
+    "EXCHANGE_AUDITS",
+    "FAULT_OUTCOME",
+    "QUERY_PATIENT_PARAMETERS",
+    "STATUS_OUTCOME",
+    "AuditingRegistryClient",
+    "ExchangeAudit",
+    "FeedAuditObserver",
+    "RequestFacts",
+    "ResponseFacts",
+    "SoapAuditObserver",
+    "exchange_outcome",
+    "feed_outcome",
+    "provide_request_facts",
+    "query_request_facts",
+    "query_response_facts",
+    "register_request_facts",
+    "registry_response_facts",
+    "retrieve_request_facts",
+    "retrieve_response_facts",
+]

@@ -1,0 +1,456 @@
+"""atna/observe.py: exchanges, feed outcomes and registry calls become the outcome
+records the IHE profile prescribes, one table row per Action."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+import pytest
+from lxml import etree
+
+from atna.codes import EventActionCode, EventID, EventOutcomeIndicator
+from atna.events import (
+    AuditContext,
+    AuditEvent,
+    Endpoint,
+    Side,
+    TransactionOutcome,
+    audit_messages,
+)
+from atna.message import to_xml
+from atna.observe import (
+    EXCHANGE_AUDITS,
+    AuditingRegistryClient,
+    SoapAuditObserver,
+    exchange_outcome,
+    feed_outcome,
+)
+from ebxml.errors import ErrorCode, RegistryError
+from ebxml.messages import (
+    AdhocQueryRequest,
+    AdhocQueryResponse,
+    DocumentRequest,
+    RegistryResponse,
+    RetrievedDocument,
+    RetrieveDocumentSetRequest,
+    RetrieveDocumentSetResponse,
+)
+from ebxml.model import DocumentEntry, Submission, SubmissionSet
+from ebxml.retrieve import retrieve_document_set_request, retrieve_document_set_response
+from ebxml.serialize import registry_response, submit_objects_request
+from ebxml.tags import XDSB
+from ebxml.vocabulary import (
+    Action,
+    QueryParameter,
+    ResponseStatus,
+    ReturnType,
+    StoredQuery,
+    Transaction,
+)
+from ebxml.wire import adhoc_query_request, adhoc_query_response
+from registry.feed_hl7v2 import FeedOutcome
+from registry.hl7v2 import AckCode
+from soap.app import ExchangeInfo
+from soap.faults import FaultCode, SoapFault
+from soap.message import Addressing, SoapRequest
+from soap.namespaces import WSA_ANONYMOUS
+
+PATIENT = "P1001^^^&1.3.6.1.4.1.21367.13.20.3000&ISO"
+OTHER = "P2002^^^&1.3.6.1.4.1.21367.13.20.3000&ISO"
+SS_UID = "1.3.6.1.4.1.21367.13.50.1.1"
+DOC_UID = "1.3.6.1.4.1.21367.13.50.2.1"
+REPO_ID = "1.3.6.1.4.1.21367.13.40.3000"
+HOME = "urn:oid:1.3.6.1.4.1.21367.13.70"
+RECEIVED = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+BAD = ErrorCode.XDSRegistryMetadataError
+
+
+def submission(patient: str = PATIENT, doc_patient: str = PATIENT) -> Submission:
+    return Submission(
+        SubmissionSet("urn:uuid:5a1c0b3e-1111-4111-8111-000000000001", SS_UID, patient_id=patient),
+        document_entries=(
+            DocumentEntry(
+                "urn:uuid:5a1c0b3e-1111-4111-8111-000000000002", DOC_UID, patient_id=doc_patient
+            ),
+        ),
+    )
+
+
+def provide_body(sub: Submission) -> etree._Element:
+    body = etree.Element(XDSB.ProvideAndRegisterDocumentSetRequest)
+    body.append(submit_objects_request(sub))
+    return body
+
+
+def query(patient: str = PATIENT) -> AdhocQueryRequest:
+    return AdhocQueryRequest(
+        StoredQuery.FIND_DOCUMENTS,
+        {QueryParameter.DOC_ENTRY_PATIENT_ID: [[f"'{patient}'"]]},
+        ReturnType.LEAF_CLASS,
+        home=HOME,
+    )
+
+
+def retrieve_body() -> etree._Element:
+    return retrieve_document_set_request(
+        RetrieveDocumentSetRequest((DocumentRequest(REPO_ID, DOC_UID, HOME),))
+    )
+
+
+def soap_request(action: str, body: etree._Element) -> SoapRequest:
+    return SoapRequest("/xds/x", Addressing(action, "urn:uuid:1", reply_to=WSA_ANONYMOUS), body)
+
+
+def info(action: str | None, path: str = "/xds/registry", status: int = 200) -> ExchangeInfo:
+    return ExchangeInfo(
+        path, f"http://xdsi.example.org:8080{path}", RECEIVED, status, action, "10.1.2.3", 4711
+    )
+
+
+def observed(
+    action: str,
+    body: etree._Element,
+    response: etree._Element | None,
+    fault: SoapFault | None = None,
+) -> TransactionOutcome:
+    outcome = exchange_outcome(soap_request(action, body), response, fault, info(action))
+    assert outcome is not None
+    return outcome
+
+
+def success() -> etree._Element:
+    return registry_response(RegistryResponse(ResponseStatus.SUCCESS))
+
+
+def failure() -> etree._Element:
+    return registry_response(RegistryResponse.from_errors([RegistryError(BAD, "no patient")]))
+
+
+# --- the table --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("action", "transaction"),
+    [
+        (Action.ITI41, Transaction.ITI41),
+        (Action.ITI42, Transaction.ITI42),
+        (Action.ITI18, Transaction.ITI18),
+        (Action.ITI43, Transaction.ITI43),
+    ],
+)
+def test_each_action_is_audited_as_its_transaction_on_the_responder_side(action, transaction):
+    row = EXCHANGE_AUDITS[action]
+    assert (row.transaction, row.side) == (transaction, Side.RESPONDER)
+
+
+def test_an_action_not_in_the_table_is_not_audited():
+    assert exchange_outcome(None, None, None, info("urn:example:Echo")) is None
+
+
+# --- ITI-41 ----------------------------------------------------------------------------
+def test_iti41_success_names_patient_and_submission_set():
+    outcome = observed(Action.ITI41, provide_body(submission()), success())
+    assert (outcome.outcome, outcome.patient_ids, outcome.submission_set_unique_id) == (
+        EventOutcomeIndicator.SUCCESS,
+        (PATIENT,),
+        SS_UID,
+    )
+
+
+def test_iti41_failure_is_serious_failure_with_the_error_codes_as_description():
+    outcome = observed(Action.ITI41, provide_body(submission()), failure())
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+    assert outcome.outcome_description == f"{BAD}: no patient"
+
+
+def test_iti41_with_two_patients_names_both():
+    outcome = observed(Action.ITI41, provide_body(submission(PATIENT, OTHER)), failure())
+    assert outcome.patient_ids == (PATIENT, OTHER)
+
+
+def test_iti41_sender_fault_is_serious_failure():
+    fault = SoapFault(FaultCode.SENDER, "bad MTOM")
+    outcome = observed(Action.ITI41, provide_body(submission()), None, fault)
+    assert (outcome.outcome, outcome.outcome_description) == (
+        EventOutcomeIndicator.SERIOUS_FAILURE,
+        "bad MTOM",
+    )
+
+
+def test_receiver_fault_is_major_failure():
+    fault = SoapFault(FaultCode.RECEIVER, "the server could not process the message")
+    outcome = observed(Action.ITI41, provide_body(submission()), None, fault)
+    assert outcome.outcome is EventOutcomeIndicator.MAJOR_FAILURE
+
+
+def test_refused_request_with_known_action_is_audited_without_objects():
+    fault = SoapFault(FaultCode.SENDER, "envelope too large")
+    outcome = exchange_outcome(None, None, fault, info(Action.ITI41))
+    assert outcome is not None and outcome.patient_ids == ()
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_requester_is_reply_to_at_client_address_and_responder_our_url():
+    outcome = observed(Action.ITI41, provide_body(submission()), success())
+    assert outcome.requester == Endpoint(WSA_ANONYMOUS, network_access_point="10.1.2.3")
+    assert outcome.responder == Endpoint("http://xdsi.example.org:8080/xds/registry")
+
+
+def test_event_time_is_when_the_request_arrived():
+    assert observed(Action.ITI41, provide_body(submission()), success()).event_date_time == (
+        RECEIVED
+    )
+
+
+# --- ITI-42 ----------------------------------------------------------------------------
+def test_iti42_success_names_patient_and_submission_set():
+    outcome = observed(Action.ITI42, submit_objects_request(submission()), success())
+    assert (outcome.transaction, outcome.patient_ids, outcome.submission_set_unique_id) == (
+        Transaction.ITI42,
+        (PATIENT,),
+        SS_UID,
+    )
+
+
+def test_iti42_failure_is_serious_failure():
+    outcome = observed(Action.ITI42, submit_objects_request(submission()), failure())
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_unreadable_request_body_is_still_audited():
+    outcome = observed(Action.ITI42, etree.Element("wrong"), failure())
+    assert (outcome.patient_ids, outcome.outcome) == ((), EventOutcomeIndicator.SERIOUS_FAILURE)
+
+
+# --- ITI-18 ----------------------------------------------------------------------------
+def query_response(status: ResponseStatus, *errors: RegistryError) -> etree._Element:
+    return adhoc_query_response(AdhocQueryResponse(status, errors=errors), "LeafClass")
+
+
+def test_iti18_names_the_patient_of_the_patient_id_parameter():
+    outcome = observed(
+        Action.ITI18, adhoc_query_request(query()), query_response(ResponseStatus.SUCCESS)
+    )
+    assert outcome.patient_ids == (PATIENT,)
+
+
+def test_iti18_carries_query_id_home_and_the_request_itself():
+    body = adhoc_query_request(query())
+    outcome = observed(Action.ITI18, body, query_response(ResponseStatus.SUCCESS))
+    assert (outcome.query_id, outcome.home_community_id) == (StoredQuery.FIND_DOCUMENTS, HOME)
+    assert etree.fromstring(outcome.query_request).find(".//*[@id]").get("id") == (
+        StoredQuery.FIND_DOCUMENTS
+    )
+
+
+def test_iti18_query_is_sent_base64_as_participant_object_query():
+    body = adhoc_query_request(query())
+    outcome = observed(Action.ITI18, body, query_response(ResponseStatus.SUCCESS))
+    (message,) = audit_messages(outcome, AuditContext("xdsi"))
+    text = to_xml(message)
+    query_text = etree.fromstring(text).findtext(".//ParticipantObjectQuery")
+    assert base64.b64decode(query_text) == etree.tostring(body)
+
+
+def test_iti18_partial_success_is_minor_failure():
+    outcome = observed(
+        Action.ITI18,
+        adhoc_query_request(query()),
+        query_response(ResponseStatus.PARTIAL_SUCCESS),
+    )
+    assert outcome.outcome is EventOutcomeIndicator.MINOR_FAILURE
+
+
+def test_iti18_failure_is_serious_failure():
+    error = RegistryError(ErrorCode.XDSStoredQueryParamNumber, "missing $XDSDocumentEntryStatus")
+    outcome = observed(
+        Action.ITI18, adhoc_query_request(query()), query_response(ResponseStatus.FAILURE, error)
+    )
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+# --- ITI-43 ----------------------------------------------------------------------------
+def retrieve_response(*documents: RetrievedDocument) -> etree._Element:
+    status = ResponseStatus.SUCCESS if documents else ResponseStatus.FAILURE
+    errors = () if documents else (RegistryError(ErrorCode.XDSMissingDocument, DOC_UID),)
+    return retrieve_document_set_response(
+        RetrieveDocumentSetResponse(status, documents, errors),
+        [f"doc{n}@xdsi" for n in range(len(documents))],
+    )
+
+
+def test_iti43_names_the_documents_sent_with_repository_and_home(tmp_path):
+    sent = RetrievedDocument(REPO_ID, DOC_UID, "text/plain", tmp_path / "d", 3, HOME)
+    outcome = observed(Action.ITI43, retrieve_body(), retrieve_response(sent))
+    assert (
+        outcome.outcome,
+        [(d.unique_id, d.repository_unique_id) for d in outcome.documents],
+    ) == (
+        EventOutcomeIndicator.SUCCESS,
+        [(DOC_UID, REPO_ID)],
+    )
+
+
+def test_iti43_failure_names_the_documents_asked_for():
+    outcome = observed(Action.ITI43, retrieve_body(), retrieve_response())
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+    assert [(d.unique_id, d.home_community_id) for d in outcome.documents] == [(DOC_UID, HOME)]
+
+
+# --- the observer -------------------------------------------------------------------------
+def test_observer_records_what_it_maps():
+    recorded: list[AuditEvent] = []
+    observer = SoapAuditObserver(recorded.append)
+    request = soap_request(Action.ITI42, submit_objects_request(submission()))
+    observer(request, success(), None, info(Action.ITI42))
+    assert [type(e) for e in recorded] == [TransactionOutcome]
+
+
+def test_observer_survives_a_mapping_bug():
+    def broken(_body: etree._Element):  # noqa: ANN202
+        raise AssertionError("reader bug")
+
+    row = EXCHANGE_AUDITS[Action.ITI42]
+    table = {Action.ITI42: type(row)(row.transaction, row.side, row.read_request, broken)}
+    recorded: list[AuditEvent] = []
+    SoapAuditObserver(recorded.append, table)(
+        soap_request(Action.ITI42, submit_objects_request(submission())),
+        success(),
+        None,
+        info(Action.ITI42),
+    )
+    assert recorded[0].outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+# --- ITI-8 -----------------------------------------------------------------------------
+RECEIVER = Endpoint("XDSI|XDSI", network_access_point="xdsi.example.org")
+
+
+def feed(trigger: str, ids: tuple[str, ...], ack: AckCode = AckCode.ACCEPT) -> FeedOutcome:
+    return FeedOutcome(ack, "ADT", trigger, "MSG-1", "PIX_SOURCE", "HOSPITAL", ids)
+
+
+def actions(outcome: TransactionOutcome) -> list[tuple[str | None, EventActionCode]]:
+    return [
+        (
+            next(
+                (o.participant_object_id for o in m.participant_objects if o.id_type_code),
+                None,
+            ),
+            m.event_identification.event_action_code,
+        )
+        for m in audit_messages(outcome, AuditContext("xdsi"))
+    ]
+
+
+@pytest.mark.parametrize("trigger", ["A01", "A04", "A05"])
+def test_feed_register_is_create(trigger):
+    assert actions(feed_outcome(feed(trigger, (PATIENT,)), RECEIVER)) == [
+        (PATIENT, EventActionCode.CREATE)
+    ]
+
+
+def test_feed_update_is_update():
+    assert actions(feed_outcome(feed("A08", (PATIENT,)), RECEIVER)) == [
+        (PATIENT, EventActionCode.UPDATE)
+    ]
+
+
+def test_feed_merge_updates_surviving_and_deletes_subsumed():
+    outcome = feed_outcome(feed("A40", (PATIENT, OTHER)), RECEIVER)
+    assert actions(outcome) == [(PATIENT, EventActionCode.UPDATE), (OTHER, EventActionCode.DELETE)]
+
+
+def test_feed_source_is_sending_application_and_facility():
+    outcome = feed_outcome(feed("A01", (PATIENT,)), RECEIVER)
+    assert (outcome.requester.user_id, outcome.responder, outcome.side) == (
+        "PIX_SOURCE|HOSPITAL",
+        RECEIVER,
+        Side.RESPONDER,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ack", "expected"),
+    [
+        (AckCode.ACCEPT, EventOutcomeIndicator.SUCCESS),
+        (AckCode.ERROR, EventOutcomeIndicator.SERIOUS_FAILURE),
+        (AckCode.REJECT, EventOutcomeIndicator.MAJOR_FAILURE),
+    ],
+)
+def test_feed_ack_code_gives_the_outcome(ack, expected):
+    assert feed_outcome(feed("A01", (PATIENT,), ack), RECEIVER).outcome is expected
+
+
+def test_feed_message_control_id_is_kept():
+    assert feed_outcome(feed("A01", (PATIENT,)), RECEIVER).hl7_message_control_id == "MSG-1"
+
+
+# --- the registry seam ------------------------------------------------------------------
+class FakeRegistry:
+    """A RegistryClient stand-in that answers as told."""
+
+    def __init__(self, response: RegistryResponse | Exception) -> None:
+        self.response = response
+        self.extra = "passed through"
+
+    def register(self, submission: Submission) -> RegistryResponse:
+        if isinstance(self.response, Exception):
+            raise self.response
+        return self.response
+
+    def registered_documents(self, unique_ids, repository_unique_id) -> set[str]:  # noqa: ANN001
+        return set(unique_ids)
+
+
+REPOSITORY = Endpoint("http://xdsi.example.org:8080/xds/repository")
+REGISTRY = Endpoint("http://xdsi.example.org:8080/xds/registry")
+
+
+def client(response, in_process: bool, recorded: list) -> AuditingRegistryClient:  # noqa: ANN001
+    return AuditingRegistryClient(
+        FakeRegistry(response),
+        recorded.append,
+        repository=REPOSITORY,
+        registry=REGISTRY,
+        in_process=in_process,
+    )
+
+
+def test_in_process_register_is_audited_as_export_and_import():
+    recorded: list[TransactionOutcome] = []
+    client(RegistryResponse(ResponseStatus.SUCCESS), True, recorded).register(submission())
+    messages = [m for outcome in recorded for m in audit_messages(outcome, AuditContext("x"))]
+    assert [m.event_identification.event_id for m in messages] == [EventID.EXPORT, EventID.IMPORT]
+
+
+def test_remote_register_is_audited_on_the_repository_side_only():
+    recorded: list[TransactionOutcome] = []
+    client(RegistryResponse(ResponseStatus.SUCCESS), False, recorded).register(submission())
+    assert [(o.transaction, o.side) for o in recorded] == [(Transaction.ITI42, Side.REQUESTER)]
+
+
+def test_register_failure_is_audited_with_its_outcome():
+    recorded: list[TransactionOutcome] = []
+    response = RegistryResponse.from_errors([RegistryError(BAD, "bad")])
+    assert client(response, False, recorded).register(submission()) is response
+    assert recorded[0].outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_register_exception_is_audited_and_raised():
+    recorded: list[TransactionOutcome] = []
+    with pytest.raises(ConnectionError):
+        client(ConnectionError("down"), False, recorded).register(submission())
+    assert recorded[0].outcome is EventOutcomeIndicator.MAJOR_FAILURE
+
+
+def test_recovery_query_is_audited_as_iti18_consumer():
+    recorded: list[TransactionOutcome] = []
+    found = client(None, False, recorded).registered_documents([DOC_UID], REPO_ID)
+    assert found == {DOC_UID}
+    assert [(o.transaction, o.side, o.query_id) for o in recorded] == [
+        (Transaction.ITI18, Side.REQUESTER, StoredQuery.GET_DOCUMENTS)
+    ]
+
+
+def test_other_attributes_pass_through_to_the_wrapped_client():
+    assert client(None, False, []).extra == "passed through"
