@@ -130,6 +130,10 @@ class _EnvelopeTarget:
         elif not self.binary_depth and tag in self.binary_elements and self.open_sink:
             self.binary_depth = self.depth
             self.binary_has_child = False
+        # lxml hands a target the default namespace under the prefix "", its tree
+        # builder wants None
+        if nsmap and "" in nsmap:
+            nsmap = {(prefix or None): uri for prefix, uri in nsmap.items()}
         self.builder.start(tag, _unescape_ampersands(attrib), nsmap)
 
     def data(self, text: str) -> None:

@@ -150,3 +150,17 @@ def test_streaming_parser_keeps_ampersands_in_attribute_values() -> None:
     assert a.get("w") == "q&"
     assert a.get("z") == "&#38;"
     assert a.text == "t&u"
+
+
+def test_streaming_parser_accepts_a_default_namespace_in_the_body() -> None:
+    # HL7 v3 (ITI-44) messages put their elements in the default namespace
+    parser = StreamingEnvelopeParser(max_bytes=1 << 20)
+    parser.feed(
+        b'<e:Envelope xmlns:e="http://www.w3.org/2003/05/soap-envelope"><e:Body>'
+        b'<PRPA_IN201301UV02 xmlns="urn:hl7-org:v3" ITSVersion="XML_1.0"><id root="1.2"/>'
+        b"</PRPA_IN201301UV02></e:Body></e:Envelope>"
+    )
+    body = parser.close()[0][0]
+    assert body.tag == "{urn:hl7-org:v3}PRPA_IN201301UV02"
+    assert body[0].tag == "{urn:hl7-org:v3}id"
+    assert body.nsmap[None] == "urn:hl7-org:v3"
