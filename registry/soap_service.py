@@ -7,6 +7,7 @@ answer; expected failures travel as RegistryErrors, never as faults.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
@@ -68,6 +69,7 @@ def registry_service(
     config: RegistryEndpointConfig | None = None,
     *,
     path: str = REGISTRY_PATH,
+    extra_operations: Mapping[str, Operation] | None = None,
 ) -> Service:
     """``/xds/registry``: ITI-42 and ITI-18, simple SOAP (ITI TF-2 V.3)."""
     settings = config or RegistryEndpointConfig()
@@ -93,6 +95,8 @@ def registry_service(
     operations = {
         Action.ITI42: Operation(Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler),
         Action.ITI18: Operation(Action.ITI18, RESPONSE_ACTION[Action.ITI18], query_handler),
+        # options the composition root turns on: ITI-44, ITI-51, ITI-57, ITI-61, ITI-62
+        **(extra_operations or {}),
     }
     return Service(path, operations, registry_wsdl())
 

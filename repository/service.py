@@ -10,7 +10,7 @@ with ``ebxml``, the work itself off the event loop.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -140,7 +140,12 @@ def repository_wsdl() -> str:
     return resources.files("repository").joinpath(WSDL_RESOURCE).read_text(encoding="utf-8")
 
 
-def repository_service(repository: DocumentRepository, *, path: str = REPOSITORY_PATH) -> Service:
+def repository_service(
+    repository: DocumentRepository,
+    *,
+    path: str = REPOSITORY_PATH,
+    extra_operations: Mapping[str, Operation] | None = None,
+) -> Service:
     """``/xds/repository``: ITI-41 and ITI-43, both MTOM/XOP (ITI TF-2 V.3)."""
 
     async def provide_handler(request: SoapRequest) -> SoapResponse:
@@ -181,6 +186,8 @@ def repository_service(repository: DocumentRepository, *, path: str = REPOSITORY
         Action.ITI43: Operation(
             Action.ITI43, RESPONSE_ACTION[Action.ITI43], retrieve_handler, mtom=True
         ),
+        # options the composition root turns on: ITI-86
+        **(extra_operations or {}),
     }
     return Service(path, operations, repository_wsdl())
 
