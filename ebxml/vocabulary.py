@@ -250,6 +250,7 @@ class QueryParameter(StrEnum):
     DOC_ENTRY_REFERENCE_ID_LIST = "$XDSDocumentEntryReferenceIdList"
     DOC_ENTRY_ENTRY_UUID = "$XDSDocumentEntryEntryUUID"
     DOC_ENTRY_UNIQUE_ID = "$XDSDocumentEntryUniqueId"
+    DOC_ENTRY_LOGICAL_ID = "$XDSDocumentEntryLogicalID"  # GetDocuments (Metadata Update)
     SUBMISSION_SET_PATIENT_ID = "$XDSSubmissionSetPatientId"
     SUBMISSION_SET_SOURCE_ID = "$XDSSubmissionSetSourceId"
     SUBMISSION_SET_SUBMISSION_TIME_FROM = "$XDSSubmissionSetSubmissionTimeFrom"
@@ -266,6 +267,7 @@ class QueryParameter(StrEnum):
     FOLDER_STATUS = "$XDSFolderStatus"
     FOLDER_ENTRY_UUID = "$XDSFolderEntryUUID"
     FOLDER_UNIQUE_ID = "$XDSFolderUniqueId"
+    FOLDER_LOGICAL_ID = "$XDSFolderLogicalID"  # GetFolders (Metadata Update)
     PATIENT_ID = "$patientId"
     UUID = "$uuid"
     ASSOCIATION_TYPES = "$AssociationTypes"
@@ -282,6 +284,8 @@ class Action(StrEnum):
     ITI42_RESPONSE = "urn:ihe:iti:2007:RegisterDocumentSet-bResponse"
     ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
     ITI18_RESPONSE = "urn:ihe:iti:2007:RegistryStoredQueryResponse"
+    ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
+    ITI51_RESPONSE = "urn:ihe:iti:2009:MultiPatientStoredQueryResponse"
     ITI43 = "urn:ihe:iti:2007:RetrieveDocumentSet"
     ITI43_RESPONSE = "urn:ihe:iti:2007:RetrieveDocumentSetResponse"
     RAD69 = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"
@@ -304,6 +308,7 @@ RESPONSE_ACTION: dict[str, str] = {
     Action.ITI41: Action.ITI41_RESPONSE,
     Action.ITI42: Action.ITI42_RESPONSE,
     Action.ITI18: Action.ITI18_RESPONSE,
+    Action.ITI51: Action.ITI51_RESPONSE,
     Action.ITI43: Action.ITI43_RESPONSE,
     Action.RAD69: Action.ITI43_RESPONSE,
     Action.ITI57: Action.ITI57_RESPONSE,
@@ -316,6 +321,10 @@ RESPONSE_ACTION: dict[str, str] = {
 }
 
 UUID_PREFIX = "urn:uuid:"
+
+# ITI TF-3 5.5 (DSG): formatCodes of a Digital Signature Document, the source of "signs"
+DSG_FORMAT_CODING_SCHEME = "1.3.6.1.4.1.19376.1.2.3"
+DSG_FORMAT_CODES = frozenset({"urn:ihe:iti:dsg:detached:2014", "urn:ihe:iti:dsg:enveloping:2014"})
 
 # DICOM KOS format code (RAD TF-3 4.68.4.1.2.3.2)
 KOS_FORMAT_CODE = "1.2.840.10008.5.1.4.1.1.88.59"
@@ -331,6 +340,7 @@ class Transaction(StrEnum):
 
     ITI8 = "ITI-8"
     ITI18 = "ITI-18"
+    ITI51 = "ITI-51"
     ITI41 = "ITI-41"
     ITI42 = "ITI-42"
     ITI43 = "ITI-43"

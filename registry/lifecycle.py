@@ -1,11 +1,25 @@
-"""Document relationships against stored state: RPLC, XFRM, APND, XFRM_RPLC, signs.
+"""Document relationships against stored state: RPLC, XFRM, APND, XFRM_RPLC, signs and
+IsSnapshotOf.
 
 ITI TF-2 3.42.4.1.3.5 and ITI TF-3 4.2.2.2: the target of a relationship is a
-DocumentEntry already in the registry, Approved, of the same patient.  A replacing
-relationship (RPLC, XFRM_RPLC) deprecates the original and the addenda and
-transformations made of it, and the replacement joins every Folder the original is
-in.  The rules per association type are a table (``RELATIONSHIPS``); merges need no
-special case because a merge re-points stored patient ids (``registry.patients``).
+DocumentEntry already in the registry (UnresolvedReferenceException otherwise),
+Approved (XDSRegistryDeprecatedDocumentError), of the same patient
+(XDSPatientIdDoesNotMatch).  What each association type adds is a row of
+``RELATIONSHIPS``:
+
+* RPLC, XFRM_RPLC replace: the original and the addenda and transformations made of it
+  become Deprecated, and the replacement joins every Folder the original is in
+  (ITI TF-3 4.2.2.2.3, 4.2.2.2.5).  An On-Demand entry is replaced only by an On-Demand
+  entry and a stable one only by a stable one (ITI TF-2 3.61.4.1.3).
+* APND, XFRM leave the original Approved (ITI TF-3 4.2.2.2.2, 4.2.2.2.4).
+* signs goes from a Digital Signature Document (ITI TF-3 5.5, DSG formatCode) to the
+  DocumentEntry it signs, which may be submitted with it (ITI TF-3 4.2.2.2.6).
+* IsSnapshotOf goes from a stable entry to the On-Demand entry it is a snapshot of; the
+  On-Demand entry stays Approved (ITI TF-3 4.2.2.2.7, Persistence of Retrieved
+  Documents option).
+
+Merges need no special case because a merge re-points stored patient ids
+(``registry.patients``).
 """
 
 from __future__ import annotations
@@ -18,28 +32,48 @@ from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.model import Association, DocumentEntry, Submission
-from ebxml.vocabulary import AssociationType, AvailabilityStatus
+from ebxml.vocabulary import (
+    DOC_ENTRY_ON_DEMAND,
+    DOC_ENTRY_STABLE,
+    DSG_FORMAT_CODES,
+    AssociationType,
+    AvailabilityStatus,
+)
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow
+
+STABLE = frozenset({DOC_ENTRY_STABLE})
+ON_DEMAND = frozenset({DOC_ENTRY_ON_DEMAND})
 
 
 @dataclass(frozen=True, slots=True)
 class Relationship:
-    """What registering one relationship of this type does to its stored target."""
+    """What one relationship type requires of its ends and does to its stored target."""
 
-    replaces: bool  # target and its APND/XFRM children become Deprecated; folders carry over
+    replaces: bool = False  # target and its APND/XFRM children become Deprecated
+    same_object_type: bool = False  # target has the source's objectType
+    target_types: frozenset[str] | None = None  # objectTypes the target may have
+    source_types: frozenset[str] | None = None  # objectTypes the source may have
+    target_may_be_new: bool = False  # target may be a DocumentEntry of the submission
+    source_is_signature: bool = False  # source is a DSG Digital Signature Document
 
 
-# ITI TF-3 4.2.2.2: the relationship association types xdsi checks against the registry
+# ITI TF-3 4.2.2.2: the relationship association types checked against the registry
 RELATIONSHIPS: dict[str, Relationship] = {
-    AssociationType.RPLC: Relationship(replaces=True),
-    AssociationType.XFRM_RPLC: Relationship(replaces=True),
-    AssociationType.APND: Relationship(replaces=False),
-    AssociationType.XFRM: Relationship(replaces=False),
-    AssociationType.SIGNS: Relationship(replaces=False),
+    AssociationType.RPLC: Relationship(replaces=True, same_object_type=True),
+    AssociationType.XFRM_RPLC: Relationship(
+        replaces=True, target_types=STABLE, source_types=STABLE
+    ),
+    AssociationType.APND: Relationship(target_types=STABLE, source_types=STABLE),
+    AssociationType.XFRM: Relationship(target_types=STABLE, source_types=STABLE),
+    AssociationType.SIGNS: Relationship(target_may_be_new=True, source_is_signature=True),
+    AssociationType.IS_SNAPSHOT_OF: Relationship(target_types=ON_DEMAND, source_types=STABLE),
 }
 
-# ITI TF-3 4.2.2.2.1: replacing a document also deprecates these children of it
+# ITI TF-3 4.2.2.2.3: replacing a document also deprecates these children of it
 DEPRECATED_WITH_ORIGINAL = (AssociationType.APND, AssociationType.XFRM)
+
+# Human names of the objectTypes, for error messages
+_TYPE_NAMES = {DOC_ENTRY_STABLE: "stable", DOC_ENTRY_ON_DEMAND: "On-Demand"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +92,16 @@ class LifecyclePlan:
     folder_joins: list[FolderJoin] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A relationship target as the checks need it, stored or in the submission."""
+
+    status: str
+    patient_id: str | None
+    object_type: str
+    stored: bool
+
+
 def check_relationships(
     session: Session, submission: Submission
 ) -> tuple[list[RegistryError], LifecyclePlan]:
@@ -67,29 +111,50 @@ def check_relationships(
     plan = LifecyclePlan()
     entries = {d.entry_uuid: d for d in submission.document_entries}
     relationships = [a for a in submission.associations if a.association_type in RELATIONSHIPS]
-    targets = _stored_entries(session, {a.target for a in relationships})
+    stored = _stored_entries(session, {a.target for a in relationships} - set(entries))
     for association in relationships:
-        found = _check_one(association, entries.get(association.source), targets)
+        rule = RELATIONSHIPS[association.association_type]
+        target = _target(association.target, rule, entries, stored)
+        found = _check_one(association, rule, entries.get(association.source), target)
         errors.extend(found)
-        if not found and RELATIONSHIPS[association.association_type].replaces:
+        if not found and rule.replaces:
             _plan_replacement(session, plan, association)
     return errors, plan
 
 
+def _target(
+    uuid: str,
+    rule: Relationship,
+    entries: dict[str, DocumentEntry],
+    stored: dict[str, DocumentEntryRow],
+) -> _Target | None:
+    if uuid in stored:
+        row = stored[uuid]
+        return _Target(row.status, row.patient_id, row.object_type, stored=True)
+    entry = entries.get(uuid)
+    if entry is not None and rule.target_may_be_new:
+        # ITI TF-3 4.2.2.2.6: a signature may be submitted with the document it signs
+        return _Target(AvailabilityStatus.APPROVED, entry.patient_id, entry.object_type, False)
+    return None
+
+
+def _name(association: Association) -> str:
+    return association.association_type.rsplit(":", 1)[-1]
+
+
 def _check_one(
     association: Association,
+    rule: Relationship,
     source: DocumentEntry | None,
-    targets: dict[str, DocumentEntryRow],
+    target: _Target | None,
 ) -> list[RegistryError]:
-    target = targets.get(association.target)
-    location = association.entry_uuid
+    kind, location = _name(association), association.entry_uuid
     if target is None:
         # ITI TF-2 3.42.4.1.3.5: the original must be in the registry
         return [
             RegistryError(
                 ErrorCode.UnresolvedReferenceException,
-                f"{association.association_type} target {association.target} is not a "
-                "DocumentEntry in the registry",
+                f"{kind} target {association.target} is not a DocumentEntry in the registry",
                 location,
             )
         ]
@@ -98,20 +163,64 @@ def _check_one(
         errors.append(
             RegistryError(
                 ErrorCode.XDSRegistryDeprecatedDocumentError,
-                f"{association.association_type} target {association.target} is not Approved",
+                f"{kind} target {association.target} is not Approved",
                 location,
             )
         )
-    if source is not None and source.patient_id != target.patient_id:
+    if source is None:  # validation refuses a source outside the submission
+        return errors
+    if source.patient_id != target.patient_id:
         errors.append(
             RegistryError(
                 ErrorCode.XDSPatientIdDoesNotMatch,
-                f"{association.association_type} source patient {source.patient_id} differs "
-                f"from target {association.target} patient {target.patient_id}",
+                f"{kind} source patient {source.patient_id} differs from target "
+                f"{association.target} patient {target.patient_id}",
+                location,
+            )
+        )
+    errors.extend(_object_type_errors(association, rule, source, target))
+    if rule.source_is_signature and (
+        source.format_code is None or source.format_code.code not in DSG_FORMAT_CODES
+    ):
+        # ITI TF-3 5.5: the source of signs is a Digital Signature Document
+        code = source.format_code.code if source.format_code else None
+        errors.append(
+            RegistryError(
+                ErrorCode.XDSRegistryMetadataError,
+                f"{kind} source {association.source} has formatCode {code}, not a "
+                f"Digital Signature Document formatCode ({', '.join(sorted(DSG_FORMAT_CODES))})",
                 location,
             )
         )
     return errors
+
+
+def _object_type_errors(
+    association: Association, rule: Relationship, source: DocumentEntry, target: _Target
+) -> list[RegistryError]:
+    kind, location = _name(association), association.entry_uuid
+    wanted_target = {source.object_type} if rule.same_object_type else rule.target_types
+    problems = []
+    if rule.source_types is not None and source.object_type not in rule.source_types:
+        problems.append(
+            f"{kind} source {association.source} is a {_type_name(source.object_type)} "
+            f"DocumentEntry; {_expected(rule.source_types)} expected"
+        )
+    if wanted_target is not None and target.object_type not in wanted_target:
+        problems.append(
+            f"{kind} target {association.target} is a {_type_name(target.object_type)} "
+            f"DocumentEntry; {_expected(wanted_target)} expected"
+        )
+    # ITI TF-2 3.61.4.1.3, ITI TF-3 4.2.2.2.7: which kinds of entry each relationship links
+    return [RegistryError(ErrorCode.XDSRegistryMetadataError, p, location) for p in problems]
+
+
+def _type_name(object_type: str) -> str:
+    return _TYPE_NAMES.get(object_type, object_type)
+
+
+def _expected(types: Iterable[str]) -> str:
+    return " or ".join(sorted(_type_name(t) for t in types))
 
 
 def _stored_entries(session: Session, uuids: Iterable[str]) -> dict[str, DocumentEntryRow]:
@@ -138,6 +247,7 @@ def _plan_replacement(session: Session, plan: LifecyclePlan, association: Associ
             AssociationRow.target_uuid == original,
             AssociationRow.association_type == AssociationType.HAS_MEMBER,
             AssociationRow.status == AvailabilityStatus.APPROVED,
+            FolderRow.status == AvailabilityStatus.APPROVED,
         )
         .order_by(AssociationRow.id)
     ).all()
@@ -160,7 +270,9 @@ def deprecate(session: Session, entry_uuids: Iterable[str]) -> None:
 
 __all__ = [
     "DEPRECATED_WITH_ORIGINAL",
+    "ON_DEMAND",
     "RELATIONSHIPS",
+    "STABLE",
     "FolderJoin",
     "LifecyclePlan",
     "Relationship",

@@ -10,7 +10,10 @@ this module checks it against what the registry holds and stores it:
    a SubmissionSet or Folder uniqueId must not be any stored uniqueId;
 4. association ends not in the submission resolve to stored objects, of the same
    patient (ITI TF-2 3.42.4.1.3.5), and relationships obey ``registry.lifecycle``;
-5. then everything is inserted in the caller's transaction.
+5. a stored object that gets a member is an Approved Folder (ITI TF-3 4.2.2.1.4);
+6. then everything is inserted in the caller's transaction, and every stored Folder
+   that got a member gets a new lastUpdateTime, in its column and in its stored
+   metadata (ITI TF-3 4.2.3.4.6).
 
 Nothing is written unless every check passed; the caller commits only a response
 that is not a Failure, so a submission is stored whole or not at all.
@@ -38,8 +41,11 @@ from ebxml.model import (
     Submission,
     SubmissionSet,
 )
+from ebxml.parse import parse_registry_object_list
 from ebxml.serialize import leaf_class
+from ebxml.tags import RIM
 from ebxml.vocabulary import (
+    DOC_ENTRY_ON_DEMAND,
     UUID_PREFIX,
     AssociationType,
     AvailabilityStatus,
@@ -140,6 +146,7 @@ def _check(session: Session, submission: Submission) -> list[RegistryError]:
         *_check_document_unique_ids(session, submission),
         *_check_package_unique_ids(session, submission),
         *_check_references(session, submission),
+        *_check_folder_members(session, submission),
     ]
 
 
@@ -195,7 +202,13 @@ def _check_document_unique_ids(session: Session, submission: Submission) -> list
     for entry in submission.document_entries:
         if entry.unique_id in packages:
             errors.append(_duplicate(entry.unique_id, entry.entry_uuid))
-        for row in stored.get(entry.unique_id or "", []):
+        rows = stored.get(entry.unique_id or "", [])
+        if any(DOC_ENTRY_ON_DEMAND in (entry.object_type, row.object_type) for row in rows):
+            # An On-Demand entry has no hash or size (ITI TF-3 Table 4.3.1-3, XDS OD), so
+            # no resubmission of it can be shown identical: its uniqueId stays unique
+            errors.append(_duplicate(entry.unique_id, entry.entry_uuid))
+            continue
+        for row in rows:
             if entry.hash and row.hash and entry.hash.lower() != row.hash.lower():
                 errors.append(
                     RegistryError(
@@ -272,6 +285,40 @@ def _check_references(session: Session, submission: Submission) -> list[Registry
                         a.entry_uuid,
                     )
                 )
+    return errors
+
+
+def _check_folder_members(session: Session, submission: Submission) -> list[RegistryError]:
+    """ITI TF-3 4.2.2.1.4: a document is added to an existing Folder by a HasMember from
+    that Folder; the Folder must be Approved.  Any other stored object as the source of a
+    HasMember (a DocumentEntry, an earlier SubmissionSet) is refused."""
+    in_message = submission.object_ids()
+    sources = {
+        a.source: a
+        for a in submission.associations
+        if a.is_has_member and a.source not in in_message
+    }
+    if not sources:
+        return []
+    folders = dict(
+        session.execute(
+            select(FolderRow.entry_uuid, FolderRow.status).where(FolderRow.entry_uuid.in_(sources))
+        ).all()
+    )
+    others = _stored_uuids(session, set(sources) - set(folders))
+    errors = []
+    for source, association in sources.items():
+        if source in folders and folders[source] != AvailabilityStatus.APPROVED:
+            context = f"Folder {source} is not Approved and cannot take new members"
+        elif source in others:
+            context = (
+                f"HasMember {association.entry_uuid} has source {source}, which is not a Folder"
+            )
+        else:
+            continue  # an Approved Folder, or unresolved (reported by _check_references)
+        errors.append(
+            RegistryError(ErrorCode.XDSRegistryMetadataError, context, association.entry_uuid)
+        )
     return errors
 
 
@@ -470,15 +517,40 @@ def _folder_join_associations(
 def _touch_folders(
     session: Session, submission: Submission, associations: list[Association], now: str
 ) -> None:
-    """ITI TF-3 4.2.3.4: a stored Folder that gets a new member gets a new lastUpdateTime."""
+    """ITI TF-3 4.2.3.4.6: a stored Folder that gets a new member gets a new
+    lastUpdateTime, in the query column and in the metadata queries return."""
     submitted = {f.entry_uuid for f in submission.folders}
     sources = {a.source for a in associations if a.is_has_member and a.source not in submitted}
-    if sources:
+    if not sources:
+        return
+    # Columns, not ORM objects: rows loaded earlier in this session may be stale
+    stored = session.execute(
+        select(FolderRow.entry_uuid, FolderRow.xml).where(FolderRow.entry_uuid.in_(sources))
+    ).all()
+    for entry_uuid, xml in stored:
+        folder = replace(stored_folder(xml), last_update_time=now)
         session.execute(
             update(FolderRow)
-            .where(FolderRow.entry_uuid.in_(sources))
-            .values(last_update_time=now, last_update_time_key=dtm_key(now))
+            .where(FolderRow.entry_uuid == entry_uuid)
+            .values(
+                last_update_time=now,
+                last_update_time_key=dtm_key(now),
+                xml=canonical_xml(folder),
+            )
         )
+
+
+def stored_folder(xml: bytes) -> Folder:
+    """The Folder of the registry's own canonical LeafClass bytes (parsed without entity
+    or network access)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    object_list = etree.Element(RIM.RegistryObjectList)
+    object_list.append(etree.fromstring(xml, parser))
+    parsed = parse_registry_object_list(object_list, replace_symbolic_ids=False)
+    folders = [o for o in parsed.value.objects if isinstance(o, Folder)]
+    if len(folders) != 1:
+        raise ValueError("stored Folder metadata does not hold exactly one Folder")
+    return folders[0]
 
 
 __all__ = [
@@ -488,4 +560,5 @@ __all__ = [
     "new_uuid",
     "register_document_set",
     "register_submission",
+    "stored_folder",
 ]

@@ -23,6 +23,7 @@ from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
 from ebxml.vocabulary import Transaction
+from registry.codes import CodeSet, check_codes
 from registry.db import session_factory
 from registry.register import Registered, register_submission
 from registry.uow import DEFAULT_ATTEMPTS, transact
@@ -37,6 +38,7 @@ Validator = Callable[[Submission, Transaction], list[RegistryError]]
 class RegistryEventKind(StrEnum):
     SUBMITTED = "submitted"  # a submission set and its objects were stored
     DEPRECATED = "deprecated"  # DocumentEntries became Deprecated (RPLC, XFRM_RPLC)
+    REMOVED = "removed"  # registry objects were removed (ITI-62 Remove Metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +56,23 @@ class RegistryConfig:
     """Registry settings; the defaults suit a single node."""
 
     retry_attempts: int = DEFAULT_ATTEMPTS
+    # The affinity domain's code set (``registry.codes.load_code_set``); None: codes are
+    # not checked against value sets (ITI TF-3 4.2.3.1.2)
+    code_set: CodeSet | None = None
 
 
-def standard_validator() -> Validator:
-    """``ebxml.validate.validate_submission`` with the registry's default error code."""
+def standard_validator(code_set: CodeSet | None = None) -> Validator:
+    """``ebxml.validate.validate_submission`` with the registry's default error code,
+    and the affinity domain's code set when one is configured."""
     from ebxml.validate import validate_submission
 
     def validate(submission: Submission, transaction: Transaction) -> list[RegistryError]:
-        return validate_submission(
+        findings = validate_submission(
             submission, transaction, default_code=ErrorCode.XDSRegistryMetadataError
         )
+        if code_set is not None:
+            findings.extend(check_codes(submission, code_set))
+        return findings
 
     return validate
 
@@ -80,7 +89,7 @@ class DocumentRegistry:
     ) -> None:
         self.engine = engine
         self.config = config or RegistryConfig()
-        self._validate = validator or standard_validator()
+        self._validate = validator or standard_validator(self.config.code_set)
         self.sessions: sessionmaker[Session] = session_factory(engine)
         self.write_sessions: sessionmaker[Session] = session_factory(engine, write=True)
         self._subscribers: list[Subscriber] = []
@@ -89,6 +98,11 @@ class DocumentRegistry:
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    def publish(self, event: RegistryEvent) -> None:
+        """Hand ``event`` to every subscriber (for transactions run outside this class,
+        e.g. ITI-62 in ``registry.soap_remove``)."""
+        self._publish(event)
 
     def _publish(self, event: RegistryEvent) -> None:
         for subscriber in self._subscribers:

@@ -449,6 +449,23 @@ def test_signature_may_sign_doc_entry_of_same_submission():
     assert register(submission) == []
 
 
+def test_snapshot_target_must_be_existing_doc_entry():
+    # ITI TF-3 4.2.2.2.7: a snapshot points at an On-Demand entry already registered
+    entry, member = second_entry()
+    submission = fx.register_submission()
+    snapshot = relationship(AssociationType.IS_SNAPSHOT_OF, fx.DE_ID, SECOND_DE_ID)
+    submission = replace(
+        fx.with_association(submission, member, snapshot),
+        document_entries=(*submission.document_entries, entry),
+    )
+    only(register(submission), rules.RELATIONSHIP_TARGET, REGISTRY)
+
+
+def test_snapshot_of_existing_entry_is_valid():
+    snapshot = relationship(AssociationType.IS_SNAPSHOT_OF, fx.DE_ID, fx.EXISTING_DE_ID)
+    assert register(fx.with_association(fx.register_submission(), snapshot)) == []
+
+
 def test_doc_entry_replaces_at_most_one_entry():
     other_existing = "urn:uuid:0f9a3a40-7b1d-4d8e-9c4a-0000000000ab"
     submission = fx.with_association(
