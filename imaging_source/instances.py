@@ -1,0 +1,731 @@
+"""The Imaging Document Source's local DICOM store: instance files plus an index table.
+
+Each instance is one DICOM Part 10 file (PS3.10 7) under the storage folder at
+``<study>/<series>/<sop>-<sha1[:12]>.dcm``.  A file is written to a temp file under
+``.incoming/``, fsynced and renamed into place before its index row is committed, so a
+row always names a complete file; a replaced instance gets a new file name and the old
+file is removed after the commit.  The index row holds what C-FIND (PS3.4 C.6.2 Study
+Root), the KOS manifest and RAD-69 need without opening the file.
+
+``sop_instance_uid`` is unique in the database: processes sharing the index cannot both
+insert one instance; the loser updates what the winner stored.  The table has its own
+MetaData and Alembic version table (``alembic_version_imaging_source``), so it may share
+a database with the registry and the repository.  Nothing is created at import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from alembic import command
+from alembic.config import Config
+from pydicom import dcmread
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filewriter import dcmwrite
+from pydicom.uid import ExplicitVRLittleEndian
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    MetaData,
+    Select,
+    String,
+    and_,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+CHUNK_SIZE = 64 * 1024
+INCOMING_DIR = ".incoming"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+VERSION_TABLE = "alembic_version_imaging_source"
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+# PS3.5 9.1: a UID is dot-separated numeric components, at most 64 characters
+_UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
+_STREAM_BATCH = 500
+_PREAMBLE = 128  # PS3.10 7.1: 128-byte preamble, then "DICM"
+_PREFIX = b"DICM"
+_PREFIX_END = _PREAMBLE + len(_PREFIX)
+_META_GROUP = b"\x02\x00"  # (0002,xxxx) little endian: File Meta Information
+
+
+# --- the index table --------------------------------------------------------------------
+class ImagingSourceBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ImagingInstance(ImagingSourceBase):
+    __tablename__ = "imaging_instance"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(64), unique=True)
+    sop_class_uid: Mapped[str] = mapped_column(String(64))
+    study_instance_uid: Mapped[str] = mapped_column(String(64))
+    series_instance_uid: Mapped[str] = mapped_column(String(64), index=True)
+    transfer_syntax_uid: Mapped[str] = mapped_column(String(64))
+    patient_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    issuer_of_patient_id: Mapped[str] = mapped_column(String(64), default="")
+    patient_name: Mapped[str] = mapped_column(String(324), default="")
+    patient_birth_date: Mapped[str] = mapped_column(String(8), default="")
+    patient_sex: Mapped[str] = mapped_column(String(16), default="")
+    study_date: Mapped[str] = mapped_column(String(8), default="", index=True)
+    study_time: Mapped[str] = mapped_column(String(16), default="")
+    accession_number: Mapped[str] = mapped_column(String(16), default="", index=True)
+    study_id: Mapped[str] = mapped_column(String(16), default="")
+    study_description: Mapped[str] = mapped_column(String(64), default="")
+    referring_physician_name: Mapped[str] = mapped_column(String(324), default="")
+    modality: Mapped[str] = mapped_column(String(16), default="", index=True)
+    series_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    series_description: Mapped[str] = mapped_column(String(64), default="")
+    body_part_examined: Mapped[str] = mapped_column(String(16), default="")
+    instance_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    file_path: Mapped[str] = mapped_column(String(1024))  # relative to the storage folder
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha1: Mapped[str] = mapped_column(String(40))
+    received: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index(None, "study_instance_uid", "series_instance_uid"),)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the index; SQLite gets WAL and a busy timeout (several processes)."""
+    engine = create_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("version_table", VERSION_TABLE)
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the index table to ``revision``."""
+    command.upgrade(alembic_config(engine), revision)
+
+
+# --- what the index knows ---------------------------------------------------------------
+class InvalidInstance(ValueError):
+    """The content is not a DICOM instance the store can keep (PS3.4 B.2.3 "Cannot
+    understand")."""
+
+
+class UnknownInstance(KeyError):
+    """No instance with this SOP Instance UID is stored."""
+
+
+class InstanceChange(StrEnum):
+    ADDED = "added"
+    REPLACED = "replaced"  # same SOP Instance UID, different content
+    UNCHANGED = "unchanged"  # identical content received again
+
+
+@dataclass(frozen=True, slots=True)
+class StoredInstance:
+    """One indexed instance; ``path`` is absolute.  ``change`` is set by ``add`` only."""
+
+    sop_instance_uid: str
+    sop_class_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    transfer_syntax_uid: str
+    patient_id: str
+    issuer_of_patient_id: str
+    patient_name: str
+    patient_birth_date: str
+    patient_sex: str
+    study_date: str
+    study_time: str
+    accession_number: str
+    study_id: str
+    study_description: str
+    referring_physician_name: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part_examined: str
+    instance_number: int | None
+    path: Path
+    size: int
+    sha1: str
+    received: datetime
+    change: InstanceChange | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSeries:
+    series_instance_uid: str
+    modality: str
+    series_number: int | None
+    series_description: str
+    body_part_examined: str
+    instances: tuple[StoredInstance, ...]
+
+
+# DICOM keyword -> index column, for the attributes copied from each instance.
+# PS3.4 C.6.2.1.2 (Study Root): the unique and required keys of each level are among them.
+INDEXED_ATTRIBUTES: dict[str, str] = {
+    "SOPInstanceUID": "sop_instance_uid",
+    "SOPClassUID": "sop_class_uid",
+    "StudyInstanceUID": "study_instance_uid",
+    "SeriesInstanceUID": "series_instance_uid",
+    "PatientID": "patient_id",
+    "IssuerOfPatientID": "issuer_of_patient_id",
+    "PatientName": "patient_name",
+    "PatientBirthDate": "patient_birth_date",
+    "PatientSex": "patient_sex",
+    "StudyDate": "study_date",
+    "StudyTime": "study_time",
+    "AccessionNumber": "accession_number",
+    "StudyID": "study_id",
+    "StudyDescription": "study_description",
+    "ReferringPhysicianName": "referring_physician_name",
+    "Modality": "modality",
+    "SeriesNumber": "series_number",
+    "SeriesDescription": "series_description",
+    "BodyPartExamined": "body_part_examined",
+    "InstanceNumber": "instance_number",
+}
+_REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
+_INTEGER_COLUMNS = frozenset({"series_number", "instance_number"})
+
+
+class QueryLevel(StrEnum):
+    """Query/Retrieve Level (0008,0052) of the Study Root model (PS3.4 C.6.2)."""
+
+    STUDY = "STUDY"
+    SERIES = "SERIES"
+    IMAGE = "IMAGE"
+
+
+_LEVEL_RANK = {QueryLevel.STUDY: 0, QueryLevel.SERIES: 1, QueryLevel.IMAGE: 2}
+# PS3.4 C.6.2.1.2: the level an attribute belongs to (patient attributes: STUDY, study root)
+ATTRIBUTE_LEVEL: dict[str, QueryLevel] = {
+    **{
+        keyword: QueryLevel.STUDY
+        for keyword in (
+            "StudyInstanceUID",
+            "PatientID",
+            "IssuerOfPatientID",
+            "PatientName",
+            "PatientBirthDate",
+            "PatientSex",
+            "StudyDate",
+            "StudyTime",
+            "AccessionNumber",
+            "StudyID",
+            "StudyDescription",
+            "ReferringPhysicianName",
+        )
+    },
+    **{
+        keyword: QueryLevel.SERIES
+        for keyword in (
+            "SeriesInstanceUID",
+            "Modality",
+            "SeriesNumber",
+            "SeriesDescription",
+            "BodyPartExamined",
+        )
+    },
+    **{
+        keyword: QueryLevel.IMAGE for keyword in ("SOPInstanceUID", "SOPClassUID", "InstanceNumber")
+    },
+}
+_UNIQUE_KEY = {
+    QueryLevel.STUDY: "StudyInstanceUID",
+    QueryLevel.SERIES: "SeriesInstanceUID",
+    QueryLevel.IMAGE: "SOPInstanceUID",
+}
+# PS3.4 C.2.2.2.2: the list-of-UID matching applies to these
+_UID_KEYS = frozenset({"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID"})
+# PS3.4 C.2.2.2.5: range matching applies to DA and TM
+_RANGE_KEYS = frozenset({"StudyDate", "StudyTime", "PatientBirthDate"})
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, list | tuple):  # a multi-valued element: backslash-joined
+        return "\\".join(str(v) for v in value)
+    return str(value).strip()
+
+
+def _integer(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _index_values(ds: Dataset) -> dict[str, Any]:
+    """Column values from a dataset's header (strings cut to their column's length)."""
+    values: dict[str, Any] = {}
+    for keyword, column_name in INDEXED_ATTRIBUTES.items():
+        raw = ds.get(keyword)
+        if column_name in _INTEGER_COLUMNS:
+            values[column_name] = _integer(raw)
+            continue
+        length = ImagingInstance.__table__.c[column_name].type.length
+        values[column_name] = _text(raw)[:length]
+    return values
+
+
+def check_uid(value: str, what: str) -> str:
+    if len(value) > 64 or not _UID.fullmatch(value):
+        raise InvalidInstance(f"{what} is not a UID (PS3.5 9.1): {value!r}")
+    return value
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _copy_hashing(stream: BinaryIO, target: Path) -> tuple[str, int]:
+    """Copy into ``target`` as a Part 10 file: content that starts with the File Meta
+    Information but lacks the preamble and "DICM" prefix (as some STOW-RS clients send
+    it) gets them (PS3.10 7.1)."""
+    digest = hashlib.sha1()
+    size = 0
+    head = stream.read(_PREFIX_END)
+    if head[_PREAMBLE:_PREFIX_END] != _PREFIX and head[:2] == _META_GROUP:
+        head = bytes(_PREAMBLE) + _PREFIX + head
+    with open(target, "wb") as out:
+        chunk = head
+        while chunk:
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+            chunk = stream.read(CHUNK_SIZE)
+        out.flush()
+        os.fsync(out.fileno())
+    return digest.hexdigest(), size
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha1()
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _write_dataset(ds: Dataset, target: Path) -> None:
+    if not getattr(ds, "file_meta", None):
+        ds.file_meta = FileMetaDataset()
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    # PS3.10 7.1: preamble, "DICM" and the File Meta Information are written
+    try:
+        dcmwrite(target, ds, enforce_file_format=True)
+    except OSError:
+        raise
+    except Exception as exc:  # pydicom refuses a data set it cannot encode
+        raise InvalidInstance(f"cannot write the data set: {exc}") from exc
+    with open(target, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _read_header(path: Path) -> Dataset:
+    try:
+        return dcmread(path, stop_before_pixels=True)
+    except Exception as exc:  # pydicom raises many kinds for bad input
+        raise InvalidInstance(f"not a DICOM Part 10 file: {exc}") from exc
+
+
+class InstanceStore:
+    """DICOM instances under ``root`` indexed in the database behind ``engine``."""
+
+    def __init__(self, root: Path | str, engine: Engine) -> None:
+        self.root = Path(root)
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # --- writing --------------------------------------------------------------------
+    def add(self, source: Path | str | Dataset | BinaryIO) -> StoredInstance:
+        """Store one instance from a Part 10 file, a readable binary stream of one, or a
+        dataset.  InvalidInstance when it is not DICOM or lacks its identifying UIDs."""
+        incoming = self.root / INCOMING_DIR
+        incoming.mkdir(parents=True, exist_ok=True)
+        temp = incoming / uuid.uuid4().hex
+        try:
+            if isinstance(source, Dataset):
+                _write_dataset(source, temp)
+                sha1, size = _hash_file(temp)
+            elif isinstance(source, str | Path):
+                with open(source, "rb") as stream:
+                    sha1, size = _copy_hashing(stream, temp)
+            else:
+                sha1, size = _copy_hashing(source, temp)
+            header = _read_header(temp)
+            values = self._identify(header)
+            relative = Path(
+                values["study_instance_uid"],
+                values["series_instance_uid"],
+                f"{values['sop_instance_uid']}-{sha1[:12]}.dcm",
+            )
+            target = self.root / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temp, target)
+            _fsync_dir(target.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
+        values.update(file_path=relative.as_posix(), size=size, sha1=sha1, received=utcnow())
+        return self._index(values)
+
+    def _identify(self, header: Dataset) -> dict[str, Any]:
+        meta = getattr(header, "file_meta", None) or FileMetaDataset()
+        values = _index_values(header)
+        # PS3.10 7.1: the File Meta Information names the instance when the body does not
+        if not values["sop_instance_uid"]:
+            values["sop_instance_uid"] = _text(meta.get("MediaStorageSOPInstanceUID"))
+        if not values["sop_class_uid"]:
+            values["sop_class_uid"] = _text(meta.get("MediaStorageSOPClassUID"))
+        for keyword in _REQUIRED:
+            column_name = INDEXED_ATTRIBUTES[keyword]
+            if not values[column_name]:
+                raise InvalidInstance(f"{keyword} missing")
+            check_uid(values[column_name], keyword)
+        values["transfer_syntax_uid"] = check_uid(
+            _text(meta.get("TransferSyntaxUID")) or ExplicitVRLittleEndian, "TransferSyntaxUID"
+        )
+        return values
+
+    def _index(self, values: dict[str, Any]) -> StoredInstance:
+        uid = values["sop_instance_uid"]
+        stale: str | None = None
+        with self._sessions.begin() as session:
+            row = session.scalars(
+                select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+            ).one_or_none()
+            if row is None:
+                try:
+                    with session.begin_nested():
+                        row = ImagingInstance(**values)
+                        session.add(row)
+                    change = InstanceChange.ADDED
+                except IntegrityError:  # another process stored it first: update theirs
+                    row = session.scalars(
+                        select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+                    ).one()
+                    change = None
+            else:
+                change = None
+            if change is None:
+                change = (
+                    InstanceChange.UNCHANGED
+                    if row.sha1 == values["sha1"]
+                    else InstanceChange.REPLACED
+                )
+                if row.file_path != values["file_path"]:
+                    stale = row.file_path
+                for name, value in values.items():
+                    if change is InstanceChange.REPLACED or name == "file_path":
+                        setattr(row, name, value)
+            stored = self._stored(row, change)
+        if stale is not None:
+            self._unlink(stale)
+        return stored
+
+    def remove(
+        self,
+        *,
+        sop_instance_uids: Iterable[str] = (),
+        series_instance_uid: str | None = None,
+        study_instance_uid: str | None = None,
+    ) -> list[StoredInstance]:
+        """Remove the named instances (index rows first, then files); returns them."""
+        conditions: list[ColumnElement[bool]] = []
+        uids = list(sop_instance_uids)
+        if uids:
+            conditions.append(ImagingInstance.sop_instance_uid.in_(uids))
+        if series_instance_uid:
+            conditions.append(ImagingInstance.series_instance_uid == series_instance_uid)
+        if study_instance_uid:
+            conditions.append(ImagingInstance.study_instance_uid == study_instance_uid)
+        if not conditions:
+            return []
+        with self._sessions.begin() as session:
+            rows = session.scalars(select(ImagingInstance).where(or_(*conditions))).all()
+            removed = [self._stored(row) for row in rows]
+            if rows:
+                session.execute(
+                    delete(ImagingInstance).where(ImagingInstance.id.in_([r.id for r in rows]))
+                )
+        for instance in removed:
+            self._unlink(instance.path.relative_to(self.root).as_posix())
+        return removed
+
+    def _unlink(self, relative: str) -> None:
+        path = self.root / relative
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        for parent in (path.parent, path.parent.parent):  # empty series, study folders
+            if parent == self.root:
+                break
+            with contextlib.suppress(OSError):
+                parent.rmdir()
+
+    def sweep_incoming(self) -> int:
+        """Remove temp files an interrupted ``add`` left; returns how many."""
+        incoming = self.root / INCOMING_DIR
+        if not incoming.is_dir():
+            return 0
+        count = sum(1 for _ in incoming.iterdir())
+        shutil.rmtree(incoming, ignore_errors=True)
+        return count
+
+    # --- reading --------------------------------------------------------------------
+    def _stored(self, row: ImagingInstance, change: InstanceChange | None = None) -> StoredInstance:
+        values = {
+            f.name: getattr(row, f.name)
+            for f in fields(StoredInstance)
+            if f.name not in ("path", "change")
+        }
+        received = values["received"]
+        if received.tzinfo is None:  # SQLite returns naive datetimes
+            values["received"] = received.replace(tzinfo=UTC)
+        return StoredInstance(**values, path=self.root / row.file_path, change=change)
+
+    def get(self, sop_instance_uid: str) -> StoredInstance | None:
+        with self._sessions() as session:
+            row = session.scalars(
+                select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_instance_uid)
+            ).one_or_none()
+            return None if row is None else self._stored(row)
+
+    def open(self, sop_instance_uid: str) -> BinaryIO:
+        """The instance's Part 10 file, opened for reading (UnknownInstance if absent)."""
+        instance = self.get(sop_instance_uid)
+        if instance is None:
+            raise UnknownInstance(sop_instance_uid)
+        return open(instance.path, "rb")
+
+    def dataset(self, sop_instance_uid: str, *, stop_before_pixels: bool = False) -> Dataset:
+        with self.open(sop_instance_uid) as stream:
+            return dcmread(stream, stop_before_pixels=stop_before_pixels)
+
+    def instances(
+        self, study_instance_uid: str, series_instance_uid: str | None = None
+    ) -> Iterator[StoredInstance]:
+        """A study's (or one series') instances by series and instance number, streamed."""
+        stmt = select(ImagingInstance).where(
+            ImagingInstance.study_instance_uid == study_instance_uid
+        )
+        if series_instance_uid is not None:
+            stmt = stmt.where(ImagingInstance.series_instance_uid == series_instance_uid)
+        stmt = stmt.order_by(
+            ImagingInstance.series_number,
+            ImagingInstance.series_instance_uid,
+            ImagingInstance.instance_number,
+            ImagingInstance.sop_instance_uid,
+        )
+        with self._sessions() as session:
+            for row in session.scalars(stmt.execution_options(yield_per=_STREAM_BATCH)):
+                yield self._stored(row)
+
+    def study(self, study_instance_uid: str) -> list[StoredSeries]:
+        """The study as its series, each with its instances; empty when unknown."""
+        series: dict[str, list[StoredInstance]] = {}
+        for instance in self.instances(study_instance_uid):
+            series.setdefault(instance.series_instance_uid, []).append(instance)
+        return [
+            StoredSeries(
+                series_instance_uid=uid,
+                modality=members[0].modality,
+                series_number=members[0].series_number,
+                series_description=members[0].series_description,
+                body_part_examined=members[0].body_part_examined,
+                instances=tuple(members),
+            )
+            for uid, members in series.items()
+        ]
+
+    def studies(self) -> Iterator[str]:
+        stmt = select(ImagingInstance.study_instance_uid).distinct()
+        with self._sessions() as session:
+            yield from session.scalars(stmt.execution_options(yield_per=_STREAM_BATCH))
+
+    def total_size(self) -> int:
+        with self._sessions() as session:
+            return int(session.scalar(select(func.coalesce(func.sum(ImagingInstance.size), 0))))
+
+    def find(
+        self, level: QueryLevel | str, keys: Mapping[str, str | None]
+    ) -> Iterator[dict[str, Any]]:
+        """C-FIND matching (PS3.4 C.2.2.2) over the index at ``level``.
+
+        ``keys`` maps DICOM keywords to matching values ("" or None: universal).  Keys
+        of the level and the levels above are matched; others are ignored.  Each match
+        is a dict of every indexed attribute of the level and above, plus the counts
+        PS3.4 C.6.1.1.4 defines (NumberOfStudyRelated*, NumberOfSeriesRelatedInstances)
+        and ModalitiesInStudy at STUDY level.
+        """
+        level = QueryLevel(level)
+        rank = _LEVEL_RANK[level]
+        visible = [k for k, lvl in ATTRIBUTE_LEVEL.items() if _LEVEL_RANK[lvl] <= rank]
+        conditions = [
+            condition
+            for keyword in visible
+            if (condition := _condition(keyword, keys.get(keyword))) is not None
+        ]
+        if level is QueryLevel.STUDY and (modalities := keys.get("ModalitiesInStudy")):
+            # PS3.4 C.6.2.1.2: a study matches when any of its series has a listed modality
+            wanted = [m for m in modalities.split("\\") if m]
+            inner = select(ImagingInstance.study_instance_uid).where(
+                ImagingInstance.modality.in_(wanted)
+            )
+            conditions.append(ImagingInstance.study_instance_uid.in_(inner))
+        return self._matches(level, visible, conditions)
+
+    def _matches(
+        self, level: QueryLevel, visible: list[str], conditions: list[ColumnElement[bool]]
+    ) -> Iterator[dict[str, Any]]:
+        stmt = _find_statement(level, visible, conditions)
+        with self._sessions() as session:
+            for row in session.execute(stmt.execution_options(yield_per=_STREAM_BATCH)):
+                match = dict(row._mapping)
+                if level is QueryLevel.STUDY:
+                    match["ModalitiesInStudy"] = "\\".join(
+                        session.scalars(
+                            select(ImagingInstance.modality)
+                            .where(ImagingInstance.study_instance_uid == match["StudyInstanceUID"])
+                            .where(ImagingInstance.modality != "")
+                            .distinct()
+                            .order_by(ImagingInstance.modality)
+                        )
+                    )
+                yield match
+
+
+def _column(keyword: str) -> Any:
+    return getattr(ImagingInstance, INDEXED_ATTRIBUTES[keyword])
+
+
+def _find_statement(
+    level: QueryLevel, visible: list[str], conditions: list[ColumnElement[bool]]
+) -> Select[Any]:
+    unique = _unique_column = _column(_UNIQUE_KEY[level])
+    if level is QueryLevel.IMAGE:
+        columns = [_column(k).label(k) for k in visible]
+        return (
+            select(*columns)
+            .where(and_(True, *conditions))
+            .order_by(ImagingInstance.series_instance_uid, ImagingInstance.instance_number, unique)
+        )
+    # one row per study or series: its attributes are the same on each of its instances
+    columns = [
+        (_column(k) if k == _UNIQUE_KEY[level] else func.min(_column(k))).label(k) for k in visible
+    ]
+    if level is QueryLevel.STUDY:
+        columns += [
+            func.count(func.distinct(ImagingInstance.series_instance_uid)).label(
+                "NumberOfStudyRelatedSeries"
+            ),
+            func.count().label("NumberOfStudyRelatedInstances"),
+        ]
+    else:
+        columns.append(func.count().label("NumberOfSeriesRelatedInstances"))
+    return (
+        select(*columns)
+        .where(and_(True, *conditions))
+        .group_by(_unique_column)
+        .order_by(_unique_column)
+    )
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def _condition(keyword: str, value: str | None) -> ColumnElement[bool] | None:
+    """One key's matching rule, PS3.4 C.2.2.2; None for universal matching."""
+    if value is None or value == "" or value == "*":
+        return None  # C.2.2.2.3 universal matching
+    column = _column(keyword)
+    if keyword in _UID_KEYS:  # C.2.2.2.2 list of UID matching
+        return column.in_([uid for uid in value.split("\\") if uid])
+    if keyword in _RANGE_KEYS and "-" in value:  # C.2.2.2.5 range matching
+        low, _, high = value.partition("-")
+        bounds = [column != ""]
+        if low:
+            bounds.append(column >= low)
+        if high:
+            bounds.append(column <= high + ("\uffff" if keyword == "StudyTime" else ""))
+        return and_(*bounds)
+    if keyword in ("SeriesNumber", "InstanceNumber"):
+        number = _integer(value)
+        return column == number if number is not None else None
+    if "*" in value or "?" in value:  # C.2.2.2.4 wild card matching
+        return column.like(_like(value), escape="!")
+    return column == value  # C.2.2.2.1 single value matching
+
+
+__all__ = [
+    "ATTRIBUTE_LEVEL",
+    "INCOMING_DIR",
+    "INDEXED_ATTRIBUTES",
+    "ImagingInstance",
+    "ImagingSourceBase",
+    "InstanceChange",
+    "InstanceStore",
+    "InvalidInstance",
+    "QueryLevel",
+    "StoredInstance",
+    "StoredSeries",
+    "UnknownInstance",
+    "VERSION_TABLE",
+    "alembic_config",
+    "check_uid",
+    "make_engine",
+    "upgrade",
+]

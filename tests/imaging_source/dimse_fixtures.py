@@ -1,0 +1,48 @@
+"""An ImagingSource listening on a free port (index on SQLite: the protocol is tested here,\nthe storage on both databases in test_instances)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from imaging_source.config import ImagingSourceConfig
+from imaging_source.peers import DicomPeer
+from imaging_source.service import ImagingSource
+
+MOVE_DESTINATION = "MOVEDEST"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def destination_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def source(
+    sqlite_index_engine: Engine, tmp_path: Path, destination_port: int
+) -> Iterator[ImagingSource]:
+    config = ImagingSourceConfig(
+        storage_dir=tmp_path / "store",
+        dicom_host="127.0.0.1",
+        dicom_port=0,
+        peers=(DicomPeer(MOVE_DESTINATION, "127.0.0.1", destination_port),),
+        acse_timeout=5,
+        dimse_timeout=10,
+        network_timeout=10,
+    )
+    imaging = ImagingSource(config, engine=sqlite_index_engine)
+    imaging.start()
+    try:
+        yield imaging
+    finally:
+        imaging.stop()
