@@ -13,6 +13,12 @@ Three seams feed the auditor, each chosen once in the composition root:
   SOAP, so the registry's side of that ITI-42 is audited here as well.
 - ITI-8: :func:`feed_outcome` maps the feed's ``FeedOutcome`` (its ``on_outcome`` hook).
 
+ITI-19: where the peer authenticated with a certificate (mutual TLS), the observers
+are given ``peer``, a callable answering the subject of the certificate of the
+connection being served; it becomes the requester's AlternativeUserID, so the audit
+record names the authenticated node as well as its claimed address.  A peer refused
+during the handshake becomes a Security Alert (:func:`node_authentication_alert`).
+
 Mapping never raises into a transaction: the observers log and go on.
 """
 
@@ -26,8 +32,15 @@ from typing import Any
 
 from lxml import etree
 
-from atna.codes import EventOutcomeIndicator
-from atna.events import AuditEvent, DocumentReference, Endpoint, Side, TransactionOutcome
+from atna.codes import EventOutcomeIndicator, SecurityAlertType
+from atna.events import (
+    AuditEvent,
+    DocumentReference,
+    Endpoint,
+    SecurityAlert,
+    Side,
+    TransactionOutcome,
+)
 from ebxml.errors import RegistryError
 from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
@@ -48,6 +61,7 @@ from soap.namespaces import WSA_ANONYMOUS
 log = logging.getLogger(__name__)
 
 Record = Callable[[AuditEvent], None]
+PeerSubject = Callable[[], str | None]
 _O = EventOutcomeIndicator
 
 # DICOM PS3.15 A.5.1 EventOutcomeIndicator: a Failure did not do what was asked (8,
@@ -240,6 +254,7 @@ def exchange_outcome(
     fault: SoapFault | None,
     info: ExchangeInfo,
     audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS,
+    peer_subject: str | None = None,
 ) -> TransactionOutcome | None:
     """The responder's record of one SOAP exchange, or None when its Action is not one
     audited here (or was never read)."""
@@ -258,7 +273,11 @@ def exchange_outcome(
         result = ResponseFacts(_O.SERIOUS_FAILURE)
     # ITI TF-2 3.41.5.1.2 etc.: the requester is named by its wsa:ReplyTo and address
     reply_to = request.addressing.reply_to if request is not None else None
-    requester = Endpoint(reply_to or WSA_ANONYMOUS, network_access_point=info.client_host)
+    requester = Endpoint(
+        reply_to or WSA_ANONYMOUS,
+        alternative_user_id=peer_subject,  # ITI-19: the authenticated node
+        network_access_point=info.client_host,
+    )
     return TransactionOutcome(
         transaction=audit.transaction,
         side=audit.side,
@@ -279,9 +298,16 @@ def exchange_outcome(
 class SoapAuditObserver:
     """``soap.app`` ``on_exchange`` observer: records the outcome of each audited exchange."""
 
-    def __init__(self, record: Record, audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS) -> None:
+    def __init__(
+        self,
+        record: Record,
+        audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS,
+        *,
+        peer: PeerSubject | None = None,
+    ) -> None:
         self._record = record
         self._audits = audits
+        self._peer = peer
 
     def __call__(
         self,
@@ -291,7 +317,8 @@ class SoapAuditObserver:
         info: ExchangeInfo,
     ) -> None:
         try:
-            outcome = exchange_outcome(request, response_body, fault, info, self._audits)
+            subject = self._peer() if self._peer is not None else None
+            outcome = exchange_outcome(request, response_body, fault, info, self._audits, subject)
         except Exception:
             log.exception("audit record of %s %s not made", info.endpoint, info.action)
             return
@@ -301,7 +328,10 @@ class SoapAuditObserver:
 
 # --- ITI-8 -----------------------------------------------------------------------------
 def feed_outcome(
-    outcome: FeedOutcome, receiver: Endpoint, event_date_time: datetime | None = None
+    outcome: FeedOutcome,
+    receiver: Endpoint,
+    event_date_time: datetime | None = None,
+    peer_subject: str | None = None,
 ) -> TransactionOutcome:
     """ITI TF-2 3.8.5.1.2: the registry's record of one feed message.  The source is
     named MSH-3|MSH-4; an A40 lists (surviving, subsumed) pairs: the surviving patient
@@ -314,7 +344,10 @@ def feed_outcome(
     return TransactionOutcome(
         transaction=Transaction.ITI8,
         side=Side.RESPONDER,
-        requester=Endpoint(f"{outcome.sending_application}|{outcome.sending_facility}"),
+        requester=Endpoint(
+            f"{outcome.sending_application}|{outcome.sending_facility}",
+            alternative_user_id=peer_subject,
+        ),
         responder=receiver,
         outcome=ACK_OUTCOME.get(outcome.ack_code, _O.SERIOUS_FAILURE),
         outcome_description=(outcome.text or None) if outcome.ack_code != AckCode.ACCEPT else None,
@@ -329,12 +362,39 @@ def feed_outcome(
 class FeedAuditObserver:
     """``FeedProcessor(on_outcome=...)``: records each feed message's outcome."""
 
-    def __init__(self, record: Record, receiver: Endpoint) -> None:
+    def __init__(self, record: Record, receiver: Endpoint, *, peer: PeerSubject | None = None):
         self._record = record
         self._receiver = receiver
+        self._peer = peer
 
     def __call__(self, outcome: FeedOutcome) -> None:
-        self._record(feed_outcome(outcome, self._receiver))
+        subject = self._peer() if self._peer is not None else None
+        self._record(feed_outcome(outcome, self._receiver, peer_subject=subject))
+
+
+# --- ITI-19 refusals ---------------------------------------------------------------------
+def node_authentication_alert(
+    reporter: Endpoint,
+    listener: str,
+    peer_host: str | None,
+    peer_port: int | None,
+    reason: str,
+) -> SecurityAlert:
+    """ITI TF-2 3.19.6 / 3.20.7 (DICOM PS3.15 A.5.3.11): a peer failed node
+    authentication on ``listener``: Security Alert, EventTypeCode 110126 Node
+    Authentication, the peer as the performer (its address; it proved no identity),
+    the listener as the alert subject with the reason as Alert Description."""
+    peer = peer_host or "unknown"
+    return SecurityAlert(
+        event_type=SecurityAlertType.NODE_AUTHENTICATION,
+        reporter=reporter,
+        performer=Endpoint(
+            f"{peer}:{peer_port}" if peer_port else peer,
+            network_access_point=peer_host,
+        ),
+        alert_subject=listener,
+        description=f"TLS peer {peer} refused: {reason}"[:MAX_DESCRIPTION],
+    )
 
 
 # --- the repository's registry seam --------------------------------------------------
@@ -431,12 +491,14 @@ __all__ = [
     "STATUS_OUTCOME",
     "AuditingRegistryClient",
     "ExchangeAudit",
+    "PeerSubject",
     "FeedAuditObserver",
     "RequestFacts",
     "ResponseFacts",
     "SoapAuditObserver",
     "exchange_outcome",
     "feed_outcome",
+    "node_authentication_alert",
     "provide_request_facts",
     "query_request_facts",
     "query_response_facts",

@@ -6,6 +6,12 @@ must not overtake it) and the destination backs off (``atna.spool.Backoff``) unt
 the next attempt; a message the transport can never carry (``MessageTooLarge``) is
 recorded as failed and the rest go on.  Database or network trouble never ends the
 loop; it is logged and tried again.
+
+Batching keeps the cost per event small next to the transactions being audited: when
+woken by new messages the loop lingers ``linger`` seconds (50 ms) so that one claim,
+one series of sends and one ``finish`` serve every event of that moment; a full batch
+is followed at once by the next claim.  The backoff end comes from ``finish`` itself,
+so an idle or backing-off destination costs no database round trip per wake-up.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from atna.spool import AuditSpool, Claim
@@ -22,6 +29,17 @@ log = logging.getLogger(__name__)
 
 POLL_INTERVAL = 1.0
 BATCH_SIZE = 100
+LINGER = 0.05  # seconds a wake-up waits for more messages before claiming
+
+
+@dataclass(frozen=True)
+class _Shipped:
+    """What one claim achieved: delivered count, whether the batch was full (more may
+    be waiting), and the end of the backoff a failed send started."""
+
+    delivered: int = 0
+    full: bool = False
+    retry_at: datetime | None = None
 
 
 class Shipper:
@@ -32,11 +50,13 @@ class Shipper:
         *,
         batch_size: int = BATCH_SIZE,
         poll_interval: float = POLL_INTERVAL,
+        linger: float = LINGER,
     ) -> None:
         self._spool = spool
         self._senders = dict(senders)
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._linger = linger
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeups: dict[str, asyncio.Event] = {}
         self._stopping = asyncio.Event()  # binds to the loop of ``run`` on first use
@@ -47,14 +67,19 @@ class Shipper:
 
     async def ship_once(self, destination: str) -> int:
         """One claim on ``destination``; returns how many messages were delivered."""
+        return (await self._ship(destination)).delivered
+
+    async def _ship(self, destination: str) -> _Shipped:
         claim = await asyncio.to_thread(self._spool.claim, destination, self._batch_size)
         if claim is None:
-            return 0
+            return _Shipped()
+        retry_at = None
         try:
             await self._send(claim, self._senders[destination])
         finally:
-            await asyncio.to_thread(self._spool.finish, claim)
-        return len(claim.delivered)
+            retry_at = await asyncio.to_thread(self._spool.finish, claim)
+        full = len(claim.rows) >= self._batch_size and claim.retry is None
+        return _Shipped(len(claim.delivered), full, retry_at)
 
     @staticmethod
     async def _send(claim: Claim, sender: Sender) -> None:
@@ -79,19 +104,22 @@ class Shipper:
         for wakeup in self._wakeups.values():
             loop.call_soon_threadsafe(wakeup.set)
 
-    async def _pause(self, destination: str) -> None:
-        """Until woken, stopped, the poll interval passes, or the backoff ends."""
-        delay = self._poll_interval
-        next_attempt = await asyncio.to_thread(self._spool.next_attempt_at, destination)
-        backing_off = next_attempt is not None
-        if backing_off:
-            delay = max(0.0, (next_attempt - datetime.now(UTC)).total_seconds())
+    async def _pause(self, destination: str, retry_at: datetime | None) -> None:
+        """Until the backoff ends (``retry_at``), or else until woken (then ``linger``
+        more for the batch to fill) or the poll interval passes; stop ends either."""
         wakeup = self._wakeups[destination]
         waiters = [asyncio.ensure_future(self._stopping.wait())]
-        if not backing_off:
+        if retry_at is not None:
+            delay = max(0.0, (retry_at - datetime.now(UTC)).total_seconds())
+        else:
+            delay = self._poll_interval
             waiters.append(asyncio.ensure_future(wakeup.wait()))
         try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED
+            )
+            if retry_at is None and waiters[-1] in done and not self._stopping.is_set():
+                await asyncio.wait([waiters[0]], timeout=self._linger)
         finally:
             for waiter in waiters:
                 waiter.cancel()
@@ -100,16 +128,12 @@ class Shipper:
     async def _serve(self, destination: str) -> None:
         while not self._stopping.is_set():
             try:
-                delivered = await self.ship_once(destination)
+                shipped = await self._ship(destination)
             except Exception:
                 log.exception("audit shipping to %s failed", destination)
-                delivered = 0
-            if delivered == 0:
-                try:
-                    await self._pause(destination)
-                except Exception:
-                    log.exception("audit spool unavailable")
-                    await asyncio.sleep(self._poll_interval)
+                shipped = _Shipped()
+            if not shipped.full:
+                await self._pause(destination, shipped.retry_at)
 
     async def run(self) -> None:
         """Ship until ``stop``; then close the senders."""
@@ -130,4 +154,4 @@ class Shipper:
             loop.call_soon_threadsafe(self._stopping.set)
 
 
-__all__ = ["BATCH_SIZE", "POLL_INTERVAL", "Shipper"]
+__all__ = ["BATCH_SIZE", "LINGER", "POLL_INTERVAL", "Shipper"]

@@ -7,6 +7,11 @@ destination.
 - A shipper ``claim``s the next pending deliveries of one destination, oldest first,
   sends them, and ``finish``es the claim: delivered, failed for good (a message the
   transport can never carry), or retry later with backoff.  Delivery is at-least-once.
+- The cost per event stays small: the auditor hands ``enqueue`` every event that
+  arrived within a few milliseconds (one transaction, one fsync), a claim is two
+  SELECTs, and ``finish`` one UPDATE per outcome kind.  Recording a delivery is not
+  fsynced on SQLite (``synchronous=NORMAL`` for that commit): a crash may forget the
+  last deliveries, which are then sent again - the at-least-once window.
 - Only one shipper serves a destination at a time, so messages go out in order and
   no message is sent twice concurrently.  On PostgreSQL the claim holds the
   destination's row with ``SELECT ... FOR UPDATE SKIP LOCKED`` until ``finish``
@@ -22,6 +27,7 @@ Tables live in their own metadata (``SpoolBase``) and Alembic environment
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -144,6 +150,11 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _pragma(connection: Connection, setting: str) -> None:
+    # on the driver connection: through SQLAlchemy it would open a transaction first
+    connection.connection.driver_connection.execute(f"PRAGMA {setting}")
+
+
 def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
 
@@ -197,6 +208,7 @@ class Claim:
     rows: list[tuple[int, bytes]]  # (event id, message), oldest first
     _connection: Connection
     _local_lock: threading.Lock
+    failures: int = 0  # the destination's consecutive failures when claimed
     delivered: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
     retry: tuple[int, str] | None = None
@@ -220,6 +232,8 @@ class AuditSpool:
         self._holds_row_lock = engine.dialect.name == "postgresql"
         self._local_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._known_destinations: set[str] = set()  # rows known to exist
+        self._sqlite = engine.dialect.name == "sqlite"
 
     @classmethod
     def open(cls, url: str, *, backoff: Backoff | None = None) -> AuditSpool:
@@ -230,6 +244,8 @@ class AuditSpool:
 
     # --- writing ---------------------------------------------------------------------
     def _ensure_destinations(self, connection: Connection, destinations: Sequence[str]) -> None:
+        if self._known_destinations.issuperset(destinations):
+            return  # rows are never deleted: once seen, no round trip per write
         known = set(
             connection.scalars(
                 select(_destination.c.name).where(_destination.c.name.in_(destinations))
@@ -266,6 +282,7 @@ class AuditSpool:
                         for name in destinations
                     ],
                 )
+        self._known_destinations.update(destinations)
 
     def enqueue(self, messages: Sequence[bytes], destinations: Sequence[str]) -> bool:
         """Store ``messages`` (in this order) for every destination, in one transaction.
@@ -301,7 +318,7 @@ class AuditSpool:
             connection = self.engine.connect()
             connection.begin()
             row = connection.execute(
-                select(_destination.c.next_attempt_at)
+                select(_destination.c.next_attempt_at, _destination.c.failures)
                 .where(_destination.c.name == destination)
                 .with_for_update(skip_locked=True)
             ).first()
@@ -329,17 +346,23 @@ class AuditSpool:
                 return None
             if not self._holds_row_lock:
                 connection.commit()
-            return Claim(destination, rows, connection, local)
+            return Claim(destination, rows, connection, local, failures=row.failures or 0)
         except BaseException:
             if connection is not None:
                 connection.close()
             local.release()
             raise
 
-    def finish(self, claim: Claim) -> None:
-        """Record what happened to ``claim``'s deliveries and release the destination."""
+    def finish(self, claim: Claim) -> datetime | None:
+        """Record what happened to ``claim``'s deliveries and release the destination;
+        returns when the destination may be tried again if it is now backing off."""
         connection = claim._connection
+        retry_at: datetime | None = None
+        relaxed = self._sqlite
         try:
+            if relaxed:
+                # a lost delivery mark only means a resend (at-least-once): no fsync
+                _pragma(connection, "synchronous=NORMAL")
             if not connection.in_transaction():
                 connection.begin()
             now = _now()
@@ -367,15 +390,13 @@ class AuditSpool:
                 failures = (
                     connection.scalar(select(_destination.c.failures).where(where_destination)) or 0
                 ) + 1
+                retry_at = now + timedelta(seconds=self.backoff.delay(failures))
                 connection.execute(
                     update(_destination)
                     .where(where_destination)
-                    .values(
-                        failures=failures,
-                        next_attempt_at=now + timedelta(seconds=self.backoff.delay(failures)),
-                    )
+                    .values(failures=failures, next_attempt_at=retry_at)
                 )
-            elif claim.delivered or claim.failed:
+            elif (claim.delivered or claim.failed) and claim.failures:
                 connection.execute(
                     update(_destination)
                     .where(where_destination)
@@ -383,8 +404,12 @@ class AuditSpool:
                 )
             connection.commit()
         finally:
+            if relaxed:
+                with contextlib.suppress(Exception):
+                    _pragma(connection, "synchronous=FULL")
             connection.close()
             claim._local_lock.release()
+        return retry_at
 
     def next_attempt_at(self, destination: str) -> datetime | None:
         with self.engine.connect() as connection:
@@ -412,6 +437,18 @@ class AuditSpool:
             query = query.where(_delivery.c.destination == destination)
         with self.engine.connect() as connection:
             return connection.scalar(query) or 0
+
+    def events(self, *, last: int | None = None, after_id: int = 0) -> list[tuple[int, bytes]]:
+        """Spooled messages (id, message) in order: the ``last`` n, or all after
+        ``after_id`` (what ``xdsi audit tail`` / ``search`` read)."""
+        query = select(_event.c.id, _event.c.message).where(_event.c.id > after_id)
+        if last is not None:
+            query = query.order_by(_event.c.id.desc()).limit(last)
+        else:
+            query = query.order_by(_event.c.id)
+        with self.engine.connect() as connection:
+            rows = [(r.id, bytes(r.message)) for r in connection.execute(query)]
+        return sorted(rows) if last is not None else rows
 
     def purge(self, before: datetime) -> int:
         """Delete events older than ``before`` that no destination still waits for."""

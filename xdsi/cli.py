@@ -1,6 +1,7 @@
-"""The ``xdsi`` command: ``serve`` and the client commands ``patients add``, ``submit``,
-``query`` and ``retrieve``.  Exit codes: 0 success, 1 XDS Failure, 2 usage or transport
-error (argparse's own usage errors are 2 as well)."""
+"""The ``xdsi`` command: ``serve``, the client commands ``patients add``, ``submit``,
+``query`` and ``retrieve``, ``check``, ``certs`` (a test PKI for ITI-19) and ``audit tail`` / ``audit search``.  Exit codes: 0 success, 1 XDS Failure (or,
+for ``check``, an inconsistency), 2 usage or transport error (argparse's own usage
+errors are 2 as well)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,48 @@ def _serve_parser(sub: Any) -> None:
         help="audit record repository tls://HOST:PORT or udp://HOST:PORT; repeatable "
         "([audit] destinations)",
     )  # fmt: skip
+    p.add_argument("--tls-cert", help="ITI-19: this node's certificate; turns on mutual TLS "
+                   "on every listener ([tls] cert)")  # fmt: skip
+    p.add_argument("--tls-key", help="its private key ([tls] key; default: in the cert file)")
+    p.add_argument("--tls-ca", action="append", default=None, metavar="FILE",
+                   help="CA whose certificates are accepted; repeatable ([tls] ca)")  # fmt: skip
+    p.add_argument("--tls-trusted-cert", action="append", default=None, metavar="FILE",
+                   help="a peer certificate accepted as it is (self-signed too); repeatable "
+                   "([tls] trusted_certs)")  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_serve)
+
+
+def _client_tls(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-cert", type=Path, help="client certificate (default: [tls] cert)")
+    parser.add_argument("--tls-key", type=Path, help="its key (default: [tls] key)")
+    parser.add_argument("--tls-ca", type=Path, action="append", default=None,
+                        help="CA of the server; repeatable (default: [tls] ca)")  # fmt: skip
+
+
+def _tls_of(args: argparse.Namespace) -> cc.ClientTls:
+    return cc.ClientTls(args.tls_cert, args.tls_key, tuple(args.tls_ca or ()))
+
+
+def _tools_parsers(sub: Any) -> None:
+    certs = sub.add_parser("certs", help="make a test CA and node certificates (ITI-19)")
+    certs.add_argument("--out", type=Path, required=True, help="directory to write them to")
+    certs.add_argument("--host", action="append", default=[], help="extra host name or address")
+    certs.set_defaults(run=_certs)
+
+    audit = sub.add_parser("audit", help="read the local audit trail (the spool)")
+    asub = audit.add_subparsers(dest="audit_command", required=True)
+    tail = asub.add_parser("tail", help="the latest audit records")
+    _common(tail)
+    tail.add_argument("-n", type=int, default=10, help="how many (default 10)")
+    tail.add_argument("--follow", action="store_true", help="keep printing new records")
+    tail.set_defaults(run=_audit_tail)
+    search = asub.add_parser("search", help="audit records about a patient")
+    _common(search)
+    search.add_argument("--patient", required=True, help="patient id (ID or ID^^^&OID&ISO)")
+    search.add_argument("--since", help="DTM or ISO date/time, e.g. 20250101 or 2025-01-01")
+    search.add_argument("--event", help="a transaction, e.g. ITI-18")
+    search.set_defaults(run=_audit_search)
 
 
 def _client_parsers(sub: Any) -> None:
@@ -57,6 +98,7 @@ def _client_parsers(sub: Any) -> None:
     add.add_argument("patient", help="patient id: ID (in the affinity domain) or ID^^^&OID&ISO")
     add.add_argument("--mllp", help="HOST:PORT of the patient feed (default: the local server)")
     add.add_argument("--name", default="", help="patient name as FAMILY^GIVEN")
+    _client_tls(add)
     add.set_defaults(run=_patients_add)
 
     submit = sub.add_parser("submit", help="provide and register documents (ITI-41)")
@@ -70,6 +112,7 @@ def _client_parsers(sub: Any) -> None:
     submit.add_argument("--mime-type", help="default: guessed from each file name")
     submit.add_argument("--title", help="default: each file name")
     submit.add_argument("--repository", help="repository URL (default: the local server)")
+    _client_tls(submit)
     submit.set_defaults(run=_submit)
 
     query = sub.add_parser("query", help="find a patient's documents (ITI-18)")
@@ -82,6 +125,7 @@ def _client_parsers(sub: Any) -> None:
     query.add_argument("--class-code", action="append", default=[], help="code^scheme; repeatable")
     query.add_argument("--registry", help="registry URL (default: the local server)")
     query.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _client_tls(query)
     query.set_defaults(run=_query)
 
     retrieve = sub.add_parser("retrieve", help="retrieve a document (ITI-43)")
@@ -90,7 +134,33 @@ def _client_parsers(sub: Any) -> None:
     retrieve.add_argument("--repository-id", help="repositoryUniqueId (default: the local one)")
     retrieve.add_argument("--repository", help="repository URL (default: the local server)")
     retrieve.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
+    _client_tls(retrieve)
     retrieve.set_defaults(run=_retrieve)
+
+
+def _check_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "check",
+        help="verify registry <-> repository <-> blob store consistency (exit 1 if not)",
+    )
+    _common(p)
+    p.add_argument("--database", help="SQLAlchemy URL ([database] url)")
+    p.add_argument("--blob-dir", help="where documents are kept ([repository] blob_dir)")
+    p.add_argument(
+        "--registry-url", help="a remote registry, asked by ITI-18 ([repository] registry_url)"
+    )
+    p.add_argument(
+        "--repair", action="store_true",
+        help="settle pending documents with the registry, remove temp files and "
+        "unreferenced blobs older than the grace period",
+    )  # fmt: skip
+    p.add_argument(
+        "--grace", type=float, default=3600.0, metavar="SECONDS",
+        help="younger files and pending documents may belong to a running transaction "
+        "(default 3600)",
+    )  # fmt: skip
+    p.add_argument("--no-hash", action="store_true", help="check blob sizes, not their SHA-1")
+    p.set_defaults(run=_check)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _client_parsers(sub)
+    _check_parser(sub)
+    _tools_parsers(sub)
     from conformance.cli import add_parser as _conformance_parser
 
     _conformance_parser(sub)
@@ -122,6 +194,12 @@ def _serve(args: argparse.Namespace) -> int:
         "database": {"url": args.database},
         "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
         "audit": {"destinations": args.audit},
+        "tls": {
+            "cert": args.tls_cert,
+            "key": args.tls_key,
+            "ca": args.tls_ca,
+            "trusted_certs": args.tls_trusted_cert,
+        },
     }
     config = _load(args, overrides)
     logging.basicConfig(
@@ -136,7 +214,13 @@ def _code(value: str | None, what: str, default: Any) -> Any:
 
 def _patients_add(args: argparse.Namespace) -> int:
     return cc.patients_add(
-        _load(args), args.patient, args.mllp, name=args.name, out=sys.stdout, err=sys.stderr
+        _load(args),
+        args.patient,
+        args.mllp,
+        name=args.name,
+        out=sys.stdout,
+        err=sys.stderr,
+        tls=_tls_of(args),
     )
 
 
@@ -153,7 +237,13 @@ def _submit(args: argparse.Namespace) -> int:
         title=args.title,
     )
     return cc.submit(
-        _load(args), args.files, options, args.repository, out=sys.stdout, err=sys.stderr
+        _load(args),
+        args.files,
+        options,
+        args.repository,
+        out=sys.stdout,
+        err=sys.stderr,
+        tls=_tls_of(args),
     )
 
 
@@ -168,6 +258,7 @@ def _query(args: argparse.Namespace) -> int:
         as_json=args.json,
         out=sys.stdout,
         err=sys.stderr,
+        tls=_tls_of(args),
     )
 
 
@@ -180,7 +271,95 @@ def _retrieve(args: argparse.Namespace) -> int:
         args.output,
         out=sys.stdout,
         err=sys.stderr,
+        tls=_tls_of(args),
     )
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from xdsi.certs import make_test_pki
+
+    pki = make_test_pki(args.out, hosts=args.host)
+    print(f"test CA:            {pki.ca}")
+    print(f"node certificate:   {pki.node_cert}  key {pki.node_key}")
+    print(f"client certificate: {pki.client_cert}  key {pki.client_key}")
+    print(
+        f"serve with:  xdsi serve --tls-cert {pki.node_cert} --tls-key {pki.node_key} "
+        f"--tls-ca {pki.ca}"
+    )
+    return cc.EXIT_OK
+
+
+def _audit_tail(args: argparse.Namespace) -> int:
+    from xdsi.audit_commands import audit_tail
+
+    return audit_tail(_load(args), args.n, follow=args.follow, out=sys.stdout)
+
+
+def _audit_search(args: argparse.Namespace) -> int:
+    from xdsi.audit_commands import audit_search
+
+    return audit_search(
+        _load(args), args.patient, since=args.since, event=args.event, out=sys.stdout
+    )
+
+
+def _check(args: argparse.Namespace) -> int:
+    """``xdsi check``: the repository's index and blobs against the registry, which is
+    the one in this process (its tables listed) or ``registry_url`` (asked by ITI-18)."""
+    from datetime import timedelta
+
+    from registry import db as registry_db
+    from registry.service import DocumentRegistry
+    from repository import db as repository_db
+    from repository import registry_client as rc
+    from repository.blobs import BlobStore
+    from repository.check import RegistryInventory, RegistryTables, check, check_and_repair
+    from xdsi.serve import _sqlalchemy_url as database_url
+
+    if args.grace < 0:
+        raise cc.UsageError("--grace must not be negative")
+    config = _load(
+        args,
+        {
+            "database": {"url": args.database},
+            "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
+        },
+    )
+    url = database_url(config.database.url)
+    engines = [repository_db.make_engine(url)]
+    try:
+        repository_db.upgrade(engines[0])
+        registry: rc.RegistryClient
+        inventory: RegistryInventory | None = None
+        if config.repository.registry_url:
+            registry = rc.SoapRegistryClient(config.repository.registry_url)
+        else:
+            engines.append(registry_db.make_engine(url))
+            registry_db.upgrade(engines[1])
+            document_registry = DocumentRegistry(engines[1])
+            registry = rc.InProcessRegistryClient(document_registry)
+            inventory = RegistryTables(document_registry.sessions)
+        run = check_and_repair if args.repair else check
+        report = run(
+            repository_db.session_factory(engines[0]),
+            BlobStore(config.repository.blob_dir),
+            registry,
+            config.repository.repository_unique_id,
+            grace=timedelta(seconds=args.grace),
+            inventory=inventory,
+            verify_hashes=not args.no_hash,
+            spool_dir=config.limits.spool_dir,
+        )
+    finally:
+        for engine in engines:
+            engine.dispose()
+    if report.repair is not None:
+        print(f"repaired: {report.repair}", file=sys.stdout)
+    for finding in report.findings:
+        print(finding, file=sys.stdout)
+    verdict = "consistent" if report.consistent else f"{len(report.findings)} problems"
+    print(f"{report.documents} documents, {report.blobs} blobs: {verdict}", file=sys.stdout)
+    return 0 if report.consistent else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

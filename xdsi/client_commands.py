@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+import ssl
 import sys
 import time
 import uuid
@@ -53,6 +54,7 @@ from registry.mllp import MllpError, send_mllp
 from soap.faults import SoapFault
 from soap.message import OutgoingAttachment
 from xdsi.config import ARC_DOCUMENT, ARC_SUBMISSION_SET, Config
+from xdsi.tls import TlsConfigError, client_context
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -133,8 +135,46 @@ def _fault_exit(fault: SoapFault, err: TextIO) -> int:
 # --- xdsi patients add -------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ClientTls:
+    """``--tls-cert/--tls-key/--tls-ca`` of a client command (ITI-19, client side); a
+    value left out falls back to the node's ``[tls]`` configuration."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    ca: tuple[Path, ...] = ()
+
+
+def client_ssl_context(config: Config, tls: ClientTls | None = None) -> ssl.SSLContext | None:
+    """The TLS context of a client command, or None when neither flags nor ``[tls]``
+    ask for TLS (then the server URL decides: an https URL uses the system's CAs)."""
+    tls = tls or ClientTls()
+    node = config.tls
+    cert = tls.cert or (Path(node.cert) if node.cert else None)
+    key = tls.key or (Path(node.key) if node.key else None)
+    ca = tls.ca or tuple(Path(p) for p in (*node.ca, *node.trusted_certs))
+    if cert is None and not tls.ca:
+        return None
+    try:
+        return client_context(cert, key, ca)
+    except TlsConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _tls_options(config: Config, tls: ClientTls | None) -> dict[str, ssl.SSLContext]:
+    context = client_ssl_context(config, tls)
+    return {"verify": context} if context is not None else {}
+
+
 def patients_add(
-    config: Config, patient: str, mllp: str | None, *, name: str, out: TextIO, err: TextIO
+    config: Config,
+    patient: str,
+    mllp: str | None,
+    *,
+    name: str,
+    out: TextIO,
+    err: TextIO,
+    tls: ClientTls | None = None,
 ) -> int:
     """Send one ITI-8 ADT^A01 and report the acknowledgement code."""
     host, port = (
@@ -155,7 +195,7 @@ def patients_add(
         sending_facility=config.device.name.upper(),
     )
     try:
-        reply = send_mllp(host, port, message)
+        reply = send_mllp(host, port, message, ssl=client_ssl_context(config, tls))
     except (MllpError, OSError) as exc:
         print(f"cannot reach the patient feed at {host}:{port}: {exc}", file=err)
         return EXIT_USAGE
@@ -265,6 +305,7 @@ def submit(
     *,
     out: TextIO,
     err: TextIO,
+    tls: ClientTls | None = None,
 ) -> int:
     """ITI-41 Provide and Register (MTOM) of ``files``; prints the uniqueIds."""
     from soap.client import SoapClient
@@ -283,7 +324,7 @@ def submit(
         OutgoingAttachment(cid, mime, path, path.stat().st_size)
         for cid, (_, _, mime), path in zip(content_ids, documents, files, strict=True)
     ]
-    client = SoapClient(repository_url or config.repository_endpoint)
+    client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
     try:
         reply = client.call_sync(Action.ITI41, body, attachments=attachments, mtom=True)
     except SoapFault as fault:
@@ -386,6 +427,7 @@ def query(
     as_json: bool,
     out: TextIO,
     err: TextIO,
+    tls: ClientTls | None = None,
 ) -> int:
     """ITI-18 FindDocuments for one patient; prints a table or JSON."""
     from soap.client import SoapClient
@@ -395,7 +437,7 @@ def query(
     if unknown:
         raise UsageError(f"--status: expected approved, deprecated or a status URN: {unknown}")
     request = find_documents_request(patient_cx(patient, config), status_values, class_codes)
-    client = SoapClient(registry_url or config.registry_endpoint)
+    client = SoapClient(registry_url or config.registry_endpoint, **_tls_options(config, tls))
     try:
         reply = client.call_sync(Action.ITI18, adhoc_query_request(request), mtom=False)
     except SoapFault as fault:
@@ -429,6 +471,7 @@ def retrieve(
     *,
     out: TextIO,
     err: TextIO,
+    tls: ClientTls | None = None,
 ) -> int:
     """ITI-43 for one document; writes it to ``output`` (or standard output)."""
     from soap.client import SoapClient
@@ -437,7 +480,7 @@ def retrieve(
     request = RetrieveDocumentSetRequest(
         (DocumentRequest(repository_id or config.repository.repository_unique_id, unique_id),)
     )
-    client = SoapClient(repository_url or config.repository_endpoint)
+    client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
     try:
         reply = client.call_sync(Action.ITI43, retrieve_document_set_request(request), mtom=True)
     except SoapFault as fault:
@@ -467,6 +510,8 @@ def retrieve(
 
 
 __all__ = [
+    "ClientTls",
+    "client_ssl_context",
     "EXIT_FAILURE",
     "EXIT_OK",
     "EXIT_USAGE",

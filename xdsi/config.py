@@ -47,6 +47,7 @@ from soap.limits import Limits
 
 CONFIG_FILE_NAME = "xdsi.toml"
 AUDIT_SPOOL_FILE_NAME = "audit-spool.sqlite3"
+DH_PARAMS_FILE_NAME = "dhparams.pem"
 OID_ROOT_FILE_NAME = "oid-root"
 ENV_PREFIX = "XDSI_"
 ENV_SEPARATOR = "__"
@@ -166,6 +167,24 @@ class AuditSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """ITI-19 Authenticate Node (``xdsi.tls``): with ``cert`` set, every listener
+    (HTTP, MLLP, DICOM) speaks TLS and requires a client certificate that chains to one
+    of ``ca`` or is one of ``trusted_certs`` (PEM, DER or BER files).  The client
+    commands offer the same certificate and trust the same CAs."""
+
+    cert: str = ""
+    key: str = ""  # "" = the key is in the cert file
+    ca: tuple[str, ...] = ()
+    trusted_certs: tuple[str, ...] = ()
+    dh_params: str = ""  # "" = <data-dir>/dhparams.pem, written at first start
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert)
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path
     oid_root: str
@@ -177,12 +196,14 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     imaging_source: ImagingSourceSettings = ImagingSourceSettings()
     audit: AuditSettings = AuditSettings()
+    tls: TlsSettings = TlsSettings()
     source_file: Path | None = None
 
     def http_base_url(self) -> str:
         http = self.connection.http
         host = "127.0.0.1" if http.host in ("0.0.0.0", "::", "") else http.host
-        return f"http://{host}:{http.port}"
+        scheme = "https" if self.tls.enabled else "http"
+        return f"{scheme}://{host}:{http.port}"
 
     @property
     def registry_endpoint(self) -> str:
@@ -211,6 +232,7 @@ SECTIONS: dict[str, type] = {
     "limits": Limits,
     "imaging_source": ImagingSourceSettings,
     "audit": AuditSettings,
+    "tls": TlsSettings,
 }
 CONNECTION_NAMES = ("http", "mllp", "dicom")
 
@@ -482,6 +504,13 @@ def _derive(config: Config) -> Config:
         enterprise_site_id=config.audit.enterprise_site_id or config.device.name,
         spool_url=config.audit.spool_url or _audit_spool_url(config.data_dir, database.url),
     )
+    tls = config.tls
+    if tls.enabled:
+        tls = dataclasses.replace(
+            tls,
+            key=tls.key or tls.cert,
+            dh_params=tls.dh_params or str(config.data_dir / DH_PARAMS_FILE_NAME),
+        )
     limits = config.limits
     if limits.spool_dir is None:
         limits = dataclasses.replace(limits, spool_dir=config.data_dir / "spool")
@@ -492,6 +521,7 @@ def _derive(config: Config) -> Config:
         database=database,
         audit=audit,
         limits=limits,
+        tls=tls,
     )
 
 
@@ -544,6 +574,12 @@ def validate(config: Config) -> None:
     _check(
         _AE_TITLE.match(config.imaging_source.ae_title) is not None,
         f"[imaging_source] ae_title: not a DICOM AE title: {config.imaging_source.ae_title!r}",
+    )
+    tls = config.tls
+    _check(not (tls.key and not tls.cert), "[tls] key: set without [tls] cert")
+    _check(
+        not tls.enabled or bool(tls.ca or tls.trusted_certs),
+        "[tls] ca / trusted_certs: mutual TLS needs at least one CA or trusted certificate",
     )
     audit = config.audit
     for destination in audit.destinations:
@@ -615,6 +651,7 @@ __all__ = [
     "REPOSITORY_PATH",
     "RegistrySettings",
     "RepositorySettings",
+    "TlsSettings",
     "describe_keys",
     "installation_oid_root",
     "is_oid",

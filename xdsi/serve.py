@@ -14,6 +14,17 @@ their records to one :class:`atna.Auditor`, which spools each event durably and 
 it to the ``[audit] destinations``; with none configured the events stay spooled.
 Application Start and Stop (DICOM PS3.15 A.5.3.1) frame the run.
 
+ITI-19 Authenticate Node: with ``[tls] cert`` set (``--tls-cert``), the HTTP and
+MLLP listeners do a mutual TLS handshake (``xdsi.tls``) before any byte reaches an
+actor; a refused peer is audited as a Security Alert (Node Authentication) with its
+address and the reason, and an accepted peer's certificate subject is named in the
+audit records of its transactions.  ``Application.dicom_ssl_context`` is the context
+for the DICOM listener (pynetdicom ``ssl_context``), reporting refusals the same way.
+
+Shutdown drains the audit: what is queued is spooled, and the shipper gets
+``AUDIT_DRAIN_SECONDS`` to send what is spooled before it stops; what is left is
+shipped after the next start.
+
 The ``--dicom-port`` is reserved for the Imaging Document Source's DIMSE listener,
 which arrives with that actor.
 """
@@ -26,15 +37,18 @@ import getpass
 import logging
 import signal
 import socket
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -42,12 +56,17 @@ from starlette.routing import Route
 from atna.auditor import Auditor
 from atna.codes import ApplicationActivityType, CodedValue
 from atna.events import ApplicationActivity, Endpoint
-from atna.observe import AuditingRegistryClient, FeedAuditObserver, SoapAuditObserver
+from atna.observe import (
+    AuditingRegistryClient,
+    FeedAuditObserver,
+    SoapAuditObserver,
+    node_authentication_alert,
+)
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
 from registry import db as registry_db
 from registry.feed_hl7v2 import FeedProcessor
-from registry.mllp import serve_mllp
+from registry.mllp import MllpLimits, _Connections, serve_mllp
 from registry.service import DocumentRegistry
 from registry.soap_service import RegistryEndpointConfig, registry_service
 from registry.stored_query import StoredQueryConfig
@@ -58,6 +77,20 @@ from repository.service import DocumentRepository, RepositoryConfig, repository_
 from soap.app import build_soap_routes
 from soap.message import Service
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
+from xdsi.tls import (
+    NodeTls,
+    OnRefused,
+    PeerCertificateMiddleware,
+    TlsConfigError,
+    TlsRefusal,
+    current_peer_subject,
+    ensure_dh_params,
+    https_protocol_factory,
+    listener_url,
+    serve_tls,
+    server_context,
+    socket_server_context,
+)
 
 log = logging.getLogger("xdsi.serve")
 
@@ -94,6 +127,9 @@ class Application:
     feed: FeedProcessor | None = None
     engines: list[Engine] = field(default_factory=list)
     auditor: Auditor | None = None
+    tls_context: ssl.SSLContext | None = None  # HTTP and MLLP (ITI-19)
+    dicom_ssl_context: ssl.SSLContext | None = None  # for pynetdicom's ssl_context
+    on_tls_refused: OnRefused | None = None
 
     def close(self) -> None:
         """Stop auditing (what is queued is spooled first), then the databases."""
@@ -199,6 +235,36 @@ def build_auditor(config: Config) -> Auditor:
         raise
 
 
+def node_tls(config: Config) -> NodeTls:
+    """``[tls]`` as ``xdsi.tls`` takes it; the DH parameters are written at first start."""
+    tls = config.tls
+    dh_params = ensure_dh_params(Path(tls.dh_params))
+    return NodeTls(
+        Path(tls.cert),
+        Path(tls.key or tls.cert),
+        tuple(Path(p) for p in tls.ca),
+        tuple(Path(p) for p in tls.trusted_certs),
+        dh_params,
+    )
+
+
+def _refusal_auditor(config: Config, auditor: Auditor | None) -> OnRefused | None:
+    """ITI TF-2 3.20.7: each refused TLS peer becomes a Security Alert."""
+    if auditor is None:
+        return None
+    address = _node_address(config.connection.http.host)
+    reporter = Endpoint(config.device.name, network_access_point=address)
+
+    def audit(refusal: TlsRefusal) -> None:
+        auditor.record(
+            node_authentication_alert(
+                reporter, refusal.listener, refusal.peer_host, refusal.peer_port, refusal.reason
+            )
+        )
+
+    return audit
+
+
 def _build_repository(
     config: Config,
     registry: DocumentRegistry | None,
@@ -233,7 +299,16 @@ def build_application(config: Config) -> Application:
     services: list[Service] = []
     registry = feed = repository = None
     auditor = build_auditor(config) if config.audit.enabled else None
+    tls_context = dicom_ssl_context = None
+    on_tls_refused = _refusal_auditor(config, auditor)
     try:
+        if config.tls.enabled:
+            tls = node_tls(config)
+            tls_context = server_context(tls)
+            dicom = config.connection.dicom
+            dicom_ssl_context = socket_server_context(
+                tls, listener_url("dicom", dicom.host, dicom.port), on_tls_refused
+            )
         if config.registry.enabled:
             registry = _build_registry(config, engines)
             stored_query = StoredQueryConfig(
@@ -254,16 +329,20 @@ def build_application(config: Config) -> Application:
                 config.registry.affinity_domain,
                 application=application_name,
                 facility=application_name,
-                on_outcome=FeedAuditObserver(auditor.record, receiver) if auditor else None,
+                on_outcome=(
+                    FeedAuditObserver(auditor.record, receiver, peer=current_peer_subject)
+                    if auditor
+                    else None
+                ),
             )
         if config.repository.enabled:
             repository = _build_repository(config, registry, engines, auditor)
             services.append(repository_service(repository, path=REPOSITORY_PATH))
+    except TlsConfigError as exc:
+        _dispose(engines, auditor)
+        raise ConfigError(f"[tls]: {exc}") from exc
     except BaseException:
-        for engine in engines:
-            engine.dispose()
-        if auditor is not None:
-            auditor.spool.engine.dispose()
+        _dispose(engines, auditor)
         raise
     routes = [
         _health(readiness, config),
@@ -271,13 +350,34 @@ def build_application(config: Config) -> Application:
             services,
             config.limits,
             accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
-            on_exchange=SoapAuditObserver(auditor.record) if auditor else None,
+            on_exchange=(
+                SoapAuditObserver(auditor.record, peer=current_peer_subject) if auditor else None
+            ),
         ),
     ]
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, middleware=[Middleware(PeerCertificateMiddleware)])
     if feed is None:
         readiness.mllp = True  # no registry, no feed listener to wait for
-    return Application(config, app, readiness, registry, repository, feed, engines, auditor)
+    return Application(
+        config,
+        app,
+        readiness,
+        registry,
+        repository,
+        feed,
+        engines,
+        auditor,
+        tls_context,
+        dicom_ssl_context,
+        on_tls_refused,
+    )
+
+
+def _dispose(engines: list[Engine], auditor: Auditor | None) -> None:
+    for engine in engines:
+        engine.dispose()
+    if auditor is not None:
+        auditor.spool.engine.dispose()
 
 
 def _application_activity(config: Config, event_type: CodedValue) -> ApplicationActivity:
@@ -314,6 +414,15 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     for sig in SHUTDOWN_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     http = config.connection.http
+    https: dict[str, Any] = {}
+    if application.tls_context is not None:
+        # uvicorn gets no SSL context: xdsi.tls does the handshake, so a refused peer
+        # is audited and an accepted one is named in the ASGI scope
+        https["http"] = https_protocol_factory(
+            application.tls_context,
+            listener_url("https", http.host, http.port),
+            application.on_tls_refused,
+        )
     server = _Server(
         uvicorn.Config(
             application.app,
@@ -323,6 +432,7 @@ async def run(config: Config, *, application: Application | None = None) -> int:
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=10,
+            **https,
         )
     )
     mllp_server = None
@@ -332,9 +442,19 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     try:
         if application.feed is not None:
             mllp = config.connection.mllp
-            mllp_server = await serve_mllp(
-                mllp.host, mllp.port, application.feed.handle, refuse=application.feed.refuse
-            )
+            if application.tls_context is None:
+                mllp_server = await serve_mllp(
+                    mllp.host, mllp.port, application.feed.handle, refuse=application.feed.refuse
+                )
+            else:  # MLLP over TLS (ITI TF-2 3.8.4 / ITI-19), handshake audited
+                mllp_server = await serve_tls(
+                    _Connections(application.feed.handle, MllpLimits(), application.feed.refuse),
+                    mllp.host,
+                    mllp.port,
+                    application.tls_context,
+                    listener_url("mllp", mllp.host, mllp.port),
+                    application.on_tls_refused,
+                )
             application.readiness.mllp = True
             log.info("ITI-8 MLLP listening on %s:%d", mllp.host, mllp.port)
         serving = asyncio.create_task(server.serve())
@@ -346,7 +466,8 @@ async def run(config: Config, *, application: Application | None = None) -> int:
         application.readiness.http = True
         if auditor is not None:
             auditor.record(_application_activity(config, ApplicationActivityType.APPLICATION_START))
-        log.info("xdsi %s ready on http://%s:%d", config.device.name, http.host, http.port)
+        scheme = "https" if application.tls_context is not None else "http"
+        log.info("xdsi %s ready on %s://%s:%d", config.device.name, scheme, http.host, http.port)
         waiting = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
         application.readiness.http = False
@@ -368,4 +489,4 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     return 0
 
 
-__all__ = ["Application", "Readiness", "build_application", "build_auditor", "run"]
+__all__ = ["Application", "Readiness", "build_application", "build_auditor", "node_tls", "run"]
