@@ -26,6 +26,7 @@ from ebxml.vocabulary import (
     AvailabilityStatus,
     QueryParameter,
     StoredQuery,
+    Transaction,
 )
 
 P = QueryParameter
@@ -73,13 +74,57 @@ class FindDocumentsByReferenceIdQuery(FindDocumentsQuery):
 
 
 @dataclass(frozen=True, slots=True)
+class FindDocumentsForMultiplePatientsQuery:
+    """ITI TF-2 3.51.4.1.2 FindDocumentsForMultiplePatients (ITI-51): FindDocuments with
+    ``$XDSDocumentEntryPatientId`` optional and a list (ORed); without it every patient's
+    entries match.  The other parameters are those of FindDocuments."""
+
+    status: tuple[str, ...]
+    patient_id: tuple[str, ...] = ()
+    class_code: tuple[Code, ...] = ()
+    type_code: tuple[Code, ...] = ()
+    practice_setting_code: tuple[Code, ...] = ()
+    healthcare_facility_type_code: tuple[Code, ...] = ()
+    format_code: tuple[Code, ...] = ()
+    event_code_list: tuple[tuple[Code, ...], ...] = ()
+    confidentiality_code: tuple[tuple[Code, ...], ...] = ()
+    creation_time_from: str | None = None
+    creation_time_to: str | None = None
+    service_start_time_from: str | None = None
+    service_start_time_to: str | None = None
+    service_stop_time_from: str | None = None
+    service_stop_time_to: str | None = None
+    author_person: tuple[str, ...] = ()
+    entry_type: tuple[str, ...] = (DOC_ENTRY_STABLE,)
+    metadata_level: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class GetAllQuery:
+    """ITI TF-2 3.18.4.1.2.3.7.4 GetAll: a patient's SubmissionSets, DocumentEntries and
+    Folders, each kind by its own status list, the entries also by formatCode,
+    confidentialityCode and objectType; and the Associations among them."""
+
+    patient_id: str
+    document_entry_status: tuple[str, ...]
+    submission_set_status: tuple[str, ...]
+    folder_status: tuple[str, ...]
+    format_code: tuple[Code, ...] = ()
+    confidentiality_code: tuple[tuple[Code, ...], ...] = ()
+    entry_type: tuple[str, ...] = (DOC_ENTRY_STABLE,)
+    metadata_level: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class GetDocumentsQuery:
-    """ITI TF-2 3.18.4.1.2.3.7.5 GetDocuments: by entryUUID or by uniqueId, not both."""
+    """ITI TF-2 3.18.4.1.2.3.7.5 GetDocuments: by entryUUID, by uniqueId or (Metadata
+    Update) by logicalID - exactly one of them."""
 
     entry_uuid: tuple[str, ...] = ()
     unique_id: tuple[str, ...] = ()
     home_community_id: str | None = None
     metadata_level: int = 1
+    logical_id: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,13 +197,28 @@ class FindFoldersQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class FindFoldersForMultiplePatientsQuery:
+    """ITI TF-2 3.51.4.1.2 FindFoldersForMultiplePatients (ITI-51): FindFolders with
+    ``$XDSFolderPatientId`` optional and a list (ORed)."""
+
+    status: tuple[str, ...]
+    patient_id: tuple[str, ...] = ()
+    last_update_time_from: str | None = None
+    last_update_time_to: str | None = None
+    code_list: tuple[tuple[Code, ...], ...] = ()
+    metadata_level: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class GetFoldersQuery:
-    """ITI TF-2 3.18.4.1.2.3.7.6 GetFolders: by entryUUID or by uniqueId, not both."""
+    """ITI TF-2 3.18.4.1.2.3.7.6 GetFolders: by entryUUID, by uniqueId or (Metadata
+    Update) by logicalID - exactly one of them."""
 
     entry_uuid: tuple[str, ...] = ()
     unique_id: tuple[str, ...] = ()
     home_community_id: str | None = None
     metadata_level: int = 1
+    logical_id: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +244,26 @@ class GetFoldersForDocumentQuery:
     metadata_level: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class GetRelatedDocumentsQuery:
+    """ITI TF-2 3.18.4.1.2.3.7.13 GetRelatedDocuments: the DocumentEntries related to one
+    DocumentEntry (named by entryUUID or uniqueId) by an Association of one of
+    ``association_types``, in either direction, and those Associations."""
+
+    association_types: tuple[str, ...]
+    entry_uuid: str | None = None
+    unique_id: str | None = None
+    entry_type: tuple[str, ...] = (DOC_ENTRY_STABLE,)
+    home_community_id: str | None = None
+    metadata_level: int = 1
+
+
 StoredQueryParams = (
     FindDocumentsQuery
+    | FindDocumentsForMultiplePatientsQuery
+    | FindFoldersForMultiplePatientsQuery
+    | GetAllQuery
+    | GetRelatedDocumentsQuery
     | GetDocumentsQuery
     | GetDocumentsAndAssociationsQuery
     | GetAssociationsQuery
@@ -233,12 +311,20 @@ class ParameterSpec:
 
 @dataclass(frozen=True, slots=True)
 class QueryDefinition:
-    """One stored query: its parameters and its groups of which exactly one is given."""
+    """One stored query: its parameters, its groups of which exactly one / at least one
+    is given, and the transaction that carries it (ITI-18, or ITI-51 for the
+    multi-patient queries, whose result may span patients)."""
 
     query_id: StoredQuery
     params_type: type
     parameters: tuple[ParameterSpec, ...]
     exactly_one_of: tuple[tuple[QueryParameter, ...], ...] = ()
+    at_least_one_of: tuple[tuple[QueryParameter, ...], ...] = ()
+    transaction: Transaction = Transaction.ITI18
+
+    @property
+    def multi_patient(self) -> bool:
+        return self.transaction is Transaction.ITI51
 
 
 S = ParameterSpec
@@ -276,6 +362,19 @@ _FIND_DOCUMENTS_PARAMETERS = (
     _METADATA_LEVEL,
 )
 
+# ITI TF-2 3.51.4.1.2: the multi-patient variants make the patient id optional and a list
+_MULTI_PATIENT_DOCUMENTS_PARAMETERS = (
+    S(P.DOC_ENTRY_PATIENT_ID, "patient_id", K.STRING, A.OR),
+    *_FIND_DOCUMENTS_PARAMETERS[1:],
+)
+_FIND_FOLDERS_FILTERS = (
+    S(P.FOLDER_STATUS, "status", K.STATUS, A.OR, required=True),
+    S(P.FOLDER_LAST_UPDATE_TIME_FROM, "last_update_time_from", K.DTM),
+    S(P.FOLDER_LAST_UPDATE_TIME_TO, "last_update_time_to", K.DTM),
+    S(P.FOLDER_CODE_LIST, "code_list", K.CODE, A.AND_OR),
+    _METADATA_LEVEL,
+)
+
 QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
     d.query_id: d
     for d in (
@@ -299,15 +398,53 @@ QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
             ),
         ),
         QueryDefinition(
+            StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS,
+            FindDocumentsForMultiplePatientsQuery,
+            _MULTI_PATIENT_DOCUMENTS_PARAMETERS,
+            # ITI TF-2 3.51.4.1.2: the patient list, classCode, eventCodeList or
+            # healthcareFacilityTypeCode bounds the query
+            at_least_one_of=(
+                (
+                    P.DOC_ENTRY_PATIENT_ID,
+                    P.DOC_ENTRY_CLASS_CODE,
+                    P.DOC_ENTRY_EVENT_CODE_LIST,
+                    P.DOC_ENTRY_HEALTHCARE_FACILITY_TYPE_CODE,
+                ),
+            ),
+            transaction=Transaction.ITI51,
+        ),
+        QueryDefinition(
+            StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS,
+            FindFoldersForMultiplePatientsQuery,
+            (S(P.FOLDER_PATIENT_ID, "patient_id", K.STRING, A.OR), *_FIND_FOLDERS_FILTERS),
+            at_least_one_of=((P.FOLDER_PATIENT_ID, P.FOLDER_CODE_LIST),),
+            transaction=Transaction.ITI51,
+        ),
+        QueryDefinition(
+            StoredQuery.GET_ALL,
+            GetAllQuery,
+            (
+                S(P.PATIENT_ID, "patient_id", K.STRING, required=True),
+                S(P.DOC_ENTRY_STATUS, "document_entry_status", K.STATUS, A.OR, required=True),
+                S(P.SUBMISSION_SET_STATUS, "submission_set_status", K.STATUS, A.OR, required=True),
+                S(P.FOLDER_STATUS, "folder_status", K.STATUS, A.OR, required=True),
+                S(P.DOC_ENTRY_FORMAT_CODE, "format_code", K.CODE, A.OR),
+                S(P.DOC_ENTRY_CONFIDENTIALITY_CODE, "confidentiality_code", K.CODE, A.AND_OR),
+                S(P.DOC_ENTRY_TYPE, "entry_type", K.ENTRY_TYPE, A.OR),
+                _METADATA_LEVEL,
+            ),
+        ),
+        QueryDefinition(
             StoredQuery.GET_DOCUMENTS,
             GetDocumentsQuery,
             (
                 S(P.DOC_ENTRY_ENTRY_UUID, "entry_uuid", K.STRING, A.OR),
                 S(P.DOC_ENTRY_UNIQUE_ID, "unique_id", K.STRING, A.OR),
+                S(P.DOC_ENTRY_LOGICAL_ID, "logical_id", K.STRING, A.OR),
                 _HOME,
                 _METADATA_LEVEL,
             ),
-            ((P.DOC_ENTRY_ENTRY_UUID, P.DOC_ENTRY_UNIQUE_ID),),
+            ((P.DOC_ENTRY_ENTRY_UUID, P.DOC_ENTRY_UNIQUE_ID, P.DOC_ENTRY_LOGICAL_ID),),
         ),
         QueryDefinition(
             StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS,
@@ -361,14 +498,7 @@ QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
         QueryDefinition(
             StoredQuery.FIND_FOLDERS,
             FindFoldersQuery,
-            (
-                S(P.FOLDER_PATIENT_ID, "patient_id", K.STRING, required=True),
-                S(P.FOLDER_STATUS, "status", K.STATUS, A.OR, required=True),
-                S(P.FOLDER_LAST_UPDATE_TIME_FROM, "last_update_time_from", K.DTM),
-                S(P.FOLDER_LAST_UPDATE_TIME_TO, "last_update_time_to", K.DTM),
-                S(P.FOLDER_CODE_LIST, "code_list", K.CODE, A.AND_OR),
-                _METADATA_LEVEL,
-            ),
+            (S(P.FOLDER_PATIENT_ID, "patient_id", K.STRING, required=True), *_FIND_FOLDERS_FILTERS),
         ),
         QueryDefinition(
             StoredQuery.GET_FOLDERS,
@@ -376,10 +506,11 @@ QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
             (
                 S(P.FOLDER_ENTRY_UUID, "entry_uuid", K.STRING, A.OR),
                 S(P.FOLDER_UNIQUE_ID, "unique_id", K.STRING, A.OR),
+                S(P.FOLDER_LOGICAL_ID, "logical_id", K.STRING, A.OR),
                 _HOME,
                 _METADATA_LEVEL,
             ),
-            ((P.FOLDER_ENTRY_UUID, P.FOLDER_UNIQUE_ID),),
+            ((P.FOLDER_ENTRY_UUID, P.FOLDER_UNIQUE_ID, P.FOLDER_LOGICAL_ID),),
         ),
         QueryDefinition(
             StoredQuery.GET_FOLDER_AND_CONTENTS,
@@ -401,6 +532,19 @@ QUERY_DEFINITIONS: dict[str, QueryDefinition] = {
             (
                 S(P.DOC_ENTRY_ENTRY_UUID, "entry_uuid", K.STRING),
                 S(P.DOC_ENTRY_UNIQUE_ID, "unique_id", K.STRING),
+                _HOME,
+                _METADATA_LEVEL,
+            ),
+            ((P.DOC_ENTRY_ENTRY_UUID, P.DOC_ENTRY_UNIQUE_ID),),
+        ),
+        QueryDefinition(
+            StoredQuery.GET_RELATED_DOCUMENTS,
+            GetRelatedDocumentsQuery,
+            (
+                S(P.DOC_ENTRY_ENTRY_UUID, "entry_uuid", K.STRING),
+                S(P.DOC_ENTRY_UNIQUE_ID, "unique_id", K.STRING),
+                S(P.ASSOCIATION_TYPES, "association_types", K.STRING, A.OR, required=True),
+                S(P.DOC_ENTRY_TYPE, "entry_type", K.ENTRY_TYPE, A.OR),
                 _HOME,
                 _METADATA_LEVEL,
             ),
@@ -611,19 +755,23 @@ def _present(request: AdhocQueryRequest, name: str) -> bool:
     return any(v.strip() for slot in request.parameters.get(name, ()) for v in slot)
 
 
-def parse_stored_query(request: AdhocQueryRequest) -> QueryParseResult:
+def parse_stored_query(
+    request: AdhocQueryRequest, transaction: Transaction = Transaction.ITI18
+) -> QueryParseResult:
     """Check and type the parameters of ``request`` against its query's definition.
 
+    A query id that ``transaction`` does not carry is unknown (XDSUnknownStoredQuery): the
+    multi-patient queries belong to ITI-51 (ITI TF-2 3.51.4.1.2), the others to ITI-18.
     Parameters a query does not define are ignored (ebRS 3.0 6.3.2.1).
     """
     definition = QUERY_DEFINITIONS.get(request.query_id)
-    if definition is None:
+    if definition is None or definition.transaction != transaction:
         return QueryParseResult(
             None,
             (
                 RegistryError(
                     ErrorCode.XDSUnknownStoredQuery,
-                    f"unknown stored query id {request.query_id}",
+                    f"unknown stored query id {request.query_id} for {transaction}",
                     location=request.query_id,
                 ),
             ),
@@ -659,6 +807,15 @@ def parse_stored_query(request: AdhocQueryRequest) -> QueryParseResult:
                     ErrorCode.XDSStoredQueryMissingParam, group[0], f"one of {names} is required"
                 )
             )
+    for group in definition.at_least_one_of:
+        if not any(_present(request, name) for name in group):
+            errors.append(
+                _error(
+                    ErrorCode.XDSStoredQueryMissingParam,
+                    group[0],
+                    f"at least one of {', '.join(group)} is required",
+                )
+            )
     if errors:
         return QueryParseResult(None, tuple(errors))
     return QueryParseResult(definition.params_type(**fields))
@@ -667,8 +824,12 @@ def parse_stored_query(request: AdhocQueryRequest) -> QueryParseResult:
 __all__ = [
     "Arity",
     "FindDocumentsByReferenceIdQuery",
+    "FindDocumentsForMultiplePatientsQuery",
     "FindDocumentsQuery",
+    "FindFoldersForMultiplePatientsQuery",
     "FindFoldersQuery",
+    "GetAllQuery",
+    "GetRelatedDocumentsQuery",
     "FindSubmissionSetsQuery",
     "GetFolderAndContentsQuery",
     "GetFoldersForDocumentQuery",

@@ -5,6 +5,14 @@
 runs it with a bound on the rows it reads, and answers an ``AdhocQueryResponse`` of
 ``StoredObject`` values (LeafClass, the canonical xml as stored) or ``ObjectRef`` values.
 Expected failures are answered as RegistryErrors in the response, never raised.
+
+The same function answers ITI-51 Multi-Patient Stored Query (``transaction``): its
+queries are not ITI-18's, and their results may span patients.
+
+``returnComposedObjects`` (ebRS 3.0 query:ResponseOption): a LeafClass object is always
+returned with its composed objects - Classifications, ExternalIdentifiers, Slots, Name
+and Description inside it - because the stored xml is the whole object, and an XDS
+object without them would lose its metadata; ``false`` gets the same answer.
 """
 
 from __future__ import annotations
@@ -12,15 +20,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Select, not_, select
 from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import AdhocQueryRequest, AdhocQueryResponse, StoredObject
 from ebxml.model import ObjectRef
-from ebxml.query import parse_stored_query
-from ebxml.vocabulary import ResponseStatus, ReturnType
-from registry.queries import QUERIES
+from ebxml.query import QUERY_DEFINITIONS, StoredQueryParams, parse_stored_query
+from ebxml.vocabulary import ResponseStatus, ReturnType, Transaction
+from registry.queries import QUERIES, QueryImplementation
 
 DEFAULT_MAX_RESULTS = 10_000
 DEFAULT_MAX_OBJECT_REFS = 100_000
@@ -38,15 +46,35 @@ class StoredQueryConfig:
     max_object_refs: int = DEFAULT_MAX_OBJECT_REFS
 
 
+def query_statement(
+    implementation: QueryImplementation, params: StoredQueryParams, *, object_refs: bool
+) -> Select:
+    """The one statement a stored query runs, in response order, without its limit:
+    the query's own statement, the ``$MetadataLevel`` filter, the columns the response
+    needs (no xml for ObjectRef)."""
+    result = implementation.build(params).subquery("result")
+    columns = [result.c.entry_uuid, result.c.status, result.c.patient_id, result.c.home]
+    if not object_refs:
+        columns.append(result.c.xml)
+    statement = select(*columns)
+    # ITI TF-2 3.18.4.1.2.3.5.1: level 1 leaves out what only Metadata Update makes
+    if params.metadata_level == 1:
+        statement = statement.where(not_(result.c.level_1_hidden))
+    return statement.order_by(result.c.kind, result.c.row_id, result.c.entry_uuid)
+
+
 def _failure(errors: Sequence[RegistryError]) -> AdhocQueryResponse:
     return AdhocQueryResponse(ResponseStatus.FAILURE, errors=tuple(errors))
 
 
 def execute_stored_query(
-    session: Session, request: AdhocQueryRequest, config: StoredQueryConfig
+    session: Session,
+    request: AdhocQueryRequest,
+    config: StoredQueryConfig,
+    transaction: Transaction = Transaction.ITI18,
 ) -> AdhocQueryResponse:
-    """Answer one ITI-18 request from the registry's tables, in ``session``."""
-    parsed = parse_stored_query(request)
+    """Answer one ITI-18 (or ITI-51) request from the registry's tables, in ``session``."""
+    parsed = parse_stored_query(request, transaction)
     if parsed.params is None:
         return _failure(parsed.errors)
     implementation = QUERIES.get(request.query_id)
@@ -66,15 +94,8 @@ def execute_stored_query(
 
     object_refs = request.return_type == ReturnType.OBJECT_REF
     limit = config.max_object_refs if object_refs else config.max_results
-    result = implementation.build(parsed.params).subquery("result")
-    columns = [result.c.entry_uuid, result.c.status, result.c.patient_id, result.c.home]
-    if not object_refs:
-        columns.append(result.c.xml)
-    rows = session.execute(
-        select(*columns)
-        .order_by(result.c.kind, result.c.row_id, result.c.entry_uuid)
-        .limit(limit + 1)
-    ).all()
+    statement = query_statement(implementation, parsed.params, object_refs=object_refs)
+    rows = session.execute(statement.limit(limit + 1)).all()
 
     if len(rows) > limit:
         return _failure(
@@ -86,9 +107,10 @@ def execute_stored_query(
                 )
             ]
         )
-    # ITI TF-2 3.18.4.1.3: the objects returned by one query belong to one patient
+    # ITI TF-2 3.18.4.1.3: the objects returned by one query belong to one patient;
+    # ITI-51 exists to return several (ITI TF-2 3.51)
     patients = sorted({r.patient_id for r in rows if r.patient_id is not None})
-    if len(patients) > 1:
+    if len(patients) > 1 and not QUERY_DEFINITIONS[request.query_id].multi_patient:
         return _failure(
             [
                 RegistryError(
@@ -120,4 +142,5 @@ __all__ = [
     "DEFAULT_MAX_RESULTS",
     "StoredQueryConfig",
     "execute_stored_query",
+    "query_statement",
 ]

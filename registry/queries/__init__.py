@@ -15,15 +15,19 @@ from sqlalchemy import CompoundSelect, Select
 
 from ebxml.query import (
     FindDocumentsByReferenceIdQuery,
+    FindDocumentsForMultiplePatientsQuery,
     FindDocumentsQuery,
+    FindFoldersForMultiplePatientsQuery,
     FindFoldersQuery,
     FindSubmissionSetsQuery,
+    GetAllQuery,
     GetAssociationsQuery,
     GetDocumentsAndAssociationsQuery,
     GetDocumentsQuery,
     GetFolderAndContentsQuery,
     GetFoldersForDocumentQuery,
     GetFoldersQuery,
+    GetRelatedDocumentsQuery,
     GetSubmissionSetAndContentsQuery,
     GetSubmissionSetsQuery,
 )
@@ -33,11 +37,13 @@ from registry.queries import (
     find_documents_by_reference_id,
     find_folders,
     find_submission_sets,
+    get_all,
     get_associations,
     get_documents,
     get_documents_and_associations,
     get_folder_and_contents,
     get_folders,
+    get_related_documents,
     get_submission_set_and_contents,
     get_submission_sets,
 )
@@ -77,6 +83,17 @@ QUERIES: dict[str, QueryImplementation] = {
     ),
     StoredQuery.GET_FOLDERS_FOR_DOCUMENT: QueryImplementation(
         GetFoldersForDocumentQuery, get_folders.build_for_document
+    ),
+    StoredQuery.GET_ALL: QueryImplementation(GetAllQuery, get_all.build),
+    StoredQuery.GET_RELATED_DOCUMENTS: QueryImplementation(
+        GetRelatedDocumentsQuery, get_related_documents.build
+    ),
+    # ITI-51 Multi-Patient Stored Query (ITI TF-2 3.51.4.1.2)
+    StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS: QueryImplementation(
+        FindDocumentsForMultiplePatientsQuery, find_documents.build_for_multiple_patients
+    ),
+    StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS: QueryImplementation(
+        FindFoldersForMultiplePatientsQuery, find_folders.build_for_multiple_patients
     ),
 }
 

@@ -1,11 +1,14 @@
 """FindDocuments (ITI TF-2 3.18.4.1.2.3.7.1): a patient's DocumentEntries by status,
-codes, times, author and entry type - one indexed statement on ``document_entry``."""
+codes, times, author and entry type - one indexed statement on ``document_entry``.
+
+FindDocumentsForMultiplePatients (ITI-51, ITI TF-2 3.51.4.1.2) is the same statement
+with a list of patients, or none."""
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 
-from ebxml.query import FindDocumentsQuery
+from ebxml.query import FindDocumentsForMultiplePatientsQuery, FindDocumentsQuery
 from registry.queries.match import (
     code_in,
     document_entry_author_like,
@@ -44,14 +47,11 @@ _TIMES = {
 }
 
 
-def build(params: FindDocumentsQuery) -> Select:
-    # Merges re-point patient_id to the surviving id (registry.patients), so the
-    # surviving id finds what was merged into it and a subsumed id finds nothing.
-    conditions = [
-        DE.patient_id == params.patient_id,
-        status_in(DE.status, params.status),
-        DE.object_type.in_(params.entry_type),
-    ]
+def entry_conditions(
+    params: FindDocumentsQuery | FindDocumentsForMultiplePatientsQuery,
+) -> list[ColumnElement[bool]]:
+    """Every FindDocuments condition but the patient's."""
+    conditions = [status_in(DE.status, params.status), DE.object_type.in_(params.entry_type)]
     for field, (code_column, scheme_column) in _CODES.items():
         if codes := getattr(params, field):
             conditions.append(code_in(code_column, scheme_column, codes))
@@ -63,7 +63,24 @@ def build(params: FindDocumentsQuery) -> Select:
         )
     if params.author_person:
         conditions.append(document_entry_author_like(params.author_person))
+    return conditions
+
+
+def build(params: FindDocumentsQuery) -> Select:
+    # Merges re-point patient_id to the surviving id (registry.patients), so the
+    # surviving id finds what was merged into it and a subsumed id finds nothing.
+    return select(*object_columns(DE)).where(
+        DE.patient_id == params.patient_id, *entry_conditions(params)
+    )
+
+
+def build_for_multiple_patients(params: FindDocumentsForMultiplePatientsQuery) -> Select:
+    """ITI TF-2 3.51.4.1.2: the entries of any listed patient, of every patient without
+    a list."""
+    conditions = entry_conditions(params)
+    if params.patient_id:
+        conditions.append(DE.patient_id.in_(params.patient_id))
     return select(*object_columns(DE)).where(*conditions)
 
 
-__all__ = ["build"]
+__all__ = ["build", "build_for_multiple_patients", "entry_conditions"]

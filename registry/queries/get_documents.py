@@ -1,4 +1,5 @@
-"""GetDocuments (ITI TF-2 3.18.4.1.2.3.7.5): DocumentEntries by entryUUID or uniqueId."""
+"""GetDocuments (ITI TF-2 3.18.4.1.2.3.7.5): DocumentEntries by entryUUID, uniqueId or
+(Metadata Update) logicalID."""
 
 from __future__ import annotations
 
@@ -11,13 +12,21 @@ from registry.tables import DocumentEntryRow
 DE = DocumentEntryRow
 
 
+# the identifying parameter given -> the column it names; exactly one is given
+_IDENTIFIERS = (
+    ("entry_uuid", DE.entry_uuid),
+    ("unique_id", DE.unique_id),
+    ("logical_id", DE.logical_id),
+)
+
+
 def documents_condition(
     params: GetDocumentsQuery | GetDocumentsAndAssociationsQuery,
 ) -> ColumnElement[bool]:
-    """The entries named by entryUUID, or by uniqueId (every version of it)."""
-    if params.entry_uuid:
-        return DE.entry_uuid.in_(params.entry_uuid)
-    return DE.unique_id.in_(params.unique_id)
+    """The entries named by entryUUID, by uniqueId or by logicalID (every version of
+    the two last; ``$MetadataLevel`` 1 keeps only the latest)."""
+    field, column = next((f, c) for f, c in _IDENTIFIERS if getattr(params, f, ()))
+    return column.in_(getattr(params, field))
 
 
 def build(params: GetDocumentsQuery) -> Select:

@@ -9,15 +9,18 @@ from ebxml.vocabulary import AssociationType
 from registry.queries.result import object_columns
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow
 
+# the identifying parameter given -> the column it names; exactly one is given
+_IDENTIFIERS = (
+    ("entry_uuid", FolderRow.entry_uuid),
+    ("unique_id", FolderRow.unique_id),
+    ("logical_id", FolderRow.logical_id),
+)
+
 
 def build(params: GetFoldersQuery) -> Select:
-    """Folders by entryUUID, or by uniqueId."""
-    condition = (
-        FolderRow.entry_uuid.in_(params.entry_uuid)
-        if params.entry_uuid
-        else FolderRow.unique_id.in_(params.unique_id)
-    )
-    return select(*object_columns(FolderRow)).where(condition)
+    """Folders by entryUUID, by uniqueId or (Metadata Update) by logicalID."""
+    field, column = next((f, c) for f, c in _IDENTIFIERS if getattr(params, f))
+    return select(*object_columns(FolderRow)).where(column.in_(getattr(params, field)))
 
 
 def build_for_document(params: GetFoldersForDocumentQuery) -> Select:

@@ -3,19 +3,51 @@
 ``kind`` orders the response (SubmissionSets, then DocumentEntries, Folders,
 Associations), ``row_id`` orders within a kind (registration order); ``xml`` and
 ``status`` make the LeafClass ``StoredObject``; ``patient_id`` lets the dispatcher see
-a result that spans several patients (Associations have none).
+a result that spans several patients (Associations have none); ``level_1_hidden`` is
+true for what a ``$MetadataLevel`` 1 answer leaves out.
+
+ITI TF-2 3.18.4.1.2.3.5.1 ($MetadataLevel): a Document Consumer asking for level 1
+does not understand Metadata Update (ITI-57), so a level-1 answer holds none of what
+only Metadata Update makes: versions of a DocumentEntry or Folder older than the
+latest one (same logicalId, lower version), Deprecated Folders, Deprecated
+Associations and UpdateAvailabilityStatus Associations.  A level-2 answer holds all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Integer, String, cast, literal, null
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.orm import aliased
 
+from ebxml.vocabulary import AssociationType, AvailabilityStatus
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow, SubmissionSetRow
 
-RESULT_COLUMNS = ("kind", "row_id", "entry_uuid", "xml", "status", "patient_id", "home")
+RESULT_COLUMNS = (
+    "kind",
+    "row_id",
+    "entry_uuid",
+    "xml",
+    "status",
+    "patient_id",
+    "home",
+    "level_1_hidden",
+)
 
 
 class ResultKind(IntEnum):
@@ -32,6 +64,42 @@ _KIND_OF = {
 }
 
 
+def superseded(row: type[DocumentEntryRow | FolderRow]) -> ColumnElement[bool]:
+    """A later version of the object exists: same logicalId, higher version (the
+    rim:VersionInfo/@versionName a registry counts up from 1 under Metadata Update,
+    ITI-57).  Versions compare as whole numbers do - longer is higher, then digit by
+    digit - without a cast, so a submitted versionName that is not a number (ebRIM's
+    default is "1.1") cannot make the query fail.  Probes the (logical_id, version)
+    unique index."""
+    newer = aliased(row)
+    longer = func.length(newer.version) > func.length(row.version)
+    same_length_higher = and_(
+        func.length(newer.version) == func.length(row.version), newer.version > row.version
+    )
+    return exists(
+        select(newer.id).where(newer.logical_id == row.logical_id, or_(longer, same_length_higher))
+    )
+
+
+# what a level-1 answer leaves out, per object table
+_LEVEL_1_HIDDEN: dict[type, Callable[[], ColumnElement[bool]]] = {
+    SubmissionSetRow: false,
+    DocumentEntryRow: lambda: superseded(DocumentEntryRow),
+    FolderRow: lambda: or_(
+        FolderRow.status == AvailabilityStatus.DEPRECATED, superseded(FolderRow)
+    ),
+}
+
+
+def association_level_1_hidden() -> ColumnElement[bool]:
+    """A Deprecated or UpdateAvailabilityStatus Association (Metadata Update only)."""
+    a = AssociationRow
+    return or_(
+        a.status == AvailabilityStatus.DEPRECATED,
+        a.association_type == AssociationType.UPDATE_AVAILABILITY_STATUS,
+    )
+
+
 def object_columns(row: type[SubmissionSetRow | DocumentEntryRow | FolderRow]) -> list[Any]:
     """The result columns of a SubmissionSet, DocumentEntry or Folder table."""
     return [
@@ -42,6 +110,7 @@ def object_columns(row: type[SubmissionSetRow | DocumentEntryRow | FolderRow]) -
         row.status.label("status"),
         row.patient_id.label("patient_id"),
         row.home.label("home"),
+        _LEVEL_1_HIDDEN[row]().label("level_1_hidden"),
     ]
 
 
@@ -56,7 +125,15 @@ def association_columns() -> list[Any]:
         a.status.label("status"),
         cast(null(), String).label("patient_id"),
         a.home.label("home"),
+        association_level_1_hidden().label("level_1_hidden"),
     ]
 
 
-__all__ = ["RESULT_COLUMNS", "ResultKind", "association_columns", "object_columns"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ResultKind",
+    "association_columns",
+    "association_level_1_hidden",
+    "object_columns",
+    "superseded",
+]

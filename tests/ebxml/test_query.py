@@ -8,9 +8,15 @@ from ebxml.errors import ErrorCode
 from ebxml.messages import AdhocQueryRequest
 from ebxml.model import Code
 from ebxml.query import (
+    QUERY_DEFINITIONS,
+    FindDocumentsForMultiplePatientsQuery,
     FindDocumentsQuery,
+    FindFoldersForMultiplePatientsQuery,
+    GetAllQuery,
     GetAssociationsQuery,
     GetDocumentsQuery,
+    GetFoldersQuery,
+    GetRelatedDocumentsQuery,
     GetSubmissionSetAndContentsQuery,
     ValueSyntaxError,
     parse_stored_query,
@@ -19,8 +25,11 @@ from ebxml.query import (
 from ebxml.vocabulary import (
     DOC_ENTRY_ON_DEMAND,
     DOC_ENTRY_STABLE,
+    AssociationType,
     AvailabilityStatus,
+    QueryParameter,
     StoredQuery,
+    Transaction,
 )
 
 APPROVED = AvailabilityStatus.APPROVED
@@ -187,6 +196,311 @@ def test_get_submission_set_and_contents() -> None:
 def test_get_associations() -> None:
     result = parse_stored_query(request(StoredQuery.GET_ASSOCIATIONS, uuid="('urn:uuid:1')"))
     assert result.params == GetAssociationsQuery(uuid=("urn:uuid:1",))
+
+
+def test_get_documents_by_logical_id() -> None:
+    # Metadata Update: GetDocuments also takes $XDSDocumentEntryLogicalID
+    result = parse_stored_query(
+        request(StoredQuery.GET_DOCUMENTS, XDSDocumentEntryLogicalID="('urn:uuid:1')")
+    )
+    assert result.params == GetDocumentsQuery(logical_id=("urn:uuid:1",))
+
+
+def test_get_folders_by_logical_id() -> None:
+    result = parse_stored_query(
+        request(StoredQuery.GET_FOLDERS, XDSFolderLogicalID="('urn:uuid:1', 'urn:uuid:2')")
+    )
+    assert result.params == GetFoldersQuery(logical_id=("urn:uuid:1", "urn:uuid:2"))
+
+
+def get_all(**slots: list[list[str]] | str) -> AdhocQueryRequest:
+    base: dict[str, list[list[str]] | str] = {
+        "patientId": PID,
+        "XDSDocumentEntryStatus": f"('{APPROVED}')",
+        "XDSSubmissionSetStatus": f"('{APPROVED}')",
+        "XDSFolderStatus": f"('{APPROVED}', '{DEPRECATED}')",
+    }
+    return request(StoredQuery.GET_ALL, **{**base, **slots})
+
+
+def test_get_all_minimal() -> None:
+    # ITI TF-2 3.18.4.1.2.3.7.4: $patientId and the three status lists are required
+    assert parse_stored_query(get_all()).params == GetAllQuery(
+        patient_id="pid1^^^&1.2.3&ISO",
+        document_entry_status=(APPROVED,),
+        submission_set_status=(APPROVED,),
+        folder_status=(APPROVED, DEPRECATED),
+    )
+
+
+def test_get_all_entry_filters() -> None:
+    params = parse_stored_query(
+        get_all(
+            XDSDocumentEntryFormatCode="('f^^s')",
+            XDSDocumentEntryConfidentialityCode=[["('N^^c')"], ["('R^^c')"]],
+            XDSDocumentEntryType=f"('{DOC_ENTRY_ON_DEMAND}')",
+        )
+    ).params
+    assert params.format_code == (Code("f", "s"),)
+    assert params.confidentiality_code == ((Code("N", "c"),), (Code("R", "c"),))
+    assert params.entry_type == (DOC_ENTRY_ON_DEMAND,)
+
+
+@pytest.mark.parametrize(
+    "missing",
+    ["patientId", "XDSDocumentEntryStatus", "XDSSubmissionSetStatus", "XDSFolderStatus"],
+)
+def test_get_all_required_parameter(missing: str) -> None:
+    req = get_all()
+    parameters = {k: v for k, v in req.parameters.items() if k != f"${missing}"}
+    result = parse_stored_query(AdhocQueryRequest(StoredQuery.GET_ALL, parameters))
+    assert [(e.code, e.location) for e in result.errors] == [
+        (ErrorCode.XDSStoredQueryMissingParam, f"${missing}")
+    ]
+
+
+def test_get_related_documents() -> None:
+    result = parse_stored_query(
+        request(
+            StoredQuery.GET_RELATED_DOCUMENTS,
+            XDSDocumentEntryUniqueId="'1.2.3'",
+            AssociationTypes=f"('{AssociationType.RPLC}', '{AssociationType.APND}')",
+        )
+    )
+    assert result.params == GetRelatedDocumentsQuery(
+        association_types=(AssociationType.RPLC, AssociationType.APND), unique_id="1.2.3"
+    )
+
+
+def test_get_related_documents_needs_association_types() -> None:
+    result = parse_stored_query(
+        request(StoredQuery.GET_RELATED_DOCUMENTS, XDSDocumentEntryEntryUUID="'urn:uuid:1'")
+    )
+    assert [(e.code, e.location) for e in result.errors] == [
+        (ErrorCode.XDSStoredQueryMissingParam, "$AssociationTypes")
+    ]
+
+
+def test_get_related_documents_takes_one_document() -> None:
+    result = parse_stored_query(
+        request(
+            StoredQuery.GET_RELATED_DOCUMENTS,
+            XDSDocumentEntryEntryUUID="('urn:uuid:1', 'urn:uuid:2')",
+            AssociationTypes=f"('{AssociationType.RPLC}')",
+        )
+    )
+    assert [e.code for e in result.errors] == [ErrorCode.XDSStoredQueryParamNumber]
+
+
+# --- ITI-51 (ITI TF-2 3.51.4.1.2) ------------------------------------------------------
+
+
+def mpq(query_id: str, **slots: list[list[str]] | str) -> AdhocQueryRequest:
+    return request(query_id, **slots)
+
+
+def test_multi_patient_documents_patient_list() -> None:
+    result = parse_stored_query(
+        mpq(
+            StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS,
+            XDSDocumentEntryPatientId=[["('a^^^&1&ISO')"], ["('b^^^&1&ISO')"]],
+            XDSDocumentEntryStatus=STATUS,
+        ),
+        Transaction.ITI51,
+    )
+    assert result.params == FindDocumentsForMultiplePatientsQuery(
+        status=(APPROVED,), patient_id=("a^^^&1&ISO", "b^^^&1&ISO")
+    )
+
+
+def test_multi_patient_documents_without_patient_but_class_code() -> None:
+    result = parse_stored_query(
+        mpq(
+            StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS,
+            XDSDocumentEntryClassCode="('c^^s')",
+            XDSDocumentEntryStatus=STATUS,
+        ),
+        Transaction.ITI51,
+    )
+    assert result.params.patient_id == ()
+    assert result.params.class_code == (Code("c", "s"),)
+
+
+def test_multi_patient_documents_needs_a_bound() -> None:
+    # neither patients nor classCode, eventCodeList or healthcareFacilityTypeCode
+    result = parse_stored_query(
+        mpq(StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS, XDSDocumentEntryStatus=STATUS),
+        Transaction.ITI51,
+    )
+    assert [(e.code, e.location) for e in result.errors] == [
+        (ErrorCode.XDSStoredQueryMissingParam, "$XDSDocumentEntryPatientId")
+    ]
+
+
+def test_multi_patient_folders_by_code_list() -> None:
+    result = parse_stored_query(
+        mpq(
+            StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS,
+            XDSFolderCodeList="('c^^s')",
+            XDSFolderStatus=STATUS,
+        ),
+        Transaction.ITI51,
+    )
+    assert result.params == FindFoldersForMultiplePatientsQuery(
+        status=(APPROVED,), code_list=((Code("c", "s"),),)
+    )
+
+
+def test_multi_patient_query_is_unknown_over_iti18() -> None:
+    result = parse_stored_query(
+        mpq(
+            StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS,
+            XDSFolderPatientId="('a')",
+            XDSFolderStatus=STATUS,
+        )
+    )
+    assert [e.code for e in result.errors] == [ErrorCode.XDSUnknownStoredQuery]
+
+
+def test_iti18_query_is_unknown_over_iti51() -> None:
+    result = parse_stored_query(find_documents(), Transaction.ITI51)
+    assert [e.code for e in result.errors] == [ErrorCode.XDSUnknownStoredQuery]
+
+
+def test_every_query_of_iti18_and_iti51_is_defined() -> None:
+    # ITI TF-2 3.18.4.1.2.3.7 (fourteen queries) and 3.51.4.1.2 (two)
+    assert set(QUERY_DEFINITIONS) == set(StoredQuery)
+    assert {q for q, d in QUERY_DEFINITIONS.items() if d.transaction is Transaction.ITI51} == {
+        StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS,
+        StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS,
+    }
+
+
+# ITI TF-2 3.18.4.1.2.3.7.x tables, parameter by parameter (Metadata Update adds the
+# logicalID and $MetadataLevel parameters; $homeCommunityId is accepted on the Get queries)
+P = QueryParameter
+PARAMETER_TABLES = {
+    StoredQuery.FIND_DOCUMENTS: {
+        P.DOC_ENTRY_PATIENT_ID,
+        P.DOC_ENTRY_CLASS_CODE,
+        P.DOC_ENTRY_TYPE_CODE,
+        P.DOC_ENTRY_PRACTICE_SETTING_CODE,
+        P.DOC_ENTRY_CREATION_TIME_FROM,
+        P.DOC_ENTRY_CREATION_TIME_TO,
+        P.DOC_ENTRY_SERVICE_START_TIME_FROM,
+        P.DOC_ENTRY_SERVICE_START_TIME_TO,
+        P.DOC_ENTRY_SERVICE_STOP_TIME_FROM,
+        P.DOC_ENTRY_SERVICE_STOP_TIME_TO,
+        P.DOC_ENTRY_HEALTHCARE_FACILITY_TYPE_CODE,
+        P.DOC_ENTRY_EVENT_CODE_LIST,
+        P.DOC_ENTRY_CONFIDENTIALITY_CODE,
+        P.DOC_ENTRY_AUTHOR_PERSON,
+        P.DOC_ENTRY_FORMAT_CODE,
+        P.DOC_ENTRY_STATUS,
+        P.DOC_ENTRY_TYPE,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.FIND_SUBMISSION_SETS: {
+        P.SUBMISSION_SET_PATIENT_ID,
+        P.SUBMISSION_SET_SOURCE_ID,
+        P.SUBMISSION_SET_SUBMISSION_TIME_FROM,
+        P.SUBMISSION_SET_SUBMISSION_TIME_TO,
+        P.SUBMISSION_SET_AUTHOR_PERSON,
+        P.SUBMISSION_SET_CONTENT_TYPE,
+        P.SUBMISSION_SET_STATUS,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.FIND_FOLDERS: {
+        P.FOLDER_PATIENT_ID,
+        P.FOLDER_LAST_UPDATE_TIME_FROM,
+        P.FOLDER_LAST_UPDATE_TIME_TO,
+        P.FOLDER_CODE_LIST,
+        P.FOLDER_STATUS,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_ALL: {
+        P.PATIENT_ID,
+        P.DOC_ENTRY_STATUS,
+        P.SUBMISSION_SET_STATUS,
+        P.FOLDER_STATUS,
+        P.DOC_ENTRY_FORMAT_CODE,
+        P.DOC_ENTRY_CONFIDENTIALITY_CODE,
+        P.DOC_ENTRY_TYPE,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_DOCUMENTS: {
+        P.DOC_ENTRY_ENTRY_UUID,
+        P.DOC_ENTRY_UNIQUE_ID,
+        P.DOC_ENTRY_LOGICAL_ID,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_FOLDERS: {
+        P.FOLDER_ENTRY_UUID,
+        P.FOLDER_UNIQUE_ID,
+        P.FOLDER_LOGICAL_ID,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_ASSOCIATIONS: {P.UUID, P.HOME_COMMUNITY_ID, P.METADATA_LEVEL},
+    StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS: {
+        P.DOC_ENTRY_ENTRY_UUID,
+        P.DOC_ENTRY_UNIQUE_ID,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_SUBMISSION_SETS: {P.UUID, P.HOME_COMMUNITY_ID, P.METADATA_LEVEL},
+    StoredQuery.GET_SUBMISSION_SET_AND_CONTENTS: {
+        P.SUBMISSION_SET_ENTRY_UUID,
+        P.SUBMISSION_SET_UNIQUE_ID,
+        P.DOC_ENTRY_FORMAT_CODE,
+        P.DOC_ENTRY_CONFIDENTIALITY_CODE,
+        P.DOC_ENTRY_TYPE,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_FOLDER_AND_CONTENTS: {
+        P.FOLDER_ENTRY_UUID,
+        P.FOLDER_UNIQUE_ID,
+        P.DOC_ENTRY_FORMAT_CODE,
+        P.DOC_ENTRY_CONFIDENTIALITY_CODE,
+        P.DOC_ENTRY_TYPE,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_FOLDERS_FOR_DOCUMENT: {
+        P.DOC_ENTRY_ENTRY_UUID,
+        P.DOC_ENTRY_UNIQUE_ID,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+    StoredQuery.GET_RELATED_DOCUMENTS: {
+        P.DOC_ENTRY_ENTRY_UUID,
+        P.DOC_ENTRY_UNIQUE_ID,
+        P.ASSOCIATION_TYPES,
+        P.DOC_ENTRY_TYPE,
+        P.HOME_COMMUNITY_ID,
+        P.METADATA_LEVEL,
+    },
+}
+
+# ITI TF-2 3.18.4.1.2.3.7.14: FindDocuments and the referenceIdList
+PARAMETER_TABLES[StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID] = PARAMETER_TABLES[
+    StoredQuery.FIND_DOCUMENTS
+] | {P.DOC_ENTRY_REFERENCE_ID_LIST}
+# ITI TF-2 3.51.4.1.2: the FindDocuments and FindFolders parameters
+PARAMETER_TABLES[StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS] = PARAMETER_TABLES[
+    StoredQuery.FIND_DOCUMENTS
+]
+PARAMETER_TABLES[StoredQuery.FIND_FOLDERS_FOR_MULTIPLE_PATIENTS] = PARAMETER_TABLES[
+    StoredQuery.FIND_FOLDERS
+]
+
+
+@pytest.mark.parametrize("query_id", sorted(StoredQuery))
+def test_query_takes_the_parameters_of_its_table(query_id: str) -> None:
+    names = {spec.name for spec in QUERY_DEFINITIONS[query_id].parameters}
+    assert names == PARAMETER_TABLES[query_id]
 
 
 # --- every error, one change each ----------------------------------------------------------

@@ -6,11 +6,14 @@ import pytest
 from query_data import P1, Store, ids
 
 from ebxml.errors import ErrorCode
-from ebxml.messages import StoredObject
+from ebxml.messages import AdhocQueryRequest, StoredObject
+from ebxml.model import Code
 from ebxml.query import QUERY_DEFINITIONS
+from ebxml.tags import RIM
 from ebxml.vocabulary import AvailabilityStatus, ResponseStatus, ReturnType, StoredQuery
+from ebxml.wire import adhoc_query_response
 from registry.queries import QUERIES
-from registry.stored_query import StoredQueryConfig
+from registry.stored_query import StoredQueryConfig, execute_stored_query
 
 FIND = StoredQuery.FIND_DOCUMENTS
 HOME = "urn:oid:1.2.3.99"
@@ -102,8 +105,13 @@ def test_unknown_query_id(query) -> None:
     assert [e.code for e in response.errors] == [ErrorCode.XDSUnknownStoredQuery]
 
 
-def test_query_not_supported_is_unknown(query) -> None:
-    response = query(StoredQuery.GET_ALL, patientId=f"'{P1}'")
+def test_multi_patient_query_is_unknown_to_iti18(query) -> None:
+    # ITI TF-2 3.51.4.1.2: FindDocumentsForMultiplePatients is an ITI-51 query
+    response = query(
+        StoredQuery.FIND_DOCUMENTS_FOR_MULTIPLE_PATIENTS,
+        XDSDocumentEntryPatientId=f"('{P1}')",
+        XDSDocumentEntryStatus=f"('{AvailabilityStatus.APPROVED}')",
+    )
     assert [e.code for e in response.errors] == [ErrorCode.XDSUnknownStoredQuery]
 
 
@@ -118,3 +126,19 @@ def test_parameter_errors_are_answered(query) -> None:
     assert [(e.code, e.location) for e in response.errors] == [
         (ErrorCode.XDSStoredQueryMissingParam, "$XDSDocumentEntryStatus")
     ]
+
+
+@pytest.mark.parametrize("composed", [True, False])
+def test_leaf_class_objects_are_always_composed(store: Store, session, composed: bool) -> None:
+    # ebRS 3.0 returnComposedObjects: xdsi keeps each object whole, so its
+    # Classifications, ExternalIdentifiers and Slots are inside it either way
+    entry = store.doc(class_code=Code("c", "1.2.3"), creation_time="20240101")
+    store.submit(P1, entry)
+    parameters = {f"${k}": [[v]] for k, v in FIND_P1.items()}
+    request = AdhocQueryRequest(FIND, parameters, return_composed_objects=composed)
+    response = execute_stored_query(session, request, StoredQueryConfig())
+    body = adhoc_query_response(response, ReturnType.LEAF_CLASS)
+    (extrinsic,) = body.iter(RIM.ExtrinsicObject)
+    assert extrinsic.get("id") == entry.entry_uuid
+    children = {child.tag for child in extrinsic}
+    assert {RIM.Classification, RIM.ExternalIdentifier, RIM.Slot} <= children
