@@ -12,8 +12,9 @@ Approved (XDSRegistryDeprecatedDocumentError), of the same patient
   (ITI TF-3 4.2.2.2.3, 4.2.2.2.5).  An On-Demand entry is replaced only by an On-Demand
   entry and a stable one only by a stable one (ITI TF-2 3.61.4.1.3).
 * APND, XFRM leave the original Approved (ITI TF-3 4.2.2.2.2, 4.2.2.2.4).
-* signs goes from a Digital Signature Document (ITI TF-3 5.5, DSG formatCode) to the
-  DocumentEntry it signs, which may be submitted with it (ITI TF-3 4.2.2.2.6).
+* signs goes from a signature to the DocumentEntry it signs, which may be submitted with
+  it (ITI TF-3 4.2.2.2.6); the signature's formatCode (DSG, ITI TF-3 5.5, or an
+  affinity domain's older one) is not judged here.
 * IsSnapshotOf goes from a stable entry to the On-Demand entry it is a snapshot of; the
   On-Demand entry stays Approved (ITI TF-3 4.2.2.2.7, Persistence of Retrieved
   Documents option).
@@ -35,7 +36,6 @@ from ebxml.model import Association, DocumentEntry, Submission
 from ebxml.vocabulary import (
     DOC_ENTRY_ON_DEMAND,
     DOC_ENTRY_STABLE,
-    DSG_FORMAT_CODES,
     AssociationType,
     AvailabilityStatus,
 )
@@ -54,7 +54,6 @@ class Relationship:
     target_types: frozenset[str] | None = None  # objectTypes the target may have
     source_types: frozenset[str] | None = None  # objectTypes the source may have
     target_may_be_new: bool = False  # target may be a DocumentEntry of the submission
-    source_is_signature: bool = False  # source is a DSG Digital Signature Document
 
 
 # ITI TF-3 4.2.2.2: the relationship association types checked against the registry
@@ -65,7 +64,7 @@ RELATIONSHIPS: dict[str, Relationship] = {
     ),
     AssociationType.APND: Relationship(target_types=STABLE, source_types=STABLE),
     AssociationType.XFRM: Relationship(target_types=STABLE, source_types=STABLE),
-    AssociationType.SIGNS: Relationship(target_may_be_new=True, source_is_signature=True),
+    AssociationType.SIGNS: Relationship(target_may_be_new=True),
     AssociationType.IS_SNAPSHOT_OF: Relationship(target_types=ON_DEMAND, source_types=STABLE),
 }
 
@@ -179,19 +178,6 @@ def _check_one(
             )
         )
     errors.extend(_object_type_errors(association, rule, source, target))
-    if rule.source_is_signature and (
-        source.format_code is None or source.format_code.code not in DSG_FORMAT_CODES
-    ):
-        # ITI TF-3 5.5: the source of signs is a Digital Signature Document
-        code = source.format_code.code if source.format_code else None
-        errors.append(
-            RegistryError(
-                ErrorCode.XDSRegistryMetadataError,
-                f"{kind} source {association.source} has formatCode {code}, not a "
-                f"Digital Signature Document formatCode ({', '.join(sorted(DSG_FORMAT_CODES))})",
-                location,
-            )
-        )
     return errors
 
 
