@@ -112,6 +112,12 @@ class RegistrySettings:
     home_community_id: str = ""  # urn:oid:...; "" = urn:oid:<root>.2
     max_results: int = 1000  # ITI-18 answers XDSTooManyResults above this
     accept_unvalidated_wsse_security: bool = False
+    # the affinity domain's code set (the NIST codes.xml format); "" = codes not checked
+    code_set_file: str = ""
+    multi_patient_query: bool = False  # ITI-51 Multi-Patient Stored Query
+    on_demand: bool = True  # ITI-61 Register On-Demand Document Entry
+    remove_metadata: bool = True  # ITI-62 Remove Metadata (RMD)
+    hl7v3_feed: bool = True  # ITI-44 Patient Identity Feed HL7 V3
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +128,7 @@ class RepositorySettings:
     repository_unique_id: str = ""  # "" = <root>.3
     registry_url: str = ""  # "" = the registry in this process
     blob_dir: str = ""  # "" = <data-dir>/blobs
+    remove_documents: bool = True  # ITI-86 Remove Documents (RMD)
 
 
 @dataclass(frozen=True, slots=True)

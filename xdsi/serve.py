@@ -64,18 +64,27 @@ from atna.observe import (
 )
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
+from ebxml.vocabulary import Action
 from registry import db as registry_db
+from registry.codes import load_code_set
 from registry.feed_hl7v2 import FeedProcessor
+from registry.feed_hl7v3 import Hl7v3Feed, Hl7v3FeedConfig
 from registry.mllp import MllpLimits, _Connections, serve_mllp
-from registry.service import DocumentRegistry
+from registry.remove import RemoveConfig
+from registry.service import DocumentRegistry, RegistryConfig
+from registry.soap_feed_hl7v3 import patient_feed_operations
+from registry.soap_multipatient import MultiPatientQueryConfig, multi_patient_operation
+from registry.soap_ondemand import on_demand_operation
+from registry.soap_remove import remove_metadata_operation
 from registry.soap_service import RegistryEndpointConfig, registry_service
 from registry.stored_query import StoredQueryConfig
 from repository import db as repository_db
 from repository.blobs import BlobStore
 from repository.registry_client import InProcessRegistryClient, RegistryClient, SoapRegistryClient
 from repository.service import DocumentRepository, RepositoryConfig, repository_service
+from repository.soap_remove import remove_documents_operation
 from soap.app import build_soap_routes
-from soap.message import Service
+from soap.message import Operation, Service
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
 from xdsi.tls import (
     NodeTls,
@@ -165,7 +174,32 @@ def _build_registry(config: Config, engines: list[Engine]) -> DocumentRegistry:
     engine = registry_db.make_engine(_sqlalchemy_url(config.database.url))
     engines.append(engine)
     registry_db.upgrade(engine)
-    return DocumentRegistry(engine)
+    code_set_file = config.registry.code_set_file
+    code_set = load_code_set(Path(code_set_file)) if code_set_file else None
+    return DocumentRegistry(engine, RegistryConfig(code_set=code_set))
+
+
+def _registry_options(
+    config: Config, registry: DocumentRegistry, stored_query: StoredQueryConfig
+) -> dict[str, Operation]:
+    """The registry's optional transactions, as configured."""
+    settings = config.registry
+    operations: dict[str, Operation] = {}
+    if settings.on_demand:
+        operations[Action.ITI61] = on_demand_operation(registry)
+    if settings.remove_metadata:
+        operations[Action.ITI62] = remove_metadata_operation(registry, RemoveConfig())
+    if settings.hl7v3_feed:
+        device_id = settings.affinity_domain  # the registry answers as its domain's device
+        feed_v3 = Hl7v3Feed(registry, Hl7v3FeedConfig(settings.affinity_domain, device_id))
+        operations.update(patient_feed_operations(feed_v3))
+    multi_patient = multi_patient_operation(
+        registry,
+        MultiPatientQueryConfig(enabled=settings.multi_patient_query, stored_query=stored_query),
+    )
+    if multi_patient is not None:
+        operations[Action.ITI51] = multi_patient
+    return operations
 
 
 def _registry_client(
@@ -316,7 +350,12 @@ def build_application(config: Config) -> Application:
                 max_results=config.registry.max_results,
             )
             services.append(
-                registry_service(registry, RegistryEndpointConfig(stored_query), path=REGISTRY_PATH)
+                registry_service(
+                    registry,
+                    RegistryEndpointConfig(stored_query),
+                    path=REGISTRY_PATH,
+                    extra_operations=_registry_options(config, registry, stored_query),
+                )
             )
             application_name = config.device.name.upper()
             # ITI TF-2 3.8.5.1.2: the receiver is named MSH-5|MSH-6 of the feed
@@ -337,7 +376,14 @@ def build_application(config: Config) -> Application:
             )
         if config.repository.enabled:
             repository = _build_repository(config, registry, engines, auditor)
-            services.append(repository_service(repository, path=REPOSITORY_PATH))
+            options = (
+                {Action.ITI86: remove_documents_operation(repository)}
+                if config.repository.remove_documents
+                else {}
+            )
+            services.append(
+                repository_service(repository, path=REPOSITORY_PATH, extra_operations=options)
+            )
     except TlsConfigError as exc:
         _dispose(engines, auditor)
         raise ConfigError(f"[tls]: {exc}") from exc
