@@ -160,8 +160,12 @@ class BlobStore:
     def _place(self, temp: Path, sha1: str, size: int) -> StoredBlob:
         target = self.path(sha1)
         if target.is_file():
-            # identical content is already stored; content addressing makes this idempotent
-            return StoredBlob(sha1, size, target, created=False)
+            # identical content is already stored; content addressing makes this idempotent.
+            # Touched, so a sweep of unreferenced blobs older than a grace period
+            # (``repository.check``) does not take it from the row about to use it.
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(target)
+                return StoredBlob(sha1, size, target, created=False)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, target)
         _fsync_dir(target.parent)
@@ -179,6 +183,20 @@ class BlobStore:
                 temp.unlink()
 
     # --- recovery --------------------------------------------------------------------
+    def blob_files(self) -> Iterator[tuple[str, Path]]:
+        """Every stored blob as (SHA-1, path), read from the directory layout; files
+        that are not named like a blob in its place are not listed."""
+        if not self.root.is_dir():
+            return
+        for path in self.root.glob("??/??/*"):
+            sha1 = path.name
+            if (
+                _SHA1.fullmatch(sha1)
+                and path.parent.parent.name == sha1[:2]
+                and (path.parent.name == sha1[2:4] and path.is_file())
+            ):
+                yield sha1, path
+
     def temp_files(self) -> Iterator[Path]:
         if self.root.is_dir():
             yield from self.root.glob(f"{TEMP_PREFIX}*")

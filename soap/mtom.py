@@ -120,11 +120,20 @@ def cid_of_href(href: str) -> str | None:
 
 
 # --- spooling --------------------------------------------------------------------------
+SPOOL_PREFIX = "xdsi-part-"
+
+
+def spooled_parts(directory: Path) -> Iterator[Path]:
+    """The spooled part files in ``directory`` (a killed process leaves its own)."""
+    if directory.is_dir():
+        yield from directory.glob(f"{SPOOL_PREFIX}*")
+
+
 class SpoolWriter:
     """A temp file in the spool directory, hashed (SHA-1) and sized while written."""
 
     def __init__(self, limits: Limits, *, max_bytes: int, what: str) -> None:
-        fd, name = tempfile.mkstemp(prefix="xdsi-part-", dir=limits.spool_directory())
+        fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=limits.spool_directory())
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._sha1 = hashlib.sha1()
@@ -557,6 +566,7 @@ __all__ = [
     "FEED_DEPTH",
     "FILE_CHUNK_SIZE",
     "SIMPLE_SOAP_CONTENT_TYPE",
+    "SPOOL_PREFIX",
     "Base64Sink",
     "ContentType",
     "MessageReader",
@@ -571,5 +581,6 @@ __all__ = [
     "new_boundary",
     "parse_content_type",
     "simple_message",
+    "spooled_parts",
     "strip_angle",
 ]
