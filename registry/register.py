@@ -553,12 +553,41 @@ def stored_folder(xml: bytes) -> Folder:
     return folders[0]
 
 
+# The checks and the store step, for transactions that register metadata under other
+# rules (ITI-57 Update Document Set, ``registry.update``)
+check_patients = _check_patients
+check_entry_uuids = _check_entry_uuids
+check_references = _check_references
+check_folder_members = _check_folder_members
+stored_uuids = _stored_uuids
+stored_unique_ids = _stored_unique_ids
+
+
+def store_submission(
+    session: Session,
+    submission: Submission,
+    plan: lifecycle.LifecyclePlan,
+    now: str,
+    uuid_factory: Callable[[], str] = new_uuid,
+) -> list[str]:
+    """Insert every object of an already checked ``submission`` (all Approved) plus the
+    folder memberships ``plan`` asks for; returns the entryUUIDs inserted."""
+    return _store(session, submission, plan, now, uuid_factory)
+
+
 __all__ = [
     "Registered",
     "canonical_xml",
+    "check_entry_uuids",
+    "check_folder_members",
+    "check_patients",
+    "check_references",
     "dtm_now",
     "new_uuid",
     "register_document_set",
     "register_submission",
+    "store_submission",
     "stored_folder",
+    "stored_unique_ids",
+    "stored_uuids",
 ]

@@ -27,6 +27,7 @@ from registry.codes import CodeSet, check_codes
 from registry.db import session_factory
 from registry.register import Registered, register_submission
 from registry.uow import DEFAULT_ATTEMPTS, transact
+from registry.update import Updated, update_document_set
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class RegistryEventKind(StrEnum):
     SUBMITTED = "submitted"  # a submission set and its objects were stored
     DEPRECATED = "deprecated"  # DocumentEntries became Deprecated (RPLC, XFRM_RPLC)
     REMOVED = "removed"  # registry objects were removed (ITI-62 Remove Metadata)
+    STATUS_CHANGED = "status_changed"  # availabilityStatus set by ITI-57 Update Document Set
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,44 @@ class DocumentRegistry:
             self._announce(outcome)
         return RegistryResponse.from_errors([*findings, *outcome.response.errors])
 
+    def update(self, submission: Submission) -> RegistryResponse:
+        """ITI-57 Update Document Set (XDS Metadata Update option, ITI TF-2 3.57): new
+        versions of DocumentEntries and Folders and availabilityStatus changes, all or
+        nothing.  Also the way for an in-process actor to deprecate a document (see
+        ``registry.update.availability_update``)."""
+        findings = self._validate(submission, Transaction.ITI57)
+        if any(f.is_error for f in findings):
+            return RegistryResponse.from_errors(findings)
+        try:
+            outcome = transact(
+                self.write_sessions,
+                lambda s: _update_work(s, submission),
+                attempts=self.config.retry_attempts,
+            )
+        except SQLAlchemyError:
+            log.exception("updating the document set failed")
+            return RegistryResponse.from_errors(
+                [
+                    RegistryError(
+                        ErrorCode.XDSRegistryError, "the registry could not store the update"
+                    )
+                ]
+            )
+        if outcome.response.ok:
+            self._announce_update(outcome)
+        return RegistryResponse.from_errors([*findings, *outcome.response.errors])
+
+    def _announce_update(self, outcome: Updated) -> None:
+        patient = outcome.patient_id
+        if outcome.stored:
+            self._publish(RegistryEvent(RegistryEventKind.SUBMITTED, outcome.stored, patient))
+        if outcome.deprecated:
+            self._publish(RegistryEvent(RegistryEventKind.DEPRECATED, outcome.deprecated, patient))
+        if outcome.status_changed:
+            self._publish(
+                RegistryEvent(RegistryEventKind.STATUS_CHANGED, outcome.status_changed, patient)
+            )
+
     def _announce(self, outcome: Registered) -> None:
         self._publish(
             RegistryEvent(RegistryEventKind.SUBMITTED, outcome.stored, outcome.patient_id)
@@ -160,6 +200,11 @@ def _register_work(
     session: Session, submission: Submission, transaction: Transaction
 ) -> tuple[Registered, bool]:
     outcome = register_submission(session, submission, transaction=transaction)
+    return outcome, outcome.response.ok
+
+
+def _update_work(session: Session, submission: Submission) -> tuple[Updated, bool]:
+    outcome = update_document_set(session, submission)
     return outcome, outcome.response.ok
 
 

@@ -6,9 +6,10 @@ canonical LeafClass bytes (``xml``) so a query answers without rebuilding slots;
 columns are what queries filter on, the xml is what they return.
 
 Uniqueness lives here: ``entry_uuid`` of every object, (``logical_id``, ``version``)
-of DocumentEntry and Folder, and the SubmissionSet and Folder ``unique_id`` are unique
+of DocumentEntry and Folder, and the SubmissionSet ``unique_id`` are unique
 constraints.  A DocumentEntry ``unique_id`` is only indexed: ITI TF-2 3.42.4.1.3.3.1
-accepts an identical resubmission.
+accepts an identical resubmission.  A Folder ``unique_id`` is unique per version
+(``unique_id``, ``version``): its versions (ITI-57) share it.
 
 Times are kept as the DTM strings submitted (``creation_time``) plus a sortable key
 (``creation_time_key``, see :func:`dtm_key`) for range comparisons.
@@ -259,7 +260,9 @@ class FolderRow(RegistryBase):
     entry_uuid: Mapped[str] = mapped_column(UUID, unique=True)
     logical_id: Mapped[str] = mapped_column(UUID)
     version: Mapped[str] = mapped_column(String(16), default="1")
-    unique_id: Mapped[str] = mapped_column(OID, unique=True)
+    # ITI TF-2 3.57.4.1.3.3.3: every version of a Folder keeps its uniqueId, so the
+    # uniqueId is unique per version (two initial versions still cannot share one)
+    unique_id: Mapped[str] = mapped_column(OID)
     patient_id: Mapped[str] = mapped_column(CX)
     status: Mapped[str] = mapped_column(STATUS)
     home: Mapped[str | None] = mapped_column(OID)
@@ -273,6 +276,7 @@ class FolderRow(RegistryBase):
 
     __table_args__ = (
         UniqueConstraint("logical_id", "version"),
+        UniqueConstraint("unique_id", "version"),
         Index(None, "patient_id", "status"),
         Index(None, "patient_id", "last_update_time_key"),
     )

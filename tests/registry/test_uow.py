@@ -72,6 +72,21 @@ def test_transact_gives_up_after_its_attempts(engine: Engine) -> None:
     assert len(calls) == 3
 
 
+def test_transact_waits_longer_before_each_retry(engine: Engine) -> None:
+    """Full-jitter backoff: the n-th wait is at most backoff * 2**(n-1), never negative."""
+    waits: list[float] = []
+
+    def work(session: Session) -> tuple[None, bool]:
+        raise IntegrityError("INSERT", {}, Exception("duplicate key"))
+
+    with pytest.raises(IntegrityError):
+        transact(
+            session_factory(engine, write=True), work, attempts=4, backoff=1.0, sleep=waits.append
+        )
+    assert len(waits) == 3  # between attempts, none after the last
+    assert all(0 <= wait <= 2**n for n, wait in enumerate(waits))
+
+
 def test_transact_does_not_retry_other_errors(engine: Engine) -> None:
     calls = []
 
