@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 
+from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
 from ebxml.errors import ErrorCode, RegistryError
@@ -43,6 +44,17 @@ def _wrong_body(expected: str, got: str) -> RegistryError:
     return RegistryError(
         ErrorCode.XDSRegistryMetadataError, f"expected {expected} in the SOAP Body, got {got}"
     )
+
+
+def registry_busy(action: str) -> etree._Element:
+    """The answer to a request refused while the endpoint is at its concurrency bound:
+    ITI TF-3 Table 4.2.4.1-2 XDSRegistryBusy, "too much activity", in the request's
+    own response message (ITI-18 an AdhocQueryResponse, the others a RegistryResponse)."""
+    error = RegistryError(ErrorCode.XDSRegistryBusy, "too much activity, try again later")
+    if action == Action.ITI18:
+        failure = AdhocQueryResponse(ResponseStatus.FAILURE, errors=(error,))
+        return adhoc_query_response(failure, "LeafClass")
+    return registry_response(RegistryResponse.from_errors([error]))
 
 
 def register(registry: DocumentRegistry, body: object) -> RegistryResponse:
@@ -98,13 +110,14 @@ def registry_service(
         # options the composition root turns on: ITI-44, ITI-51, ITI-57, ITI-61, ITI-62
         **(extra_operations or {}),
     }
-    return Service(path, operations, registry_wsdl())
+    return Service(path, operations, registry_wsdl(), busy=registry_busy)
 
 
 __all__ = [
     "REGISTRY_PATH",
     "RegistryEndpointConfig",
     "register",
+    "registry_busy",
     "registry_service",
     "registry_wsdl",
     "stored_query",

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
 
+from lxml import etree
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from ebxml.errors import RegistryError
+from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import (
     ProvideAndRegisterRequest,
     RegistryResponse,
@@ -140,6 +141,18 @@ def repository_wsdl() -> str:
     return resources.files("repository").joinpath(WSDL_RESOURCE).read_text(encoding="utf-8")
 
 
+def repository_busy(action: str) -> etree._Element:
+    """The answer to a request refused while the endpoint is at its concurrency bound:
+    ITI TF-3 Table 4.2.4.1-2 XDSRepositoryBusy, "too much activity", in the request's
+    own response message (ITI-43 a RetrieveDocumentSetResponse, the others a
+    RegistryResponse)."""
+    error = RegistryError(ErrorCode.XDSRepositoryBusy, "too much activity, try again later")
+    if action == Action.ITI43:
+        failure = RetrieveDocumentSetResponse(ResponseStatus.FAILURE, errors=(error,))
+        return retrieve_document_set_response(failure, [])
+    return registry_response(RegistryResponse.from_errors([error]))
+
+
 def repository_service(
     repository: DocumentRepository,
     *,
@@ -189,13 +202,14 @@ def repository_service(
         # options the composition root turns on: ITI-86
         **(extra_operations or {}),
     }
-    return Service(path, operations, repository_wsdl())
+    return Service(path, operations, repository_wsdl(), busy=repository_busy)
 
 
 __all__ = [
     "REPOSITORY_PATH",
     "DocumentRepository",
     "RepositoryConfig",
+    "repository_busy",
     "repository_service",
     "repository_wsdl",
 ]

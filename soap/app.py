@@ -4,6 +4,10 @@ Every exception met while answering a request becomes a SOAP fault in one place,
 ``_fault_for``; an unexpected one is logged with its traceback and answered with a
 generic env:Receiver fault (SOAP 1.2 Part 1 5.4.6), never with the traceback.
 
+Each endpoint answers at most ``Limits.max_concurrent_requests`` requests at once; the
+next is refused before its body is read, with the Service's busy body (an application
+answer, HTTP 200) or, when the Service has none, HTTP 503 with Retry-After.
+
 An optional ``on_exchange`` observer sees every POSTed exchange once its answer is
 encoded - answered, faulted or refused - with the request (None when it never got
 that far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
@@ -13,6 +17,7 @@ block; whatever it raises is logged and swallowed, so it can never change an ans
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +57,10 @@ from soap.mtom import (
 
 logger = logging.getLogger(__name__)
 
+_ACTION_PARAMETER = re.compile(r'(?:^|;)\s*action\s*=\s*(?:"([^"]*)"|([^;\s]+))', re.IGNORECASE)
+
 _GENERIC_REASON = "the server could not process the message"
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +108,11 @@ class SoapEndpoint:
         self.binary_elements = frozenset().union(
             *(op.binary_elements for op in service.operations.values())
         )
+        self._active = 0  # requests being answered; one event loop, so no lock
+
+    @property
+    def active(self) -> int:
+        return self._active
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET":
@@ -114,6 +127,32 @@ class SoapEndpoint:
         return Response(self.service.wsdl, media_type="text/xml")
 
     async def _post(self, request: Request) -> Response:
+        bound = self.limits.max_concurrent_requests
+        if bound and self._active >= bound:
+            return self._busy(request, datetime.now(UTC))
+        self._active += 1
+        try:
+            return await self._answer(request)
+        finally:
+            self._active -= 1
+
+    def _busy(self, request: Request, received: datetime) -> Response:
+        """Refuse at once, unread: the busy body of the Action named in the Content-Type
+        (SOAP 1.2 RFC 3902 ``action`` parameter), else 503 for the load balancer."""
+        action = content_type_action(request.headers.get("content-type", ""))
+        operation = self.service.operations.get(action or "")
+        if self.service.busy is None or operation is None:
+            info = self._info(request, received, 503, action)
+            self._observe(None, None, SoapFault(FaultCode.RECEIVER, "busy", http_status=503), info)
+            return PlainTextResponse(
+                "busy", 503, headers={"retry-after": str(BUSY_RETRY_AFTER_SECONDS)}
+            )
+        body = self.service.busy(operation.action)
+        outgoing = _encode_response(SoapResponse(body), operation, None)
+        self._observe(None, body, None, self._info(request, received, 200, action))
+        return _respond(outgoing, 200, None)
+
+    async def _answer(self, request: Request) -> Response:
         received = datetime.now(UTC)
         reader: MessageReader | None = None
         exchange = _Exchange()
@@ -228,6 +267,15 @@ async def _timed(stream: AsyncIterator[bytes], timeout: float) -> AsyncIterator[
             yield chunk
 
 
+def content_type_action(content_type: str) -> str | None:
+    """The ``action`` parameter of a SOAP 1.2 (RFC 3902) or MTOM Content-Type."""
+    match = _ACTION_PARAMETER.search(content_type)
+    if match is None:
+        return None
+    value = match.group(1) if match.group(1) is not None else match.group(2)
+    return value.strip('\\"')  # some clients quote it inside start-info
+
+
 def _log_unvalidated(block: etree._Element) -> None:
     logger.warning("accepted %s header without validating it", etree.QName(block).text)
 
@@ -298,4 +346,11 @@ def build_soap_routes(
     ]
 
 
-__all__ = ["ExchangeInfo", "ExchangeObserver", "SoapEndpoint", "build_soap_routes"]
+__all__ = [
+    "BUSY_RETRY_AFTER_SECONDS",
+    "ExchangeInfo",
+    "ExchangeObserver",
+    "SoapEndpoint",
+    "build_soap_routes",
+    "content_type_action",
+]

@@ -85,18 +85,28 @@ class Operation:
     binary_elements: frozenset[str] = frozenset()
 
 
+BusyBody = Callable[[str], etree._Element]
+
+
 @dataclass(frozen=True, slots=True)
 class Service:
-    """An endpoint: its path, operations keyed by request Action, and its WSDL text."""
+    """An endpoint: its path, operations keyed by request Action, and its WSDL text.
+
+    ``busy`` makes the body answering a request (named by its Action) refused because
+    the endpoint already handles ``Limits.max_concurrent_requests``; without it such a
+    request gets HTTP 503, the load balancer's signal.
+    """
 
     path: str
     operations: Mapping[str, Operation]
     wsdl: str | None = None
+    busy: BusyBody | None = None
 
 
 __all__ = [
     "Addressing",
     "Attachment",
+    "BusyBody",
     "Handler",
     "Operation",
     "OutgoingAttachment",

@@ -334,10 +334,24 @@ class HttpsProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol with the ASGI TLS extension in every request scope."""
 
     _tls: dict[str, Any] | None = None
+    # loop.start_tls may hand over the first request bytes before HandshakingProtocol
+    # has called connection_made: they wait here until it has
+    _early: list[bytes] | None = None
+    _made: bool = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._tls = tls_extension(transport.get_extra_info("ssl_object"))
+        self._made = True
+        early, self._early = self._early, None
+        for data in early or ():
+            super().data_received(data)
+
+    def data_received(self, data: bytes) -> None:
+        if not self._made:
+            self._early = [*(self._early or ()), data]
+            return
+        super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
