@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import ssl
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -220,8 +221,11 @@ class DimseServer:
         store: InstanceStore,
         config: ImagingSourceConfig,
         on_stored: Callable[[StoredInstance], None] = lambda _instance: None,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.store = store
+        self.ssl_context = ssl_context  # ITI-19: DICOM over TLS (PS3.15 B.1)
         self.config = config
         self.peers: PeerDirectory = config.peer_directory()
         self._on_stored = on_stored
@@ -271,6 +275,7 @@ class DimseServer:
             (self.config.dicom_host, self.config.dicom_port),
             block=False,
             evt_handlers=self.handlers(),
+            ssl_context=self.ssl_context,
         )
 
     def stop(self) -> None:

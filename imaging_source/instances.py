@@ -594,6 +594,17 @@ class InstanceStore:
         with self._sessions() as session:
             yield from session.scalars(stmt.execution_options(yield_per=_STREAM_BATCH))
 
+    def last_received(self) -> dict[str, datetime]:
+        """Per study, when its newest instance arrived (to tell when it is stable)."""
+        stmt = select(
+            ImagingInstance.study_instance_uid, func.max(ImagingInstance.received)
+        ).group_by(ImagingInstance.study_instance_uid)
+        with self._sessions() as session:
+            return {
+                uid: at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone
+                for uid, at in session.execute(stmt)
+            }
+
     def total_size(self) -> int:
         with self._sessions() as session:
             return int(session.scalar(select(func.coalesce(func.sum(ImagingInstance.size), 0))))

@@ -11,6 +11,7 @@ the sender.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -50,12 +51,18 @@ Subscriber = Callable[[StudyChanged], None]
 class ImagingSource:
     """The local DICOM store and its DIMSE services; ``start()`` opens both."""
 
-    def __init__(self, config: ImagingSourceConfig, *, engine: Engine | None = None) -> None:
+    def __init__(
+        self,
+        config: ImagingSourceConfig,
+        *,
+        engine: Engine | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config
         self._own_engine = engine is None
         self.engine = engine if engine is not None else make_engine(config.index_url)
         self.store = InstanceStore(config.storage_dir, self.engine)
-        self.dimse = DimseServer(self.store, config, on_stored=self.stored)
+        self.dimse = DimseServer(self.store, config, on_stored=self.stored, ssl_context=ssl_context)
         self._subscribers: list[Subscriber] = []
         self._lock = threading.Lock()
 

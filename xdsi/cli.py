@@ -1,5 +1,5 @@
 """The ``xdsi`` command: ``serve``, the client commands ``patients add``, ``submit``,
-``query`` and ``retrieve``, ``check``, ``certs`` (a test PKI for ITI-19) and ``audit tail`` / ``audit search``.  Exit codes: 0 success, 1 XDS Failure (or,
+``query``, ``retrieve`` and ``publish`` (RAD-68), ``check``, ``certs`` (a test PKI for ITI-19) and ``audit tail`` / ``audit search``.  Exit codes: 0 success, 1 XDS Failure (or,
 for ``check``, an inconsistency), 2 usage or transport error (argparse's own usage
 errors are 2 as well)."""
 
@@ -34,7 +34,22 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--mllp-port", type=int, help="ITI-8 MLLP port ([connection.mllp] port)")
     p.add_argument(
         "--dicom-port", type=int,
-        help="DICOM port, reserved for the imaging document source ([connection.dicom] port)",
+        help="DIMSE port of the imaging document source ([connection.dicom] port)",
+    )  # fmt: skip
+    p.add_argument("--ae-title", help="our DICOM AE title ([imaging_source] ae_title)")
+    p.add_argument(
+        "--dicom-peer", action="append", default=None, metavar="AET@HOST:PORT",
+        help="a known DICOM peer (move destination, allowed caller); repeatable "
+        "([imaging_source] peers)",
+    )  # fmt: skip
+    pacs = p.add_mutually_exclusive_group()
+    pacs.add_argument(
+        "--pacs-wado-rs", metavar="URL",
+        help="a backing PACS by its DICOMweb root ([imaging_source] pacs_wado_rs)",
+    )  # fmt: skip
+    pacs.add_argument(
+        "--pacs-dimse", metavar="AET@HOST:PORT",
+        help="a backing PACS by C-FIND/C-MOVE ([imaging_source] pacs_dimse)",
     )  # fmt: skip
     p.add_argument("--database", help="SQLAlchemy URL ([database] url)")
     p.add_argument("--blob-dir", help="where documents are kept ([repository] blob_dir)")
@@ -137,6 +152,24 @@ def _client_parsers(sub: Any) -> None:
     _client_tls(retrieve)
     retrieve.set_defaults(run=_retrieve)
 
+    publish = sub.add_parser("publish", help="publish a study's imaging manifest (RAD-68)")
+    _common(publish)
+    publish.add_argument("study_uid", help="Study Instance UID")
+    publish.add_argument(
+        "--patient-id", required=True, help="ID (in the affinity domain) or ID^^^&OID&ISO"
+    )
+    publish.add_argument("--server", help="xdsi base URL (default: the local server)")
+    publish.add_argument(
+        "--force", action="store_true", help="publish even if the study has not changed"
+    )
+    publish_pacs = publish.add_mutually_exclusive_group()
+    publish_pacs.add_argument("--pacs-wado-rs", metavar="URL",
+                              help="read the study from this PACS ([imaging_source] pacs_wado_rs)")  # fmt: skip
+    publish_pacs.add_argument("--pacs-dimse", metavar="AET@HOST:PORT",
+                              help="read the study from this PACS ([imaging_source] pacs_dimse)")  # fmt: skip
+    _client_tls(publish)
+    publish.set_defaults(run=_publish)
+
 
 def _check_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -194,6 +227,12 @@ def _serve(args: argparse.Namespace) -> int:
         "database": {"url": args.database},
         "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
         "audit": {"destinations": args.audit},
+        "imaging_source": {
+            "ae_title": args.ae_title,
+            "peers": args.dicom_peer,
+            "pacs_wado_rs": args.pacs_wado_rs,
+            "pacs_dimse": args.pacs_dimse,
+        },
         "tls": {
             "cert": args.tls_cert,
             "key": args.tls_key,
@@ -269,6 +308,22 @@ def _retrieve(args: argparse.Namespace) -> int:
         args.repository_id,
         args.repository,
         args.output,
+        out=sys.stdout,
+        err=sys.stderr,
+        tls=_tls_of(args),
+    )
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from xdsi.publish_command import publish
+
+    pacs = {"pacs_wado_rs": args.pacs_wado_rs, "pacs_dimse": args.pacs_dimse}
+    return publish(
+        _load(args, {"imaging_source": pacs}),
+        args.study_uid,
+        args.patient_id,
+        args.server,
+        force=args.force,
         out=sys.stdout,
         err=sys.stderr,
         tls=_tls_of(args),

@@ -3,8 +3,8 @@
 The shape follows the DICOM configuration model (PS3.15 Annex H, as dcm4che spells it):
 one *device* (``[device]``) offers network *connections* (``[connection.http]``,
 ``[connection.mllp]``, ``[connection.dicom]``: host and port each) on which its
-applications listen - the XDS registry, the repository and, later, the imaging
-document source with its DICOM application entity title.
+applications listen - the XDS registry, the repository and the imaging document
+source with its DICOM application entity title (``[imaging_source]``).
 
 Sources, lowest precedence first: built-in defaults, the TOML file, the environment,
 ``xdsi serve`` flags.  Every key ``[section] key`` has the environment variable
@@ -24,6 +24,8 @@ in ``<data-dir>/oid-root``:
 ``<root>.4``       submission sourceId of the client commands
 ``<root>.5.<n>``   DocumentEntry uniqueIds made by the client commands
 ``<root>.6.<n>``   SubmissionSet uniqueIds made by the client commands
+``<root>.7``       the Imaging Document Source's repositoryUniqueId
+``<root>.8.<n>``   manifest (KOS) Series and SOP Instance UIDs, SubmissionSet uniqueIds
 =================  ===========================================================
 
 Everything is made by :func:`load_config`; nothing is read at import.
@@ -42,6 +44,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from soap.limits import Limits
 
@@ -59,6 +62,8 @@ ARC_REPOSITORY = 3
 ARC_SOURCE = 4
 ARC_DOCUMENT = 5
 ARC_SUBMISSION_SET = 6
+ARC_IMAGING_SOURCE = 7
+ARC_MANIFEST = 8
 
 # ISO/IEC 9834-8 / ITU-T X.667: an OID made from a UUID is 2.25.<its 128-bit integer>
 UUID_OID_ARC = "2.25"
@@ -69,6 +74,8 @@ OID_MAX_LENGTH = 64
 # DICOM PS3.5 Table 6.2-1 (AE): 16 characters, no backslash or control characters
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 # ITI TF-2 3.20.4: syslog over TLS (RFC 5425) or UDP (RFC 5426); the port may be left out
+# a DICOM peer: AET@HOST:PORT, an IPv6 host in brackets
+_DICOM_PEER = re.compile(r"[^@]{1,16}@(\[[0-9A-Fa-f:.]+\]|[^:@\[\]\s]+):\d{1,5}")
 _AUDIT_DESTINATION = re.compile(r"^(tls|udp)://(\[[0-9A-Fa-f:.]+\]|[^/:\[\]\s]+)(:\d{1,5})?$")
 
 
@@ -118,6 +125,7 @@ class RegistrySettings:
     on_demand: bool = True  # ITI-61 Register On-Demand Document Entry
     remove_metadata: bool = True  # ITI-62 Remove Metadata (RMD)
     hl7v3_feed: bool = True  # ITI-44 Patient Identity Feed HL7 V3
+    metadata_update: bool = True  # ITI-57 Update Document Set (Metadata Update option)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,14 +146,48 @@ class DatabaseSettings:
 
 @dataclass(frozen=True, slots=True)
 class ImagingSourceSettings:
-    """The Imaging Document Source (RAD TF-1 18); its DIMSE listener arrives with it."""
+    """The Imaging Document Source (RAD TF-1 18, XDS-I.b) and its DICOM application entity.
 
-    enabled: bool = False
+    Its images are its own (received by C-STORE on ``[connection.dicom]`` and STOW-RS)
+    or, with ``pacs_wado_rs`` or ``pacs_dimse`` set, those of a backing PACS, fetched on
+    demand into a cache of at most ``cache_max_bytes``.  The affinity-domain codes of
+    the manifest's DocumentEntry are written ``code^codingScheme^displayName``.
+    """
+
+    enabled: bool = True
     ae_title: str = "XDSI"
-    pacs_wado_rs_url: str = ""
-    pacs_ae_title: str = ""
-    pacs_host: str = ""
-    pacs_port: int = 0
+    # RAD TF-3 4.68.4.1.2.3: the Imaging Document Source's own id; "" = <root>.7
+    repository_unique_id: str = ""
+    storage_dir: str = ""  # "" = <data-dir>/dicom
+    peers: tuple[str, ...] = ()  # known DICOM peers, "AET@HOST:PORT"
+    allow_unknown_callers: bool = True  # false: only the peers may associate
+    pacs_wado_rs: str = ""  # the backing PACS's DICOMweb root URL
+    pacs_dimse: str = ""  # the backing PACS as AET@HOST:PORT (C-FIND, C-MOVE to us)
+    cache_max_bytes: int = 10 * 1024**3
+    wado_rs_base_url: str = ""  # Retrieve URL in manifests; "" = <http listener>/dicomweb
+    auto_publish: bool = True  # RAD-68 for studies received by C-STORE / STOW-RS
+    stability_delay: float = 60.0  # seconds without new instances before publishing
+    publish_interval: float = 5.0  # seconds between two looks for stable studies
+    # the affinity domain's codes for the manifest (RAD TF-3 Table 4.68.4.1.2.3-1)
+    class_code: str = "IMAGES^1.3.6.1.4.1.19376.1.2.6.1^Images"
+    type_code: str = "18748-4^2.16.840.1.113883.6.1^Diagnostic imaging study"
+    confidentiality_codes: tuple[str, ...] = ("N^2.16.840.1.113883.5.25^Normal",)
+    healthcare_facility_type_code: str = (
+        "RADDX^2.16.840.1.113883.5.11^Radiology diagnostics or therapeutics unit"
+    )
+    practice_setting_code: str = "R-3027B^SRT^Radiology"
+    content_type_code: str = "18748-4^2.16.840.1.113883.6.1^Diagnostic imaging study"
+    # CX.4 of the accession number when the images name no issuer (ITI TF-3 4.2.3.2.28)
+    accession_issuer_oid: str = ""
+    # CX.4 of sourcePatientId when the images name no Issuer of Patient ID; "" = the
+    # affinity domain (the PACS's Patient IDs are the domain's)
+    patient_id_issuer_oid: str = ""
+    # zone of Study Date/Time when the images carry no Timezone Offset From UTC
+    default_timezone: str = "UTC"
+
+    @property
+    def backing_pacs(self) -> bool:
+        return bool(self.pacs_wado_rs or self.pacs_dimse)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +270,7 @@ class Config:
 REGISTRY_PATH = "/xds/registry"
 REPOSITORY_PATH = "/xds/repository"
 IMAGING_SOURCE_PATH = "/xdsi/imaging-source"
+DICOMWEB_PATH = "/dicomweb"
 HEALTH_PATH = "/health"
 
 # The TOML sections and the dataclass each becomes.
@@ -518,6 +561,14 @@ def _derive(config: Config) -> Config:
             key=tls.key or tls.cert,
             dh_params=tls.dh_params or str(config.data_dir / DH_PARAMS_FILE_NAME),
         )
+    imaging = config.imaging_source
+    imaging = dataclasses.replace(
+        imaging,
+        ae_title=imaging.ae_title.strip(" "),
+        repository_unique_id=imaging.repository_unique_id or f"{root}.{ARC_IMAGING_SOURCE}",
+        storage_dir=imaging.storage_dir or str(config.data_dir / "dicom"),
+        wado_rs_base_url=imaging.wado_rs_base_url or f"{config.http_base_url()}{DICOMWEB_PATH}",
+    )
     limits = config.limits
     if limits.spool_dir is None:
         limits = dataclasses.replace(limits, spool_dir=config.data_dir / "spool")
@@ -528,6 +579,7 @@ def _derive(config: Config) -> Config:
         database=database,
         audit=audit,
         limits=limits,
+        imaging_source=imaging,
         tls=tls,
     )
 
@@ -578,10 +630,7 @@ def validate(config: Config) -> None:
         "://" in config.database.url,
         f"[database] url: not an SQLAlchemy URL: {config.database.url!r}",
     )
-    _check(
-        _AE_TITLE.match(config.imaging_source.ae_title) is not None,
-        f"[imaging_source] ae_title: not a DICOM AE title: {config.imaging_source.ae_title!r}",
-    )
+    _validate_imaging_source(config)
     tls = config.tls
     _check(not (tls.key and not tls.cert), "[tls] key: set without [tls] cert")
     _check(
@@ -605,6 +654,81 @@ def validate(config: Config) -> None:
     ):
         value = getattr(config.limits, name, 1)
         _check(value > 0, f"[limits] {name}: {value} must be positive")
+    bound = config.limits.max_concurrent_requests
+    _check(bound >= 0, f"[limits] max_concurrent_requests: {bound} < 0 (0: no bound)")
+
+
+def _validate_imaging_source(config: Config) -> None:
+    imaging = config.imaging_source
+    where = "[imaging_source]"
+    _check(
+        _AE_TITLE.fullmatch(imaging.ae_title) is not None,
+        f"{where} ae_title: not a DICOM AE title (PS3.5 6.2): {imaging.ae_title!r}",
+    )
+    _check(
+        is_oid(imaging.repository_unique_id),
+        f"{where} repository_unique_id: not an OID: {imaging.repository_unique_id!r}",
+    )
+    # RAD TF-3 4.68.4.1.2.3: the source's id, which a consumer sends RAD-69 with
+    _check(
+        not imaging.enabled
+        or imaging.repository_unique_id != config.repository.repository_unique_id,
+        f"{where} repository_unique_id: equal to [repository] repository_unique_id; the "
+        "Imaging Document Source needs its own",
+    )
+    for peer in (*imaging.peers, *((imaging.pacs_dimse,) if imaging.pacs_dimse else ())):
+        _check(
+            _DICOM_PEER.fullmatch(peer.strip()) is not None,
+            f"{where} peers / pacs_dimse: not AET@HOST:PORT: {peer!r}",
+        )
+    _check(
+        not (imaging.pacs_wado_rs and imaging.pacs_dimse),
+        f"{where} pacs_wado_rs and pacs_dimse: one backing PACS, not both",
+    )
+    for key in ("pacs_wado_rs", "wado_rs_base_url"):
+        value = getattr(imaging, key)
+        _check(
+            value == "" or value.startswith(("http://", "https://")),
+            f"{where} {key}: not an http(s) URL: {value!r}",
+        )
+    _check(
+        imaging.cache_max_bytes > 0,
+        f"{where} cache_max_bytes: {imaging.cache_max_bytes} must be positive",
+    )
+    _check(
+        imaging.stability_delay >= 0,
+        f"{where} stability_delay: {imaging.stability_delay} is negative",
+    )
+    _check(
+        imaging.publish_interval > 0,
+        f"{where} publish_interval: {imaging.publish_interval} must be positive",
+    )
+    for key in (
+        "class_code",
+        "type_code",
+        "healthcare_facility_type_code",
+        "practice_setting_code",
+        "content_type_code",
+    ):
+        _check(_is_code(getattr(imaging, key)), f"{where} {key}: not code^scheme^display")
+    _check(
+        bool(imaging.confidentiality_codes) and all(map(_is_code, imaging.confidentiality_codes)),
+        f"{where} confidentiality_codes: not a list of code^scheme^display",
+    )
+    for key in ("accession_issuer_oid", "patient_id_issuer_oid"):
+        value = getattr(imaging, key)
+        _check(value == "" or is_oid(value), f"{where} {key}: not an OID: {value!r}")
+    try:
+        ZoneInfo(imaging.default_timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigError(
+            f"{where} default_timezone: not an IANA time zone: {imaging.default_timezone!r}"
+        ) from None
+
+
+def _is_code(text: str) -> bool:
+    parts = text.split("^")
+    return len(parts) in (2, 3) and all(p.strip() for p in parts[:2])
 
 
 def describe_keys() -> list[tuple[str, str, str, str]]:
@@ -639,6 +763,8 @@ __all__ = [
     "ARC_AFFINITY_DOMAIN",
     "ARC_DOCUMENT",
     "ARC_HOME_COMMUNITY",
+    "ARC_IMAGING_SOURCE",
+    "ARC_MANIFEST",
     "ARC_REPOSITORY",
     "ARC_SOURCE",
     "ARC_SUBMISSION_SET",
@@ -650,6 +776,7 @@ __all__ = [
     "Connection",
     "Connections",
     "DatabaseSettings",
+    "DICOMWEB_PATH",
     "Device",
     "HEALTH_PATH",
     "IMAGING_SOURCE_PATH",

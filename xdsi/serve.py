@@ -25,8 +25,12 @@ Shutdown drains the audit: what is queued is spooled, and the shipper gets
 ``AUDIT_DRAIN_SECONDS`` to send what is spooled before it stops; what is left is
 shipped after the next start.
 
-The ``--dicom-port`` is reserved for the Imaging Document Source's DIMSE listener,
-which arrives with that actor.
+The Imaging Document Source (``[imaging_source]``, ``xdsi.imaging``) adds RAD-69 at
+``/xdsi/imaging-source`` (through the same SOAP routes, so auditing observes it), the
+DICOMweb services under ``/dicomweb`` and its DIMSE listener on ``--dicom-port`` (over
+TLS with ``dicom_ssl_context`` when ``[tls]`` is on); ``/health`` waits for that
+listener too.  Studies it receives are published by a background task every
+``publish_interval`` seconds once stable.
 """
 
 from __future__ import annotations
@@ -65,6 +69,11 @@ from atna.observe import (
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
 from ebxml.vocabulary import Action
+from imaging_source.publish import (
+    InProcessRepositoryClient,
+    StoredQueryManifestLocator,
+    in_process_query,
+)
 from registry import db as registry_db
 from registry.codes import load_code_set
 from registry.feed_hl7v2 import FeedProcessor
@@ -77,6 +86,7 @@ from registry.soap_multipatient import MultiPatientQueryConfig, multi_patient_op
 from registry.soap_ondemand import on_demand_operation
 from registry.soap_remove import remove_metadata_operation
 from registry.soap_service import RegistryEndpointConfig, registry_service
+from registry.soap_update import update_operation
 from registry.stored_query import StoredQueryConfig
 from repository import db as repository_db
 from repository.blobs import BlobStore
@@ -86,6 +96,8 @@ from repository.soap_remove import remove_documents_operation
 from soap.app import build_soap_routes
 from soap.message import Operation, Service
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
+from xdsi.imaging import ImagingWiring, build_imaging
+from xdsi.imaging import make_engine as imaging_engine
 from xdsi.tls import (
     NodeTls,
     OnRefused,
@@ -118,10 +130,11 @@ class Readiness:
 
     http: bool = False
     mllp: bool = False
+    dicom: bool = True  # False while an Imaging Document Source's listener is not up
 
     @property
     def ready(self) -> bool:
-        return self.http and self.mllp
+        return self.http and self.mllp and self.dicom
 
 
 @dataclass(slots=True)
@@ -139,9 +152,14 @@ class Application:
     tls_context: ssl.SSLContext | None = None  # HTTP and MLLP (ITI-19)
     dicom_ssl_context: ssl.SSLContext | None = None  # for pynetdicom's ssl_context
     on_tls_refused: OnRefused | None = None
+    imaging: ImagingWiring | None = None
 
     def close(self) -> None:
-        """Stop auditing (what is queued is spooled first), then the databases."""
+        """Stop the imaging source, auditing (what is queued is spooled first), then the
+        databases."""
+        imaging, self.imaging = self.imaging, None
+        if imaging is not None:
+            imaging.close()
         auditor, self.auditor = self.auditor, None
         if auditor is not None:
             auditor.stop()
@@ -157,6 +175,7 @@ def _health(readiness: Readiness, config: Config) -> Route:
             "device": config.device.name,
             "http": readiness.http,
             "mllp": readiness.mllp,
+            "dicom": readiness.dicom,
         }
         return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
@@ -188,7 +207,11 @@ def _registry_options(
     if settings.on_demand:
         operations[Action.ITI61] = on_demand_operation(registry)
     if settings.remove_metadata:
-        operations[Action.ITI62] = remove_metadata_operation(registry, RemoveConfig())
+        operations[Action.ITI62] = remove_metadata_operation(
+            registry, RemoveConfig(metadata_update=settings.metadata_update)
+        )
+    if settings.metadata_update:
+        operations[Action.ITI57] = update_operation(registry)
     if settings.hl7v3_feed:
         device_id = settings.affinity_domain  # the registry answers as its domain's device
         feed_v3 = Hl7v3Feed(registry, Hl7v3FeedConfig(settings.affinity_domain, device_id))
@@ -332,6 +355,7 @@ def build_application(config: Config) -> Application:
     readiness = Readiness()
     services: list[Service] = []
     registry = feed = repository = None
+    imaging: ImagingWiring | None = None
     auditor = build_auditor(config) if config.audit.enabled else None
     tls_context = dicom_ssl_context = None
     on_tls_refused = _refusal_auditor(config, auditor)
@@ -384,11 +408,15 @@ def build_application(config: Config) -> Application:
             services.append(
                 repository_service(repository, path=REPOSITORY_PATH, extra_operations=options)
             )
+        if config.imaging_source.enabled:
+            imaging = _build_imaging(config, registry, repository, engines, dicom_ssl_context)
+            services.append(imaging.service)
+            readiness.dicom = False
     except TlsConfigError as exc:
-        _dispose(engines, auditor)
+        _dispose(engines, auditor, imaging)
         raise ConfigError(f"[tls]: {exc}") from exc
     except BaseException:
-        _dispose(engines, auditor)
+        _dispose(engines, auditor, imaging)
         raise
     routes = [
         _health(readiness, config),
@@ -400,6 +428,7 @@ def build_application(config: Config) -> Application:
                 SoapAuditObserver(auditor.record, peer=current_peer_subject) if auditor else None
             ),
         ),
+        *(imaging.routes if imaging is not None else ()),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(PeerCertificateMiddleware)])
     if feed is None:
@@ -416,10 +445,36 @@ def build_application(config: Config) -> Application:
         tls_context,
         dicom_ssl_context,
         on_tls_refused,
+        imaging,
     )
 
 
-def _dispose(engines: list[Engine], auditor: Auditor | None) -> None:
+def _build_imaging(
+    config: Config,
+    registry: DocumentRegistry | None,
+    repository: DocumentRepository | None,
+    engines: list[Engine],
+    dicom_ssl_context: ssl.SSLContext | None,
+) -> ImagingWiring:
+    """The Imaging Document Source; its index and journal share the database."""
+    engine = imaging_engine(_sqlalchemy_url(config.database.url))
+    engines.append(engine)
+    return build_imaging(
+        config,
+        engine,
+        repository=InProcessRepositoryClient(repository) if repository is not None else None,
+        locator=(
+            StoredQueryManifestLocator(in_process_query(registry)) if registry is not None else None
+        ),
+        ssl_context=dicom_ssl_context,
+    )
+
+
+def _dispose(
+    engines: list[Engine], auditor: Auditor | None, imaging: ImagingWiring | None = None
+) -> None:
+    if imaging is not None:
+        imaging.close()
     for engine in engines:
         engine.dispose()
     if auditor is not None:
@@ -442,6 +497,26 @@ def _drain(auditor: Auditor, timeout: float) -> None:
         if auditor.spool.pending_count() == 0:
             return
         time.sleep(0.05)
+
+
+def _start_publishing(imaging: ImagingWiring, done: asyncio.Event) -> asyncio.Task[None] | None:
+    """The automatic RAD-68 loop: a tick every ``publish_interval`` seconds until
+    ``done``; a tick under way is finished before the loop ends."""
+    publisher = imaging.publisher
+    if publisher is None:
+        return None
+
+    async def publish_stable_studies() -> None:
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), imaging.publish_interval)
+                return
+            try:
+                await asyncio.to_thread(publisher.tick)
+            except Exception:  # a tick logs its own failures; this is the last guard
+                log.exception("automatic publication failed; trying again")
+
+    return asyncio.create_task(publish_stable_studies(), name="xdsi-auto-publish")
 
 
 class _Server(uvicorn.Server):
@@ -482,6 +557,8 @@ async def run(config: Config, *, application: Application | None = None) -> int:
         )
     )
     mllp_server = None
+    publishing: asyncio.Task[None] | None = None
+    publishing_done = asyncio.Event()
     auditor = application.auditor
     if auditor is not None:
         auditor.start()
@@ -503,6 +580,14 @@ async def run(config: Config, *, application: Application | None = None) -> int:
                 )
             application.readiness.mllp = True
             log.info("ITI-8 MLLP listening on %s:%d", mllp.host, mllp.port)
+        if application.imaging is not None:
+            dicom = config.connection.dicom
+            port = await asyncio.to_thread(application.imaging.start_listening)
+            application.readiness.dicom = True
+            log.info(
+                "DICOM %s listening on %s:%d", config.imaging_source.ae_title, dicom.host, port
+            )
+            publishing = _start_publishing(application.imaging, publishing_done)
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
@@ -523,6 +608,9 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     finally:
         for sig in SHUTDOWN_SIGNALS:
             loop.remove_signal_handler(sig)
+        if publishing is not None:
+            publishing_done.set()
+            await publishing
         if mllp_server is not None:
             mllp_server.close()
             with contextlib.suppress(TimeoutError):

@@ -1,0 +1,380 @@
+"""The Imaging Document Source in ``xdsi serve``: built from ``[imaging_source]``.
+
+:func:`build_imaging` makes the local instance store (its index in the same database
+as the registry, with its own Alembic version tables), chooses where instances come
+from - the store itself (:class:`imaging_source.pacs.LocalSource`) or a backing PACS
+by WADO-RS or C-FIND/C-MOVE (:class:`imaging_source.pacs.PacsSource`, cached) - and
+returns the RAD-69 service for ``/xdsi/imaging-source``, the ``/dicomweb`` routes
+(WADO-RS, QIDO-RS, WADO-URI, STOW-RS) and, when configured, the automatic publisher.
+
+Automatic publication (RAD-68, RAD TF-3 4.68.4.1.2): a study received by C-STORE or
+STOW-RS is published once nothing arrived for ``stability_delay`` seconds; a study that
+changes later is published again as an RPLC of its previous manifest (RAD68-006).
+Instances a backing PACS delivers into the cache are not published automatically:
+with a backing PACS configured, ``xdsi publish`` publishes on demand.
+
+The manifest's patientId is the DICOM Patient ID in the affinity domain
+(:func:`affinity_patient_id`): ``PatientID^^^&<affinity domain>&ISO``.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Engine
+from starlette.routing import BaseRoute, Mount, Route
+
+from ebxml import hl7
+from ebxml.model import Code
+from imaging_source import instances as instance_index
+from imaging_source import published as published_journal
+from imaging_source.config import ImagingSourceConfig
+from imaging_source.dicomweb import dicomweb_routes
+from imaging_source.instances import InstanceStore
+from imaging_source.kos import InstanceDescription, ManifestConfig, PatientStudy, describe
+from imaging_source.kos_metadata import ManifestMetadataConfig
+from imaging_source.pacs import DimseFetcher, InstanceSource, LocalSource, PacsSource, WadoRsFetcher
+from imaging_source.peers import parse_peer
+from imaging_source.publish import (
+    DocumentRepositoryClient,
+    ManifestDeprecationNotAvailable,
+    ManifestLocator,
+    PublishConfig,
+    PublishResult,
+    publish_study,
+)
+from imaging_source.published import PublishedManifests, studies_due
+from imaging_source.service import ImagingSource, StudyChanged
+from imaging_source.soap_rad69 import Rad69Config, imaging_source_service
+from imaging_source.stow import stow_endpoint
+from soap.message import Service
+from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config
+
+log = logging.getLogger("xdsi.imaging")
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def parse_code(text: str) -> Code:
+    """``code^codingScheme^displayName`` (as the config validated it) -> Code."""
+    code, scheme, *display = text.split("^", 2)
+    return Code(code.strip(), scheme.strip(), display[0] if display else code.strip())
+
+
+def imaging_source_config(
+    config: Config, *, database_url: str | None = None
+) -> ImagingSourceConfig:
+    """``[imaging_source]`` and ``[connection.dicom]`` as the actor takes them."""
+    settings = config.imaging_source
+    dicom = config.connection.dicom
+    return ImagingSourceConfig(
+        storage_dir=Path(settings.storage_dir),
+        database_url=database_url,
+        ae_title=settings.ae_title,
+        dicom_host=dicom.host,
+        dicom_port=dicom.port,
+        peers=tuple(parse_peer(p) for p in settings.peers),
+        allow_unknown_callers=settings.allow_unknown_callers,
+        repository_unique_id=settings.repository_unique_id,
+        stability_delay=settings.stability_delay,
+        cache_max_bytes=settings.cache_max_bytes,
+        wado_rs_base_url=settings.wado_rs_base_url or None,
+    )
+
+
+def publish_config(config: Config) -> PublishConfig:
+    """The manifest's retrieve information and the affinity domain's metadata."""
+    settings = config.imaging_source
+    return PublishConfig(
+        manifest=ManifestConfig(
+            retrieve_ae_title=settings.ae_title,
+            # RAD TF-3 4.68.4.1.2.3: Retrieve Location UID = the source's own id
+            retrieve_location_uid=settings.repository_unique_id,
+            uid_root=f"{config.oid_root}.{ARC_MANIFEST}",
+            retrieve_url=settings.wado_rs_base_url or None,
+        ),
+        metadata=ManifestMetadataConfig(
+            source_id=settings.repository_unique_id,
+            class_code=parse_code(settings.class_code),
+            type_code=parse_code(settings.type_code),
+            confidentiality_codes=tuple(parse_code(c) for c in settings.confidentiality_codes),
+            healthcare_facility_type_code=parse_code(settings.healthcare_facility_type_code),
+            practice_setting_code=parse_code(settings.practice_setting_code),
+            content_type_code=parse_code(settings.content_type_code),
+            accession_issuer_oid=settings.accession_issuer_oid or None,
+            # ITI TF-3 4.2.3.2.23: sourcePatientId needs an assigning authority
+            patient_id_issuer_oid=settings.patient_id_issuer_oid or config.registry.affinity_domain,
+            default_timezone=settings.default_timezone,
+        ),
+        spool_dir=config.limits.spool_dir,
+    )
+
+
+def affinity_patient_id(study: PatientStudy, affinity_domain: str) -> str:
+    """The manifest's patientId (ITI TF-3 4.2.3.2.16): the DICOM Patient ID qualified by
+    the affinity domain, ``PatientID^^^&<affinity domain>&ISO``.
+
+    When the images name the affinity domain as Issuer of Patient ID (its qualifiers'
+    Universal Entity ID, or the issuer text itself) the id is the domain's by
+    declaration; otherwise xdsi takes the PACS's Patient IDs to be the domain's, which
+    is how a deployment without a PIX manager runs.  Where they are not, publish with
+    ``xdsi publish --patient-id``.
+    """
+    if study.issuer_of_patient_id_oid not in ("", affinity_domain):
+        log.info(
+            "Patient ID %s is issued by %s, published in the affinity domain %s",
+            study.patient_id,
+            study.issuer_of_patient_id_oid,
+            affinity_domain,
+        )
+    return hl7.CX(study.patient_id, assigning_authority=hl7.HD("", affinity_domain, "ISO")).encode()
+
+
+def describe_study(source: InstanceSource, study_uid: str) -> list[InstanceDescription]:
+    """The study's instances as a manifest references them (headers only)."""
+    from pydicom import dcmread
+
+    described = []
+    for instance in source.instances(study_uid):
+        with instance.path.open("rb") as stream:
+            described.append(describe(dcmread(stream, stop_before_pixels=True)))
+    return described
+
+
+# --- automatic publication -----------------------------------------------------------------
+
+
+class Clock(Protocol):
+    def __call__(self) -> datetime: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class AutoPublisher:
+    """RAD-68 for stable studies of the local store, one look per :meth:`tick`.
+
+    Studies with news are remembered from ``StudyChanged`` (and, at start, from the
+    store's index); a tick publishes those stable for ``delay``.  A failed publication
+    is logged and tried again at the next tick; nothing here raises.
+    """
+
+    source: ImagingSource
+    repository: DocumentRepositoryClient
+    journal: PublishedManifests
+    config: PublishConfig
+    affinity_domain: str
+    delay: timedelta
+    locator: ManifestLocator | None = None
+    clock: Clock = _utcnow
+    _pending: dict[str, datetime] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def seed(self) -> None:
+        """Studies received (before a restart, too) but not published since."""
+        received = self.source.store.last_received()
+        published = self.journal.published_times(received)
+        with self._lock:
+            for study, at in received.items():
+                if study not in published or at > published[study]:
+                    self._pending[study] = max(at, self._pending.get(study, at))
+
+    def changed(self, change: StudyChanged) -> None:
+        """The ``ImagingSource`` subscriber: the study has news as of ``change.at``."""
+        with self._lock:
+            self._pending[change.study_instance_uid] = change.at
+
+    def pending(self) -> dict[str, datetime]:
+        with self._lock:
+            return dict(self._pending)
+
+    def tick(self) -> list[PublishResult]:
+        """Publish every pending study that is stable; the results of those sent."""
+        pending = self.pending()
+        if not pending:
+            return []
+        try:
+            published = self.journal.published_times(pending)
+        except Exception:
+            log.exception("cannot read the journal of published manifests")
+            return []
+        results = []
+        for study in studies_due(pending, published, now=self.clock(), delay=self.delay):
+            result = self._publish(study, pending[study])
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _done(self, study: str, seen: datetime) -> None:
+        with self._lock:
+            if self._pending.get(study) == seen:  # nothing newer arrived meanwhile
+                del self._pending[study]
+
+    def _publish(self, study: str, seen: datetime) -> PublishResult | None:
+        try:
+            described = describe_study(LocalSource(self.source.store), study)
+            if not described:
+                raise ManifestDeprecationNotAvailable(study)
+            patient = described[0].patient_study
+            if not patient.patient_id:
+                log.warning("study %s has no Patient ID: not published", study)
+                self._done(study, seen)
+                return None
+            result = publish_study(
+                study,
+                described,
+                affinity_patient_id(patient, self.affinity_domain),
+                repository=self.repository,
+                config=self.config,
+                locator=self.locator,
+                journal=self.journal,
+            )
+        except ManifestDeprecationNotAvailable:
+            log.warning("study %s has no instances left; its manifest stays (no ITI-57)", study)
+            self._done(study, seen)
+            return None
+        except Exception:
+            log.exception("RAD-68 for study %s failed; trying again", study)
+            return None
+        if result.ok:
+            log.info(
+                "RAD-68: study %s published as manifest %s%s",
+                study,
+                result.manifest_unique_id,
+                " (unchanged)" if result.unchanged else "",
+            )
+            self._done(study, seen)
+        return result
+
+
+# --- the actor, mounted ------------------------------------------------------------------
+
+
+@dataclass
+class ImagingWiring:
+    """What :func:`build_imaging` made: the actor, its endpoints and its publisher."""
+
+    source: ImagingSource
+    instances: InstanceSource
+    service: Service
+    routes: list[BaseRoute]
+    publisher: AutoPublisher | None = None
+    publish_interval: float = 5.0
+    _closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def start_listening(self) -> int:
+        """Start the DIMSE listener; the port it listens on."""
+        self.source.dimse.start()
+        return self.source.dimse.port
+
+    def close(self) -> None:
+        self.source.stop()
+        for close in self._closers:
+            close()
+
+
+def _stow_routes(source: ImagingSource) -> list[Route]:
+    """STOW-RS (PS3.18 10.5): POST on /studies and /studies/{study}."""
+    store = stow_endpoint(source)
+    return [Route(path, store, methods=["POST"]) for path in ("/studies", "/studies/{study}")]
+
+
+def instance_source(
+    config: Config, store: InstanceStore
+) -> tuple[InstanceSource, list[Callable[[], Any]]]:
+    """The store itself, or a backing PACS cached in it; and what to close at the end."""
+    settings = config.imaging_source
+    if settings.pacs_wado_rs:
+        fetcher = WadoRsFetcher(settings.pacs_wado_rs)
+        return PacsSource(store, fetcher, settings.cache_max_bytes), [fetcher.close]
+    if settings.pacs_dimse:
+        dimse_fetcher = DimseFetcher(parse_peer(settings.pacs_dimse), settings.ae_title)
+        return PacsSource(store, dimse_fetcher, settings.cache_max_bytes), []
+    return LocalSource(store), []
+
+
+def build_imaging(
+    config: Config,
+    engine: Engine,
+    *,
+    repository: DocumentRepositoryClient | None,
+    locator: ManifestLocator | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> ImagingWiring:
+    """The Imaging Document Source on ``engine`` (migrated here), not yet listening.
+
+    ``repository`` is where automatic RAD-68 goes (None: no automatic publication);
+    ``locator`` finds a study's current manifest by ITI-18 (None: the journal's)."""
+    settings = config.imaging_source
+    source = ImagingSource(
+        imaging_source_config(config),
+        engine=engine,
+        ssl_context=ssl_context,
+    )
+    source.start(dimse=False)  # migrates the index and sweeps an interrupted store
+    published_journal.upgrade(engine)
+    instances, closers = instance_source(config, source.store)
+    rad69 = Rad69Config(settings.repository_unique_id, config.registry.home_community_id)
+    transcoder = rad69.transcoder(Path(settings.storage_dir))
+    service = imaging_source_service(
+        instances, transcoder, rad69.identity(), path=IMAGING_SOURCE_PATH
+    )
+    web = [
+        *_stow_routes(source),
+        *dicomweb_routes(instances, transcoder, base_url=settings.wado_rs_base_url or None),
+    ]
+    publisher = None
+    if settings.auto_publish and settings.backing_pacs:
+        log.info("a backing PACS is configured: studies are published by `xdsi publish`")
+    elif settings.auto_publish and repository is None:
+        log.warning("no Document Repository in this process: no automatic RAD-68")
+    elif settings.auto_publish and repository is not None:
+        publisher = AutoPublisher(
+            source,
+            repository,
+            PublishedManifests(engine),
+            publish_config(config),
+            config.registry.affinity_domain,
+            timedelta(seconds=settings.stability_delay),
+            locator=locator,
+        )
+        publisher.seed()
+        source.subscribe(publisher.changed)
+    return ImagingWiring(
+        source,
+        instances,
+        service,
+        [Mount(DICOMWEB_PATH, routes=web)],
+        publisher,
+        settings.publish_interval,
+        closers,
+    )
+
+
+def make_engine(database_url: str) -> Engine:
+    """The engine of the instance index and the journal (SQLite pragmas as the index's)."""
+    return instance_index.make_engine(database_url)
+
+
+__all__ = [
+    "AutoPublisher",
+    "ImagingWiring",
+    "affinity_patient_id",
+    "build_imaging",
+    "describe_study",
+    "imaging_source_config",
+    "instance_source",
+    "make_engine",
+    "parse_code",
+    "publish_config",
+]
