@@ -16,13 +16,21 @@ from lxml import etree
 from conformance.plan import Assertion
 from conformance.result import Check
 from conformance.templates import Document
-from conformance.transport import NS, Exchange, ack_code, resolve_document
+from conformance.transport import (
+    NS,
+    Exchange,
+    ack_code,
+    ack_code_v3,
+    ack_details_v3,
+    resolve_document,
+)
 
 # ebRS 3.0 / ITI TF-3 4.2.4.2 response status URNs end in these names
 STATUS_SOURCE = "ITI TF-3 4.2.4.2"
 ERROR_SOURCE = "ITI TF-3 Table 4.2.4.1-2"
 FAULT_SOURCE = "SOAP 1.2 Part 1 5.4; WS-Addressing 1.0 SOAP Binding 6"
 ACK_SOURCE = "ITI TF-2x C.2.3"
+ACK_V3_SOURCE = "ITI TF-2 3.44.4.2.3; HL7 Table 0357"
 RETRIEVE_SOURCE = "ITI TF-2 3.43.4.2.3"
 _ERROR_SEVERITY = "urn:oasis:names:tc:ebxml-regrep:ErrorSeverityType:Error"
 
@@ -166,9 +174,38 @@ def _fault(exchange: Exchange, expected: Any, _docs: Mapping[str, Document]) -> 
 
 
 def _ack(exchange: Exchange, expected: Any, _docs: Mapping[str, Document]) -> list[Check]:
+    """MSA-1 of an HL7 v2 ACK, or acknowledgement/typeCode of an HL7 V3 MCCI_IN000002UV01."""
+    if exchange.hl7 is None and exchange.envelope is not None:
+        actual = (
+            ack_code_v3(exchange.envelope) or _fault_summary(exchange) or "(no acknowledgement)"
+        )
+        return [
+            Check(
+                "HL7 V3 acknowledgement typeCode",
+                actual == expected,
+                expected,
+                actual,
+                ACK_V3_SOURCE,
+            )
+        ]
     actual = ack_code(exchange.hl7 or b"") or "(no MSA)"
     return [
         Check("HL7 acknowledgement code (MSA-1)", actual == expected, expected, actual, ACK_SOURCE)
+    ]
+
+
+def _ack_details(exchange: Exchange, expected: Any, _docs: Mapping[str, Document]) -> list[Check]:
+    """Each HL7 Table 0357 code is in an acknowledgementDetail of the V3 acknowledgement."""
+    actual = set(ack_details_v3(exchange.envelope))
+    return [
+        Check(
+            f"acknowledgementDetail code {code}",
+            str(code) in actual,
+            str(code),
+            _fmt(actual),
+            ACK_V3_SOURCE,
+        )
+        for code in expected
     ]
 
 
@@ -250,6 +287,7 @@ EXPECTATIONS: dict[str, Expectation] = {
     "http_status": _http_status,
     "fault": _fault,
     "ack": _ack,
+    "ack_details": _ack_details,
     "status": _status,
     "errors": _exact(True, "error"),
     "errors_contain": _contain(True, "error"),

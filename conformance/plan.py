@@ -25,7 +25,21 @@ PLANS_DIR = Path(__file__).resolve().parent / "plans"
 TEMPLATES_DIR_NAME = "templates"
 ROW_VARIABLE = re.compile(r"%\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
-STEP_KINDS = ("feed", "submit", "register", "query", "retrieve", "rad69", "soap", "wait")
+STEP_KINDS = (
+    "feed",
+    "submit",
+    "register",
+    "query",
+    "retrieve",
+    "rad69",
+    "soap",
+    "wait",
+    "feed_v3",
+    "register_on_demand",
+    "remove",
+    "remove_documents",
+    "multi_query",
+)
 # what each step kind needs of the system under test
 STEP_REQUIRES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
@@ -37,6 +51,11 @@ STEP_REQUIRES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "rad69": ("imaging_source",),
         "soap": (),
         "wait": (),
+        "feed_v3": ("registry",),
+        "register_on_demand": ("registry",),
+        "remove": ("registry",),
+        "remove_documents": ("repository",),
+        "multi_query": ("registry",),
     }
 )
 REQUIREMENTS = ("mllp", "registry", "repository", "imaging_source", "repository_id")
@@ -54,11 +73,14 @@ EXPECT_KEYS = frozenset(
         "warnings_contain",
         "fault",
         "ack",
+        "ack_details",
         "http_status",
         "documents",
     }
 )
-CASE_KEYS = frozenset({"id", "title", "tags", "requires", "source", "documents", "steps", "note"})
+CASE_KEYS = frozenset(
+    {"id", "title", "tags", "requires", "source", "documents", "steps", "note", "option"}
+)
 STEP_KEYS = frozenset(
     {
         "name",
@@ -81,6 +103,7 @@ STEP_KEYS = frozenset(
         "return_type",
         "requests",
         "seconds",
+        "objects",
     }
 )
 EDIT_KINDS = ("remove", "set", "append")
@@ -90,6 +113,11 @@ DEFAULT_TEMPLATES: Mapping[str, str] = MappingProxyType(
         "feed": "adt_a01.hl7",
         "query": "iti18_stored_query.xml",
         "retrieve": "iti43_retrieve.xml",
+        "feed_v3": "iti44_patient_added.xml",
+        "register_on_demand": "iti61_register_on_demand.xml",
+        "remove": "iti62_remove_metadata.xml",
+        "remove_documents": "iti86_remove_documents.xml",
+        "multi_query": "iti51_multi_patient_query.xml",
     }
 )
 
@@ -140,6 +168,9 @@ class Case:
     source: str = ""
     documents: Mapping[str, DocumentSpec] = field(default_factory=dict)
     path: Path | None = None
+    # an optional transaction or option of the profile (e.g. "ITI-51"): a system that
+    # answers ActionNotSupported does not offer it, and the case is not runnable there
+    option: str = ""
 
     def matches(self, pattern: str) -> bool:
         """``--only``: a glob on the id or any tag; several patterns comma separated."""
@@ -208,8 +239,8 @@ def _substitute(value: Any, row: Mapping[str, Any], path: Path) -> Any:
         return ROW_VARIABLE.sub(fill, value)
     if isinstance(value, list):
         return [_substitute(v, row, path) for v in value]
-    if isinstance(value, dict):
-        return {k: _substitute(v, row, path) for k, v in value.items()}
+    if isinstance(value, dict):  # keys too: a parameter name may be a column
+        return {_substitute(k, row, path): _substitute(v, row, path) for k, v in value.items()}
     return value
 
 
@@ -245,6 +276,7 @@ def _case(raw: Mapping[str, Any], defaults: Mapping[str, Any], path: Path, templ
         source=raw.get("source", defaults.get("source", "")),
         documents=MappingProxyType(documents),
         path=path,
+        option=str(raw.get("option", defaults.get("option", ""))),
     )
 
 
@@ -347,6 +379,7 @@ def _check_expect(expect: Any, where: str) -> None:
         "errors_absent",
         "warnings",
         "warnings_contain",
+        "ack_details",
     ):
         if key in expect and not isinstance(expect[key], list):
             raise PlanError(f"{where}: {key} must be a list of error codes")

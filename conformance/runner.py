@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from conformance.assertions import capture, check_assertion, check_expectations
+from lxml import etree
+
+from conformance.assertions import capture, check_assertion, check_expectations, fault_codes
 from conformance.plan import Assertion, Case, PlanError, Step, case_requirements, select
 from conformance.result import CaseResult, Check, Endpoints, Outcome, StepResult
 from conformance.steps import TRANSACTIONS, StepContext, StepError, execute
@@ -44,6 +46,30 @@ def unmet_requirements(case: Case, endpoints: Endpoints) -> list[str]:
         for r in case_requirements(case)
         if r in REQUIREMENT_CHECKS and not REQUIREMENT_CHECKS[r][0](endpoints)
     ]
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+# WS-Addressing 1.0 SOAP Binding 6.4.4: the endpoint does not handle this Action
+ACTION_NOT_SUPPORTED = "ActionNotSupported"
+# step kinds carrying a transaction an actor may leave out (an option, or another
+# profile's): answered ActionNotSupported in a case with an ``option``, not runnable
+OPTIONAL_STEP_KINDS = frozenset(
+    {"feed_v3", "register_on_demand", "remove", "remove_documents", "multi_query"}
+)
+
+
+def action_not_supported(result: StepResult) -> bool:
+    """Whether the step was answered with the wsa:ActionNotSupported fault."""
+    response = result.response or b""
+    start = response.find(b"<")
+    if ACTION_NOT_SUPPORTED.encode() not in response or start < 0:
+        return False
+    try:
+        envelope = etree.fromstring(response[start:], _PARSER)
+    except etree.XMLSyntaxError:
+        return False
+    fault = envelope.find(".//{http://www.w3.org/2003/05/soap-envelope}Fault")
+    return fault is not None and fault_codes(fault)[1].endswith(ACTION_NOT_SUPPORTED)
 
 
 def _truncate(data: bytes | None) -> bytes | None:
@@ -137,6 +163,10 @@ def run_case(
         if result.outcome is not Outcome.PASSED:
             outcome = result.outcome
             reason = f"step {step.name}: {result.message}"
+            if case.option and step.kind in OPTIONAL_STEP_KINDS and action_not_supported(result):
+                # an optional transaction the system does not offer is not a failure
+                outcome = Outcome.NOT_RUNNABLE
+                reason = f"the system does not offer {case.option} (step {step.name}: ActionNotSupported)"
             break
     return CaseResult(
         case_id=case.case_id,
@@ -176,7 +206,10 @@ def run_cases(
 
 
 __all__ = [
+    "ACTION_NOT_SUPPORTED",
     "MAX_KEPT_BYTES",
+    "OPTIONAL_STEP_KINDS",
+    "action_not_supported",
     "REQUIREMENT_CHECKS",
     "judge",
     "run_case",

@@ -22,6 +22,11 @@ import httpx
 from conformance.result import Endpoints
 
 HOST = "127.0.0.1"
+# configuration of the temporary server beyond the defaults: the optional transactions
+# the suite has cases for are switched on (xdsi.config: XDSI_SECTION__KEY)
+SELF_CONFIGURATION: dict[str, str] = {
+    "XDSI_REGISTRY__MULTI_PATIENT_QUERY": "true",  # ITI-51, off by default
+}
 
 
 class SelfServerError(RuntimeError):
@@ -37,13 +42,20 @@ def free_port() -> int:
 class SelfServer:
     """A context manager: ``with SelfServer() as endpoints: ...``."""
 
-    def __init__(self, data_dir: Path | None = None, *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        *,
+        timeout: float = 60.0,
+        configuration: dict[str, str] | None = None,
+    ) -> None:
         self._temp: tempfile.TemporaryDirectory[str] | None = None
         if data_dir is None:
             self._temp = tempfile.TemporaryDirectory(prefix="xdsi-conformance-")
             data_dir = Path(self._temp.name)
         self.data_dir = data_dir
         self.timeout = timeout
+        self.configuration = dict(SELF_CONFIGURATION if configuration is None else configuration)
         self.http_port = free_port()
         self.mllp_port = free_port()
         self.dicom_port = free_port()
@@ -69,6 +81,7 @@ class SelfServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # the server's configuration comes from its data dir only, not from this shell
         env = {k: v for k, v in os.environ.items() if not k.startswith("XDSI_")}
+        env.update(self.configuration)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env
@@ -142,4 +155,4 @@ class SelfServer:
         self.close()
 
 
-__all__ = ["SelfServer", "SelfServerError", "free_port"]
+__all__ = ["SELF_CONFIGURATION", "SelfServer", "SelfServerError", "free_port"]

@@ -32,6 +32,11 @@ TRANSACTIONS: dict[str, str] = {
     "rad69": "RAD-69",
     "soap": "SOAP",
     "wait": "-",
+    "feed_v3": "ITI-44",
+    "register_on_demand": "ITI-61",
+    "remove": "ITI-62",
+    "remove_documents": "ITI-86",
+    "multi_query": "ITI-51",
 }
 _ENDPOINT_BY_KIND = {
     "submit": "repository",
@@ -39,6 +44,11 @@ _ENDPOINT_BY_KIND = {
     "register": "registry",
     "query": "registry",
     "rad69": "imaging_source",
+    "feed_v3": "registry",
+    "register_on_demand": "registry",
+    "remove": "registry",
+    "remove_documents": "repository",
+    "multi_query": "registry",
 }
 # ITI TF-2 V.3.2: ITI-41, ITI-43 and RAD-69 are MTOM/XOP; ITI-18 and ITI-42 simple SOAP
 _MTOM_KINDS = frozenset({"submit", "retrieve", "rad69"})
@@ -277,8 +287,9 @@ def run_query(step: Step, ctx: StepContext) -> Exchange:
     return _post(ctx, step, build_xml(step, ctx.scope, variables), [])
 
 
-def run_retrieve(step: Step, ctx: StepContext) -> Exchange:
-    """ITI-43: one DocumentRequest per ``requests`` item ({uid, repository, home})."""
+def document_requests(step: Step) -> str:
+    """xdsb:DocumentRequest elements, one per ``requests`` item ({uid, repository, home});
+    ITI-43 and ITI-86 name documents the same way (ITI TF-2 3.43.4.1.2, RMD 3.86.4.1.2)."""
     lines = []
     for request in step.options.get("requests", ()):
         repository = request.get("repository", "{{repository_id}}")
@@ -294,8 +305,42 @@ def run_retrieve(step: Step, ctx: StepContext) -> Exchange:
             + f"        <xdsb:DocumentUniqueId>{xml_escape(request['uid'])}</xdsb:DocumentUniqueId>\n"
             + "      </xdsb:DocumentRequest>"
         )
-    envelope = build_xml(step, ctx.scope, {"requests": "\n".join(lines)})
+    return "\n".join(lines)
+
+
+def run_retrieve(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-43: one DocumentRequest per ``requests`` item ({uid, repository, home})."""
+    envelope = build_xml(step, ctx.scope, {"requests": document_requests(step)})
     return _post(ctx, step, envelope, [])
+
+
+def run_remove_documents(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-86: an rmd:RemoveDocumentsRequest, one DocumentRequest per ``requests`` item."""
+    envelope = build_xml(step, ctx.scope, {"requests": document_requests(step)})
+    return _post(ctx, step, envelope, [])
+
+
+def run_remove(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-62: an lcm:RemoveObjectsRequest whose ObjectRefList names ``objects`` (entryUUIDs,
+    usually ``{{ref:...}}`` of an earlier query; ITI TF-2 3.62.4.1.2)."""
+    refs = "\n".join(
+        f'        <rim:ObjectRef id="{xml_escape(str(ident))}"/>'
+        for ident in step.options.get("objects", ())
+    )
+    return _post(ctx, step, build_xml(step, ctx.scope, {"objects": refs}), [])
+
+
+def run_feed_v3(step: Step, ctx: StepContext) -> Exchange:
+    """ITI-44: an HL7 V3 interaction in a SOAP envelope (ITI TF-2 3.44.5); variables
+    ``interaction`` (default PRPA_IN201301UV02, its trigger event derived from it) and
+    ``patient`` (default main)."""
+    interaction = step.vars.get("interaction", "PRPA_IN201301UV02")
+    variables = {
+        "interaction": interaction,
+        "trigger": interaction.replace("_IN", "_TE", 1),
+        "patient": step.vars.get("patient", "main"),
+    }
+    return _post(ctx, step, build_xml(step, ctx.scope, variables), [])
 
 
 def run_wait(step: Step, _ctx: StepContext) -> Exchange:
@@ -314,6 +359,11 @@ EXECUTORS: dict[str, Executor] = {
     "rad69": run_soap,
     "soap": run_soap,
     "wait": run_wait,
+    "feed_v3": run_feed_v3,
+    "register_on_demand": run_soap,
+    "remove": run_remove,
+    "remove_documents": run_remove_documents,
+    "multi_query": run_query,
 }
 
 
@@ -329,6 +379,7 @@ __all__ = [
     "StepError",
     "apply_edit",
     "build_xml",
+    "document_requests",
     "execute",
     "query_slots",
     "substitute_vars",

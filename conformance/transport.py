@@ -26,6 +26,8 @@ NS = {
     "xdsb": "urn:ihe:iti:xds-b:2007",
     "xop": "http://www.w3.org/2004/08/xop/include",
     "iherad": "urn:ihe:rad:xdsi-b:2009",
+    "rmd": "urn:ihe:iti:rmd:2017",
+    "hl7": "urn:hl7-org:v3",
 }
 VT, FS, CR = b"\x0b", b"\x1c", b"\r"
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
@@ -219,6 +221,25 @@ def send_mllp(host: str, port: int, message: bytes, timeout: float = 30.0) -> Ex
     return Exchange(message, reply, hl7=reply)
 
 
+def ack_code_v3(envelope: etree._Element | None) -> str:
+    """acknowledgement/typeCode/@code of an HL7 V3 MCCI_IN000002UV01 in a SOAP Body
+    (ITI TF-2 3.44.4.2.3; '' when there is none)."""
+    if envelope is None:
+        return ""
+    found = envelope.xpath("//hl7:acknowledgement/hl7:typeCode/@code", namespaces=NS)
+    return str(found[0]) if isinstance(found, list) and found else ""
+
+
+def ack_details_v3(envelope: etree._Element | None) -> list[str]:
+    """The HL7 Table 0357 codes of every acknowledgementDetail/code of an MCCI answer."""
+    if envelope is None:
+        return []
+    found = envelope.xpath(
+        "//hl7:acknowledgement/hl7:acknowledgementDetail/hl7:code/@code", namespaces=NS
+    )
+    return [str(code) for code in found] if isinstance(found, list) else []
+
+
 def ack_code(reply: bytes) -> str:
     """MSA-1 of an HL7 v2 acknowledgement ('' when there is no MSA segment)."""
     for segment in reply.replace(b"\n", b"\r").split(b"\r"):
@@ -234,6 +255,8 @@ __all__ = [
     "SoapTransport",
     "TransportError",
     "ack_code",
+    "ack_code_v3",
+    "ack_details_v3",
     "mtom_package",
     "read_response",
     "resolve_document",

@@ -27,6 +27,17 @@ from conformance.result import CaseResult, Endpoints, Outcome
 from conformance.runner import run_cases
 from conformance.selfserver import SelfServer, free_port
 
+# WS-Addressing 1.0 SOAP Binding 6.4.4: what an endpoint without the operation answers
+ACTION_NOT_SUPPORTED_FAULT = b"""<?xml version="1.0" encoding="UTF-8"?>
+<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope"
+    xmlns:a="http://www.w3.org/2005/08/addressing">
+  <s:Body><s:Fault>
+    <s:Code><s:Value>s:Sender</s:Value>
+      <s:Subcode><s:Value>a:ActionNotSupported</s:Value></s:Subcode></s:Code>
+    <s:Reason><s:Text xml:lang="en">not offered here</s:Text></s:Reason>
+  </s:Fault></s:Body>
+</s:Envelope>"""
+
 
 def _sub(pattern: bytes, replacement: bytes) -> Callable[[bytes], bytes]:
     return lambda body: re.sub(pattern, replacement, body)
@@ -41,6 +52,10 @@ BREAKAGES: dict[str, Callable[[bytes], bytes]] = {
     "mangle-hash": _sub(rb'(name="hash"><rim:ValueList><rim:Value>)[0-9a-f]', rb"\g<1>z"),
     "wrong-subcode": _sub(rb"ActionNotSupported", b"InvalidAddressingHeader"),
     "no-results": _sub(rb"rim:ExtrinsicObject\b", b"rim:Ignored"),
+    "wrong-ack-v3": _sub(rb'(<(?:\w+:)?typeCode code=")AA"', rb'\g<1>AE"'),
+    "wrong-ack-detail": _sub(rb'code="[12]0[0-9]"', b'code="207"'),
+    "wrong-partial": _sub(rb"ResponseStatusType:PartialSuccess", b"ResponseStatusType:Success"),
+    "not-offered": lambda _body: ACTION_NOT_SUPPORTED_FAULT,
 }
 
 
@@ -128,6 +143,16 @@ def test_the_unbroken_proxy_passes(xdsi, proxy, case_id: str) -> None:  # type: 
         ("wrong-subcode", "soap-unknown-action-registry", "fault subcode"),
         ("no-results", "iti18-find-documents-leafclass", "count of //rim:ExtrinsicObject"),
         ("no-results", "iti41-provide-two-documents", "values of"),
+        ("wrong-ack-v3", "iti44-patient-added", "HL7 V3 acknowledgement typeCode"),
+        ("wrong-ack-detail", "iti44-merge-into-unknown", "acknowledgementDetail code 204"),
+        ("wrong-status", "iti62-remove-submission", "response status"),
+        ("wrong-code", "iti62-unknown-object", "error codes are exactly"),
+        ("wrong-code", "iti62-references-exist-document-alone", "error codes are exactly"),
+        ("wrong-code", "iti86-unknown-repository", "error codes are exactly"),
+        ("wrong-partial", "iti86-partial-success", "response status"),
+        ("no-results", "iti61-register-on-demand", "values of"),
+        ("no-results", "iti51-find-documents-two-patients", "values of"),
+        ("wrong-status", "iti18-get-all", "response status"),
     ],
 )  # fmt: skip
 def test_a_broken_answer_fails_the_case(xdsi, proxy, mode: str, case_id: str, failing: str) -> None:  # type: ignore[no-untyped-def]
@@ -176,3 +201,29 @@ def test_a_missing_actor_is_not_runnable() -> None:
     result = run("rad69-retrieve-imaging-document-set", Endpoints(registry_url="http://x"))
     assert result.outcome is Outcome.NOT_RUNNABLE
     assert "--imaging-source" in result.reason
+
+
+@pytest.mark.parametrize(
+    "case_id", ["iti44-patient-added", "iti62-remove-submission", "iti86-partial-success"]
+)
+def test_the_unbroken_proxy_passes_the_optional_transactions(xdsi, proxy, case_id: str) -> None:  # type: ignore[no-untyped-def]
+    result = run(case_id, broken(xdsi, proxy, "ok"))
+    assert result.outcome is Outcome.PASSED, result.reason
+
+
+def test_an_option_answered_action_not_supported_is_not_runnable(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("iti51-unbounded-query", broken(xdsi, proxy, "not-offered"))
+    assert result.outcome is Outcome.NOT_RUNNABLE, result.reason
+    assert "ITI-51" in result.reason and "ActionNotSupported" in result.reason
+
+
+def test_action_not_supported_on_a_required_transaction_fails(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    """ITI-42 answered ActionNotSupported in an ITI-51 case: the registry lacks ITI-42."""
+    result = run("iti51-find-documents-two-patients", broken(xdsi, proxy, "not-offered"))
+    assert result.outcome is Outcome.FAILED
+    assert result.steps[-1].name == "register"
+
+
+def test_action_not_supported_without_an_option_fails(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("iti18-get-documents-no-ids", broken(xdsi, proxy, "not-offered"))
+    assert result.outcome is Outcome.FAILED

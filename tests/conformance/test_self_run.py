@@ -1,4 +1,4 @@
-"""``xdsi conformance run --self``: the whole suite against a temporary xdsi (about 20 s)."""
+"""``xdsi conformance run --self``: the whole suite against a temporary xdsi (about 30 s)."""
 
 from __future__ import annotations
 
