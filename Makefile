@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint
+.PHONY: run test lint bench
 
 # Install (again) only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -21,3 +21,8 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Every benchmark scenario beside its same-run reference; table in bench/RESULTS.md.
+# BENCH_ARGS=--quick for reduced sizes, BENCH_ARGS=--only=documents,audit for some.
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)

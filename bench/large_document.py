@@ -382,43 +382,93 @@ def retrieve_request(url: str, unique_id: str) -> tuple[str, bytes]:
     return content_type, body
 
 
-def retrieve(url: str, unique_id: str, output: Path) -> int:
-    """ITI-43: the one document of the response streamed to ``output``; its size.
+class FileSink:
+    """A response body written to a file as it arrives."""
 
-    A plain HTTP/1.1 exchange on a socket (RFC 9112), read with ``recv_into`` in 1 MiB
-    steps: httpx's 64 KiB reads would make the client, not the server, the bottleneck.
+    def __init__(self, output: Path) -> None:
+        self._out = output.open("wb")
+        self.complete = False
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self._out.write(data)
+
+    def close(self) -> None:
+        self._out.close()
+        self.complete = True
+
+
+def http_receive(
+    url: str,
+    sink_for: Callable[[str, dict[str, str], bytes], FileSink | MultipartToFile],
+    *,
+    method: str = "GET",
+    content_type: str | None = None,
+    body: bytes = b"",
+) -> FileSink | MultipartToFile:
+    """One HTTP/1.1 exchange on a plain socket (RFC 9112); the response body is fed, as it
+    arrives, to the sink ``sink_for(status_line, headers, first_bytes)`` returns.
+
+    Read with ``recv_into`` in 1 MiB steps: httpx's 64 KiB reads would make the client,
+    not the server, the bottleneck.  The ITI-43 retrieve and the nginx reference of
+    ``bench/documents.py`` both use this one client.
     """
     target = urlsplit(url)
-    content_type, body = retrieve_request(url, unique_id)
-    head = (
-        f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
-        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    ).encode("latin-1")
+    head = f"{method} {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    if body or method != "GET":
+        head += f"Content-Length: {len(body)}\r\n"
+    head += "Connection: close\r\n\r\n"
     with socket.create_connection((target.hostname, target.port or 80)) as sock:
-        sock.sendall(head + body)
+        sock.sendall(head.encode("latin-1") + body)
         received = b""
         while b"\r\n\r\n" not in received:
             data = sock.recv(65536)
             if not data:
-                raise RuntimeError("ITI-43: connection closed before the response headers")
+                raise RuntimeError(f"{url}: connection closed before the response headers")
             received += data
         response_head, _, rest = received.partition(b"\r\n\r\n")
         status_line, *lines = response_head.decode("latin-1").split("\r\n")
         headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines)}
-        boundary = re.search(r'boundary="?([^";]+)"?', headers.get("content-type", ""))
-        if status_line.split()[1] != "200" or boundary is None:
-            raise RuntimeError(f"ITI-43 failed: {status_line} {rest[:4000]!r}")
-        reader = MultipartToFile(boundary.group(1), output.parent)
-        reader.feed(rest)
+        sink = sink_for(status_line, headers, rest)
+        sink.feed(rest)
         remaining = int(headers["content-length"]) - len(rest)
         buffer = memoryview(bytearray(CHUNK))
         while remaining > 0:
             n = sock.recv_into(buffer, min(CHUNK, remaining))
             if n == 0:
-                raise RuntimeError("ITI-43 response truncated")
-            reader.feed(buffer[:n])
+                raise RuntimeError(f"{url}: response truncated")
+            sink.feed(buffer[:n])
             remaining -= n
+    if isinstance(sink, FileSink):
+        sink.close()
+    return sink
+
+
+def download(url: str, output: Path) -> int:
+    """GET ``url`` into ``output`` with :func:`http_receive`; its size."""
+
+    def sink_for(status_line: str, _headers: dict[str, str], rest: bytes) -> FileSink:
+        if status_line.split()[1] != "200":
+            raise RuntimeError(f"GET {url}: {status_line} {rest[:400]!r}")
+        return FileSink(output)
+
+    http_receive(url, sink_for)
+    return output.stat().st_size
+
+
+def retrieve(url: str, unique_id: str, output: Path) -> int:
+    """ITI-43: the one document of the response streamed to ``output``; its size."""
+    content_type, body = retrieve_request(url, unique_id)
+
+    def sink_for(status_line: str, headers: dict[str, str], rest: bytes) -> MultipartToFile:
+        boundary = re.search(r'boundary="?([^";]+)"?', headers.get("content-type", ""))
+        if status_line.split()[1] != "200" or boundary is None:
+            raise RuntimeError(f"ITI-43 failed: {status_line} {rest[:4000]!r}")
+        return MultipartToFile(boundary.group(1), output.parent)
+
+    reader = http_receive(url, sink_for, method="POST", content_type=content_type, body=body)
+    assert isinstance(reader, MultipartToFile)
     if not reader.complete or reader.root is None:
         raise RuntimeError("ITI-43 response truncated")
     root = etree.fromstring(reader.root)
