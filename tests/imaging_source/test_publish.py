@@ -36,11 +36,13 @@ from imaging_source.kos_check import check_manifest
 from imaging_source.kos_metadata import ManifestMetadataConfig, ReportDocument
 from imaging_source.publish import (
     DocumentRepositoryClient,
+    InProcessRegistryUpdateClient,
     InProcessRepositoryClient,
-    ManifestDeprecationNotAvailable,
     PublishConfig,
     ReportContent,
     StoredQueryManifestLocator,
+    StudyHasNoInstances,
+    deprecate_manifest,
     in_process_query,
     manifest_query,
     publish_study,
@@ -206,11 +208,77 @@ def test_only_the_studys_instances_are_published(
     assert len(kos.ContentSequence) == len(images)
 
 
-def test_a_study_without_instances_cannot_be_deprecated_yet(
+def test_a_study_without_instances_has_no_manifest_to_publish(
     client: Recording, config: PublishConfig, registry: DocumentRegistry
 ) -> None:
-    with pytest.raises(ManifestDeprecationNotAvailable, match="ITI-57"):
+    with pytest.raises(StudyHasNoInstances, match="deprecate"):
         publish_study("1.2.3.4", [], AFFINITY_PATIENT, repository=client, config=config)
+
+
+def test_deprecating_makes_the_studys_manifest_deprecated(
+    client: Recording, config: PublishConfig, registry: DocumentRegistry
+) -> None:
+    """ITI TF-2 3.57.4.1.3.3.2: Approved -> Deprecated by UpdateAvailabilityStatus."""
+    images = study_images()
+    published = publish(images, client, config, registry)
+    result = deprecate_manifest(
+        images[0].StudyInstanceUID,
+        AFFINITY_PATIENT,
+        registry=InProcessRegistryUpdateClient(registry),
+        config=config,
+        locator=StoredQueryManifestLocator(in_process_query(registry)),
+    )
+    assert result.ok, result.response.errors
+    assert result.deprecated_entry_uuid == published.manifest_entry_uuid
+    (entry,) = find(
+        registry,
+        StoredQuery.GET_DOCUMENTS,
+        DOC_ENTRY_UNIQUE_ID=f"('{published.manifest_unique_id}')",
+    )
+    assert entry.availability_status == AvailabilityStatus.DEPRECATED
+
+
+def test_deprecated_manifest_is_no_longer_found_for_the_study(
+    client: Recording, config: PublishConfig, registry: DocumentRegistry
+) -> None:
+    images = study_images()
+    publish(images, client, config, registry)
+    locator = StoredQueryManifestLocator(in_process_query(registry))
+    study = images[0].StudyInstanceUID
+    update = InProcessRegistryUpdateClient(registry)
+    deprecate_manifest(study, AFFINITY_PATIENT, registry=update, config=config, locator=locator)
+    assert locator.current_manifest(AFFINITY_PATIENT, study) is None
+
+
+def test_a_study_without_a_manifest_needs_no_update(
+    config: PublishConfig, registry: DocumentRegistry
+) -> None:
+    class Refusing:
+        def update(self, submission):  # noqa: ANN001, ANN202
+            raise AssertionError("no ITI-57 expected")
+
+    result = deprecate_manifest(
+        "1.2.3.4",
+        AFFINITY_PATIENT,
+        registry=Refusing(),
+        config=config,
+        locator=StoredQueryManifestLocator(in_process_query(registry)),
+    )
+    assert result.ok and result.deprecated_entry_uuid is None
+
+
+def test_a_republished_study_after_deprecation_replaces_nothing(
+    client: Recording, config: PublishConfig, registry: DocumentRegistry
+) -> None:
+    images = study_images()
+    publish(images, client, config, registry)
+    locator = StoredQueryManifestLocator(in_process_query(registry))
+    update = InProcessRegistryUpdateClient(registry)
+    study = images[0].StudyInstanceUID
+    deprecate_manifest(study, AFFINITY_PATIENT, registry=update, config=config, locator=locator)
+    again = publish(images, client, config, registry)
+    assert again.ok, again.response.errors
+    assert again.replaced_entry_uuid is None
 
 
 def test_the_spool_is_emptied_after_publishing(
