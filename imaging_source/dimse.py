@@ -2,8 +2,11 @@
 
 The protocol machine is pynetdicom's; xdsi binds one handler per event at start-up:
 C-ECHO (PS3.4 A), C-STORE SCP for every storage SOP class (PS3.4 B), and the Study Root
-Query/Retrieve SCP (PS3.4 C.6.2): C-FIND at STUDY/SERIES/IMAGE level from the instance
-index, C-MOVE to configured destinations (IHE RAD-14/RAD-16) and C-GET.
+Query/Retrieve SCP (PS3.4 C.6.2): C-FIND at STUDY/SERIES/IMAGE level, C-MOVE to
+configured destinations (IHE RAD-14/RAD-16) and C-GET.  Queries and retrieves are
+answered through an ``InstanceSource`` (:meth:`DimseServer.serve_from`): the local
+store by default, or a backing PACS - matched there, fetched into the cache before the
+C-STORE sub-operations - so a caller sees the PACS's studies transparently.
 
 A handler's exception becomes a failure status in one place, :func:`failure_status`,
 through :func:`guarded` (plain handlers) and :func:`guarded_each` (handlers that yield):
@@ -51,6 +54,7 @@ from imaging_source.instances import (
     QueryLevel,
     StoredInstance,
 )
+from imaging_source.pacs import InstanceRef, InstanceSource, LocalSource
 from imaging_source.peers import PeerDirectory
 
 log = logging.getLogger(__name__)
@@ -229,7 +233,12 @@ class DimseServer:
         self.config = config
         self.peers: PeerDirectory = config.peer_directory()
         self._on_stored = on_stored
+        self.source: InstanceSource = LocalSource(store)
         self._server: Any = None
+
+    def serve_from(self, source: InstanceSource) -> None:
+        """Answer C-FIND, C-MOVE and C-GET through ``source`` (e.g. a backing PACS)."""
+        self.source = source
 
     # -- lifecycle
     def build_ae(self) -> AE:
@@ -315,7 +324,7 @@ class DimseServer:
     def on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
         identifier = event.identifier
         query = read_identifier(identifier)
-        for match in self.store.find(query.level, query.keys):
+        for match in self.source.find(query.level, query.keys):
             if event.is_cancelled:  # PS3.4 C.4.1.2.3: C-CANCEL ends the matching
                 yield CANCEL, None
                 return
@@ -323,11 +332,19 @@ class DimseServer:
 
     def _retrieve_plan(self, event: evt.Event) -> list[StoredInstance]:
         query = read_identifier(event.identifier)
+        keys: dict[str, str | None] = {**query.keys}
+        for keyword in _LEVEL_KEYS[QueryLevel.IMAGE]:
+            keys.setdefault(keyword, "")  # return keys, so each match names its instance
         # PS3.4 C.4.2.1.4: the unique keys select; other keys are matched leniently
-        uids = [m["SOPInstanceUID"] for m in self.store.find(QueryLevel.IMAGE, query.keys)]
-        if len(uids) > 65535:  # PS3.7 9.1.3: sub-operation counters are US
+        refs = [
+            InstanceRef(m["StudyInstanceUID"], m["SeriesInstanceUID"], m["SOPInstanceUID"])
+            for m in self.source.find(QueryLevel.IMAGE, keys)
+            if m.get("SOPInstanceUID")
+        ]
+        if len(refs) > 65535:  # PS3.7 9.1.3: sub-operation counters are US
             raise OSError("more than 65535 instances match")
-        return [i for uid in uids if (i := self.store.get(uid)) is not None]
+        found = self.source.locate(refs)  # a backing PACS delivers into the cache here
+        return [found[r.sop_instance_uid] for r in refs if r.sop_instance_uid in found]
 
     def _sub_operations(
         self, event: evt.Event, instances: list[StoredInstance]

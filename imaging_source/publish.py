@@ -9,9 +9,12 @@ for xdsi's own repository, :class:`SoapRepositoryClient` for any repository by U
 The journal of published manifests (``imaging_source.published``) can stand in for
 the ITI-18 and keeps an unchanged study from being published twice.
 
-A study whose instances are all gone would have its manifest deprecated; that needs
-ITI-57 Update Document Set, which xdsi does not implement yet, so it is refused with
-:class:`ManifestDeprecationNotAvailable`.
+A study whose instances are all gone cannot have a manifest (a KOS references at least
+one instance), so its current one is deprecated instead: :func:`deprecate_manifest`
+sends an ITI-57 Update Document Set with one UpdateAvailabilityStatus, Approved ->
+Deprecated (ITI TF-2 3.57.4.1.3.3.2), through a :class:`RegistryUpdateClient`:
+:class:`InProcessRegistryUpdateClient` for xdsi's own registry,
+:class:`SoapRegistryUpdateClient` for any registry by URL.
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ from ebxml.messages import (
     ProvideAndRegisterRequest,
     RegistryResponse,
 )
-from ebxml.model import DocumentEntry
-from ebxml.serialize import provide_and_register_request
-from ebxml.tags import QUERY
+from ebxml.model import DocumentEntry, Submission, SubmissionSet
+from ebxml.serialize import provide_and_register_request, submit_objects_request
+from ebxml.tags import QUERY, RS
 from ebxml.vocabulary import (
     Action,
     AvailabilityStatus,
@@ -68,9 +71,11 @@ from imaging_source.kos_metadata import (
     ManifestMetadataConfig,
     ReportDocument,
     manifest_submission,
+    new_entry_uuid,
     study_reference_id,
 )
 from imaging_source.published import PublishedManifest, PublishedManifests, instance_digest
+from registry.update import availability_update
 from soap.client import SoapClient
 from soap.faults import SoapFault
 from soap.message import OutgoingAttachment
@@ -81,9 +86,9 @@ log = logging.getLogger(__name__)
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (httpx.TransportError, OSError)
 
 
-class ManifestDeprecationNotAvailable(Exception):
-    """A study with no instances left should have its manifest deprecated (RAD TF-3
-    4.68.4.1.3); that is an ITI-57 Update Document Set, not available in xdsi yet."""
+class StudyHasNoInstances(ValueError):
+    """A manifest references at least one instance; a study with none left has its
+    manifest deprecated instead (:func:`deprecate_manifest`)."""
 
 
 class RegistryQueryFailed(Exception):
@@ -156,6 +161,60 @@ class SoapRepositoryClient:
         except SoapFault as fault:
             log.warning("repository %s answered a SOAP fault: %s", self.url, fault.reason)
             return _failure(ErrorCode.XDSRepositoryError, f"repository fault: {fault.reason}")
+        return parse_registry_response(response.body)
+
+
+# --- the registry update seam (ITI-57) -----------------------------------------------------
+
+
+@runtime_checkable
+class RegistryUpdateClient(Protocol):
+    def update(self, submission: Submission) -> RegistryResponse:
+        """ITI-57 Update Document Set (ITI TF-2 3.57)."""
+        ...
+
+
+class _UpdatingRegistry(Protocol):
+    """What :class:`InProcessRegistryUpdateClient` needs of ``registry.service.DocumentRegistry``."""
+
+    def update(self, submission: Submission) -> RegistryResponse: ...
+
+
+class InProcessRegistryUpdateClient:
+    """xdsi's own Document Registry in this process: a direct call."""
+
+    def __init__(self, registry: _UpdatingRegistry) -> None:
+        self.registry = registry
+
+    def update(self, submission: Submission) -> RegistryResponse:
+        return self.registry.update(submission)
+
+
+class SoapRegistryUpdateClient:
+    """ITI-57 over simple SOAP 1.2 (ITI TF-2 3.57.5, V.3) to the registry at ``url``.
+
+    A transport failure, a SOAP fault or an answer that is no rs:RegistryResponse is
+    answered as a failed RegistryResponse with ``XDSRegistryError``.
+    """
+
+    def __init__(self, url: str, **client_options: Any) -> None:
+        self.url = url
+        self.client = SoapClient(url, **client_options)
+
+    def update(self, submission: Submission) -> RegistryResponse:
+        body = submit_objects_request(submission)
+        try:
+            response = self.client.call_sync(Action.ITI57, body, mtom=False)
+        except TRANSPORT_ERRORS as exc:
+            log.warning("registry %s not reachable: %s", self.url, exc)
+            return _failure(ErrorCode.XDSRegistryError, f"registry {self.url} not reachable: {exc}")
+        except SoapFault as fault:
+            log.warning("registry %s answered a SOAP fault: %s", self.url, fault.reason)
+            return _failure(ErrorCode.XDSRegistryError, f"registry fault: {fault.reason}")
+        if response.body.tag != RS.RegistryResponse:
+            return _failure(
+                ErrorCode.XDSRegistryError, f"registry {self.url} answered {response.body.tag}"
+            )
         return parse_registry_response(response.body)
 
 
@@ -298,7 +357,12 @@ def _unchanged(
     journal: PublishedManifests | None, study_uid: str, patient_id: str, digest: str
 ) -> PublishResult | None:
     record = journal.get(study_uid) if journal else None
-    if record is None or record.patient_id != patient_id or record.instance_digest != digest:
+    if (
+        record is None
+        or record.deprecated is not None
+        or record.patient_id != patient_id
+        or record.instance_digest != digest
+    ):
         return None
     return PublishResult(
         record.manifest_unique_id,
@@ -332,9 +396,8 @@ def publish_study(
     """
     described = [i for i in _descriptions(instances) if i.study_instance_uid == study_uid]
     if not described:
-        raise ManifestDeprecationNotAvailable(
-            f"study {study_uid} has no instances: its manifest would be deprecated, which "
-            "needs ITI-57 Update Document Set (not available yet)"
+        raise StudyHasNoInstances(
+            f"study {study_uid} has no instances: deprecate its manifest instead"
         )
     digest = instance_digest(i.sop_instance_uid for i in described)
     if not force and (same := _unchanged(journal, study_uid, patient_id, digest)):
@@ -386,17 +449,103 @@ def publish_study(
     return result
 
 
+# --- deprecating (ITI-57) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeprecationResult:
+    study_uid: str
+    deprecated_entry_uuid: str | None  # None: the study had no current manifest
+    response: RegistryResponse
+
+    @property
+    def ok(self) -> bool:
+        return self.response.status == ResponseStatus.SUCCESS
+
+
+def _dtm(moment: datetime) -> str:
+    """ITI TF-3 4.2.3.3.6 submissionTime: UTC, DTM."""
+    return moment.astimezone(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def deprecation_submission_set(
+    patient_id: str, config: PublishConfig, *, now: datetime
+) -> SubmissionSet:
+    """The ITI-57 SubmissionSet, built as the manifest's RAD-68 one is (kos_metadata):
+    the source, content type, authors and title of the affinity domain, for the
+    manifest's patient (ITI TF-2 3.57.4.1.3.2: the patient of what it changes)."""
+    metadata = config.metadata
+    return SubmissionSet(
+        entry_uuid=new_entry_uuid(),
+        unique_id=new_uid(config.manifest.uid_root),
+        source_id=metadata.source_id,
+        patient_id=patient_id,
+        submission_time=_dtm(now),
+        content_type_code=metadata.content_type_code,
+        authors=metadata.authors,
+        title=metadata.title,
+    )
+
+
+def deprecate_manifest(
+    study_uid: str,
+    patient_id: str,
+    *,
+    registry: RegistryUpdateClient,
+    config: PublishConfig,
+    locator: ManifestLocator | None = None,
+    journal: PublishedManifests | None = None,
+    now: datetime | None = None,
+) -> DeprecationResult:
+    """The study's instances are all gone: its current manifest - found by ``locator``
+    (ITI-18), else the ``journal``'s - becomes Deprecated by an ITI-57 Update Document
+    Set with one UpdateAvailabilityStatus Association, Approved -> Deprecated (ITI TF-2
+    3.57.4.1.3.3.2), for ``patient_id``, the manifest's patient.  A study without a
+    current manifest needs nothing.  The journal records the deprecation."""
+    moment = now or datetime.now(UTC)
+    finder: ManifestLocator | None = locator if locator is not None else journal
+    target = finder.current_manifest(patient_id, study_uid) if finder is not None else None
+    if target is None:
+        response = RegistryResponse(ResponseStatus.SUCCESS)
+    else:
+        submission_set = deprecation_submission_set(patient_id, config, now=moment)
+        response = registry.update(
+            availability_update(
+                submission_set,
+                target,
+                AvailabilityStatus.APPROVED,
+                AvailabilityStatus.DEPRECATED,
+            )
+        )
+    result = DeprecationResult(study_uid, target, response)
+    if not result.ok:
+        log.warning(
+            "ITI-57 deprecating the manifest of study %s: %s",
+            study_uid,
+            "; ".join(f"{e.code}: {e.context}" for e in response.errors),
+        )
+    elif journal is not None:
+        journal.record_deprecation(study_uid, moment)
+    return result
+
+
 __all__ = [
+    "DeprecationResult",
     "DocumentRepositoryClient",
+    "InProcessRegistryUpdateClient",
     "InProcessRepositoryClient",
-    "ManifestDeprecationNotAvailable",
     "ManifestLocator",
     "PublishConfig",
     "PublishResult",
     "RegistryQueryFailed",
+    "RegistryUpdateClient",
     "ReportContent",
+    "SoapRegistryUpdateClient",
     "SoapRepositoryClient",
     "StoredQueryManifestLocator",
+    "StudyHasNoInstances",
+    "deprecate_manifest",
+    "deprecation_submission_set",
     "in_process_query",
     "manifest_query",
     "publish_study",

@@ -4,9 +4,10 @@ manifest it last published (RAD-68), for which patient and over which instances.
 It answers three questions without asking the registry: which manifest a re-publication
 replaces (RAD68-006), whether a study changed since it was published, and which studies
 are due for automatic publication (stable for a configured delay after their last
-instance arrived).  Table prefix ``kos_``; its own Alembic environment and version
-table (``alembic_version_kos``) so it shares a database with the other actors.
-Nothing is created at import.
+instance arrived).  A study whose instances are all gone keeps its row, marked with the
+time its manifest was deprecated (ITI-57); it then has no current manifest.  Table
+prefix ``kos_``; its own Alembic environment and version table (``alembic_version_kos``)
+so it shares a database with the other actors.  Nothing is created at import.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class PublishedManifestRow(PublishBase):
     instance_digest: Mapped[str] = mapped_column(String(40))
     instance_count: Mapped[int] = mapped_column(Integer)
     published: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deprecated: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class PublishedManifest:
     instance_digest: str
     instance_count: int
     published: datetime
+    deprecated: datetime | None = None  # the manifest was deprecated (ITI-57) at
 
 
 def instance_digest(sop_instance_uids: Iterable[str]) -> str:
@@ -95,6 +98,7 @@ def _value(row: PublishedManifestRow) -> PublishedManifest:
         row.instance_digest,
         row.instance_count,
         _aware(row.published),
+        None if row.deprecated is None else _aware(row.deprecated),
     )
 
 
@@ -110,9 +114,12 @@ class PublishedManifests:
             return None if row is None else _value(row)
 
     def current_manifest(self, patient_id: str, study_uid: str) -> str | None:
-        """The entryUUID last published for the study, if it was for this patient."""
+        """The entryUUID last published for the study, if it was for this patient and
+        has not been deprecated since."""
         record = self.get(study_uid)
-        return record.entry_uuid if record and record.patient_id == patient_id else None
+        if record is None or record.patient_id != patient_id or record.deprecated is not None:
+            return None
+        return record.entry_uuid
 
     def record(self, manifest: PublishedManifest) -> None:
         """Remember ``manifest`` as the study's current one (insert or replace)."""
@@ -126,8 +133,20 @@ class PublishedManifests:
                     instance_digest=manifest.instance_digest,
                     instance_count=manifest.instance_count,
                     published=manifest.published,
+                    deprecated=manifest.deprecated,
                 )
             )
+
+    def record_deprecation(self, study_uid: str, at: datetime) -> PublishedManifest | None:
+        """The study's manifest was deprecated at ``at`` (its instances are all gone):
+        it stops being current, and the study counts as handled as of ``at``."""
+        with self.sessions.begin() as session:
+            row = session.get(PublishedManifestRow, study_uid)
+            if row is None:
+                return None
+            row.deprecated = at
+            row.published = at
+            return _value(row)
 
     def published_times(self, study_uids: Iterable[str]) -> dict[str, datetime]:
         wanted = list(study_uids)

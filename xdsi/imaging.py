@@ -10,8 +10,11 @@ returns the RAD-69 service for ``/xdsi/imaging-source``, the ``/dicomweb`` route
 Automatic publication (RAD-68, RAD TF-3 4.68.4.1.2): a study received by C-STORE or
 STOW-RS is published once nothing arrived for ``stability_delay`` seconds; a study that
 changes later is published again as an RPLC of its previous manifest (RAD68-006).
-Instances a backing PACS delivers into the cache are not published automatically:
-with a backing PACS configured, ``xdsi publish`` publishes on demand.
+A study whose instances are all gone has its manifest deprecated (ITI-57, through the
+``updater``).  A publication that fails is tried again after a delay that doubles with
+each failure of that study, up to a cap (:func:`retry_delay`).  Instances a backing
+PACS delivers into the cache are not published automatically: with a backing PACS
+configured, ``xdsi publish`` publishes on demand.
 
 The manifest's patientId is the DICOM Patient ID in the affinity domain
 (:func:`affinity_patient_id`): ``PatientID^^^&<affinity domain>&ISO``.
@@ -43,11 +46,13 @@ from imaging_source.kos_metadata import ManifestMetadataConfig
 from imaging_source.pacs import DimseFetcher, InstanceSource, LocalSource, PacsSource, WadoRsFetcher
 from imaging_source.peers import parse_peer
 from imaging_source.publish import (
+    DeprecationResult,
     DocumentRepositoryClient,
-    ManifestDeprecationNotAvailable,
     ManifestLocator,
     PublishConfig,
     PublishResult,
+    RegistryUpdateClient,
+    deprecate_manifest,
     publish_study,
 )
 from imaging_source.published import PublishedManifests, studies_due
@@ -160,13 +165,35 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def retry_delay(failures: int, base: timedelta, cap: timedelta) -> timedelta:
+    """How long to wait after the ``failures``-th failure in a row: ``base`` doubled
+    for each failure before it, never more than ``cap``."""
+    if failures < 1:
+        return timedelta(0)
+    return min(cap, base * (2 ** min(failures - 1, 32)))
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """A study whose publication failed ``failures`` times in a row: not before ``until``."""
+
+    failures: int
+    until: datetime
+
+
+Outcome = PublishResult | DeprecationResult
+
+
 @dataclass
 class AutoPublisher:
     """RAD-68 for stable studies of the local store, one look per :meth:`tick`.
 
-    Studies with news are remembered from ``StudyChanged`` (and, at start, from the
-    store's index); a tick publishes those stable for ``delay``.  A failed publication
-    is logged and tried again at the next tick; nothing here raises.
+    Studies with news (instances added, replaced or removed) are remembered from
+    ``StudyChanged`` (and, at start, from the store's index); a tick publishes those
+    stable for ``delay``, and deprecates the manifest of a study left without instances
+    through ``updater`` (ITI-57).  A failed publication is logged and tried again after
+    :func:`retry_delay` (``retry_base`` doubled per failure, at most ``retry_cap``);
+    nothing here raises.
     """
 
     source: ImagingSource
@@ -176,8 +203,12 @@ class AutoPublisher:
     affinity_domain: str
     delay: timedelta
     locator: ManifestLocator | None = None
+    updater: RegistryUpdateClient | None = None
     clock: Clock = _utcnow
+    retry_base: timedelta = timedelta(seconds=10)
+    retry_cap: timedelta = timedelta(minutes=30)
     _pending: dict[str, datetime] = field(default_factory=dict)
+    _backoff: dict[str, Backoff] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def seed(self) -> None:
@@ -198,8 +229,14 @@ class AutoPublisher:
         with self._lock:
             return dict(self._pending)
 
-    def tick(self) -> list[PublishResult]:
-        """Publish every pending study that is stable; the results of those sent."""
+    def backoff(self, study: str) -> Backoff | None:
+        """The study's retry state after failed publications, if any."""
+        with self._lock:
+            return self._backoff.get(study)
+
+    def tick(self) -> list[Outcome]:
+        """Publish every pending study that is stable and not backing off; the results
+        of those sent (RAD-68) or deprecated (ITI-57)."""
         pending = self.pending()
         if not pending:
             return []
@@ -208,44 +245,59 @@ class AutoPublisher:
         except Exception:
             log.exception("cannot read the journal of published manifests")
             return []
+        now = self.clock()
         results = []
-        for study in studies_due(pending, published, now=self.clock(), delay=self.delay):
-            result = self._publish(study, pending[study])
+        for study in studies_due(pending, published, now=now, delay=self.delay):
+            waiting = self.backoff(study)
+            if waiting is not None and now < waiting.until:
+                continue
+            result = self._attempt(study, pending[study])
             if result is not None:
                 results.append(result)
         return results
 
     def _done(self, study: str, seen: datetime) -> None:
         with self._lock:
+            self._backoff.pop(study, None)
             if self._pending.get(study) == seen:  # nothing newer arrived meanwhile
                 del self._pending[study]
 
-    def _publish(self, study: str, seen: datetime) -> PublishResult | None:
+    def _failed(self, study: str) -> None:
+        with self._lock:
+            failures = self._backoff[study].failures + 1 if study in self._backoff else 1
+            wait = retry_delay(failures, self.retry_base, self.retry_cap)
+            self._backoff[study] = Backoff(failures, self.clock() + wait)
+        log.warning("study %s: failure %d in a row, next attempt in %s", study, failures, wait)
+
+    def _attempt(self, study: str, seen: datetime) -> Outcome | None:
         try:
-            described = describe_study(LocalSource(self.source.store), study)
-            if not described:
-                raise ManifestDeprecationNotAvailable(study)
-            patient = described[0].patient_study
-            if not patient.patient_id:
-                log.warning("study %s has no Patient ID: not published", study)
-                self._done(study, seen)
-                return None
-            result = publish_study(
-                study,
-                described,
-                affinity_patient_id(patient, self.affinity_domain),
-                repository=self.repository,
-                config=self.config,
-                locator=self.locator,
-                journal=self.journal,
-            )
-        except ManifestDeprecationNotAvailable:
-            log.warning("study %s has no instances left; its manifest stays (no ITI-57)", study)
+            result = self._publish(study, seen)
+        except Exception:
+            log.exception("publishing study %s failed", study)
+            self._failed(study)
+            return None
+        if result is not None and not result.ok:
+            self._failed(study)
+        return result
+
+    def _publish(self, study: str, seen: datetime) -> Outcome | None:
+        described = describe_study(LocalSource(self.source.store), study)
+        if not described:
+            return self._deprecate(study, seen)
+        patient = described[0].patient_study
+        if not patient.patient_id:
+            log.warning("study %s has no Patient ID: not published", study)
             self._done(study, seen)
             return None
-        except Exception:
-            log.exception("RAD-68 for study %s failed; trying again", study)
-            return None
+        result = publish_study(
+            study,
+            described,
+            affinity_patient_id(patient, self.affinity_domain),
+            repository=self.repository,
+            config=self.config,
+            locator=self.locator,
+            journal=self.journal,
+        )
         if result.ok:
             log.info(
                 "RAD-68: study %s published as manifest %s%s",
@@ -253,6 +305,29 @@ class AutoPublisher:
                 result.manifest_unique_id,
                 " (unchanged)" if result.unchanged else "",
             )
+            self._done(study, seen)
+        return result
+
+    def _deprecate(self, study: str, seen: datetime) -> DeprecationResult | None:
+        """No instances left: the study's manifest, if it has one, is deprecated."""
+        record = self.journal.get(study)
+        if record is None or record.deprecated is not None:
+            self._done(study, seen)
+            return None
+        if self.updater is None:
+            log.warning("study %s has no instances left; no ITI-57 registry configured", study)
+            self._done(study, seen)
+            return None
+        result = deprecate_manifest(
+            study,
+            record.patient_id,  # the manifest's patient
+            registry=self.updater,
+            config=self.config,
+            locator=self.locator,
+            journal=self.journal,
+        )
+        if result.ok:
+            log.info("ITI-57: manifest %s of emptied study %s deprecated", record.entry_uuid, study)
             self._done(study, seen)
         return result
 
@@ -309,12 +384,14 @@ def build_imaging(
     *,
     repository: DocumentRepositoryClient | None,
     locator: ManifestLocator | None = None,
+    updater: RegistryUpdateClient | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> ImagingWiring:
     """The Imaging Document Source on ``engine`` (migrated here), not yet listening.
 
     ``repository`` is where automatic RAD-68 goes (None: no automatic publication);
-    ``locator`` finds a study's current manifest by ITI-18 (None: the journal's)."""
+    ``locator`` finds a study's current manifest by ITI-18 (None: the journal's);
+    ``updater`` deprecates the manifest of an emptied study by ITI-57 (None: it stays)."""
     settings = config.imaging_source
     source = ImagingSource(
         imaging_source_config(config),
@@ -324,6 +401,7 @@ def build_imaging(
     source.start(dimse=False)  # migrates the index and sweeps an interrupted store
     published_journal.upgrade(engine)
     instances, closers = instance_source(config, source.store)
+    source.dimse.serve_from(instances)  # C-FIND/C-MOVE/C-GET from the PACS, transparently
     rad69 = Rad69Config(settings.repository_unique_id, config.registry.home_community_id)
     transcoder = rad69.transcoder(Path(settings.storage_dir))
     service = imaging_source_service(
@@ -347,6 +425,7 @@ def build_imaging(
             config.registry.affinity_domain,
             timedelta(seconds=settings.stability_delay),
             locator=locator,
+            updater=updater,
         )
         publisher.seed()
         source.subscribe(publisher.changed)
@@ -368,6 +447,7 @@ def make_engine(database_url: str) -> Engine:
 
 __all__ = [
     "AutoPublisher",
+    "Backoff",
     "ImagingWiring",
     "affinity_patient_id",
     "build_imaging",
@@ -377,4 +457,5 @@ __all__ = [
     "make_engine",
     "parse_code",
     "publish_config",
+    "retry_delay",
 ]

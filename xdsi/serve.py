@@ -70,6 +70,7 @@ from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
 from ebxml.vocabulary import Action
 from imaging_source.publish import (
+    InProcessRegistryUpdateClient,
     InProcessRepositoryClient,
     StoredQueryManifestLocator,
     in_process_query,
@@ -467,6 +468,8 @@ def _build_imaging(
             StoredQueryManifestLocator(in_process_query(registry)) if registry is not None else None
         ),
         ssl_context=dicom_ssl_context,
+        # a study that lost every instance has its manifest deprecated by ITI-57
+        updater=InProcessRegistryUpdateClient(registry) if registry is not None else None,
     )
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from kos_fixtures import CONFIG as MANIFEST_CONFIG
 from kos_fixtures import study_images
+from lxml import etree
 from publish_fixtures import (  # noqa: F401 (fixtures)
     AFFINITY_PATIENT,
     REPOSITORY_UNIQUE_ID,
@@ -25,18 +26,23 @@ from starlette.applications import Starlette
 
 from ebxml.errors import ErrorCode
 from ebxml.messages import DocumentRequest, RetrieveDocumentSetRequest
+from ebxml.parse import parse_submit_objects_request
 from ebxml.retrieve import parse_retrieve_document_set_response, retrieve_document_set_request
-from ebxml.vocabulary import Action
+from ebxml.tags import LCM
+from ebxml.vocabulary import Action, AvailabilityStatus
 from imaging_source.kos_metadata import ManifestMetadataConfig
 from imaging_source.publish import (
     PublishConfig,
+    SoapRegistryUpdateClient,
     SoapRepositoryClient,
     StoredQueryManifestLocator,
+    deprecate_manifest,
     publish_study,
     soap_query,
 )
 from registry.service import DocumentRegistry
 from registry.soap_service import registry_service
+from registry.soap_update import update_operation
 from repository.service import DocumentRepository, repository_service
 from soap.app import build_soap_routes
 from soap.client import SoapClient
@@ -48,7 +54,11 @@ REGISTRY_URL = "http://xdsi.test/xds/registry"
 
 @pytest.fixture
 def transport(repository: DocumentRepository, registry: DocumentRegistry) -> httpx.ASGITransport:
-    services = [repository_service(repository), registry_service(registry)]
+    update = {Action.ITI57: update_operation(registry)}
+    services = [
+        repository_service(repository),
+        registry_service(registry, extra_operations=update),
+    ]
     return httpx.ASGITransport(app=Starlette(routes=build_soap_routes(services, Limits())))
 
 
@@ -111,3 +121,54 @@ def test_unreachable_repository_is_a_repository_error(config: PublishConfig) -> 
     )
     assert not result.ok
     assert [e.code for e in result.response.errors] == [ErrorCode.XDSRepositoryError]
+
+
+def test_iti57_over_simple_soap_deprecates_the_manifest(
+    transport: httpx.ASGITransport, config: PublishConfig
+) -> None:
+    images = study_images()
+    published = publish_over_soap(images, transport, config)
+    locator = StoredQueryManifestLocator(soap_query(REGISTRY_URL, transport=transport))
+    result = deprecate_manifest(
+        images[0].StudyInstanceUID,
+        AFFINITY_PATIENT,
+        registry=SoapRegistryUpdateClient(REGISTRY_URL, transport=transport),
+        config=config,
+        locator=locator,
+    )
+    assert result.ok, result.response.errors
+    assert result.deprecated_entry_uuid == published.manifest_entry_uuid
+    assert locator.current_manifest(AFFINITY_PATIENT, images[0].StudyInstanceUID) is None
+
+
+def test_iti57_submission_set_is_the_manifests_patients(config: PublishConfig) -> None:
+    """ITI TF-2 3.57.4.1.3.2: the SubmissionSet is for the patient of what it changes."""
+    sent = []
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        sent.append(request.content)
+        raise httpx.ConnectError("connection refused", request=request)
+
+    class Known:
+        def current_manifest(self, patient_id: str, study_uid: str) -> str:
+            return "urn:uuid:7d1e5f2c-4a8b-4c3d-9e0f-1a2b3c4d5e6f"
+
+    result = deprecate_manifest(
+        "1.2.3.4",
+        AFFINITY_PATIENT,
+        registry=SoapRegistryUpdateClient(REGISTRY_URL, transport=httpx.MockTransport(registry)),
+        config=config,
+        locator=Known(),
+    )
+    assert [e.code for e in result.response.errors] == [ErrorCode.XDSRegistryError]
+    (body,) = sent
+    envelope = etree.fromstring(body)
+    (request,) = envelope.iter(LCM.SubmitObjectsRequest)
+    submission = parse_submit_objects_request(request).value
+    assert submission.submission_set.patient_id == AFFINITY_PATIENT
+    (association,) = submission.associations
+    assert association.target == "urn:uuid:7d1e5f2c-4a8b-4c3d-9e0f-1a2b3c4d5e6f"
+    assert (association.original_status, association.new_status) == (
+        AvailabilityStatus.APPROVED,
+        AvailabilityStatus.DEPRECATED,
+    )

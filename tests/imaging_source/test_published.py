@@ -178,3 +178,25 @@ def test_failed_publication_is_not_recorded(
     )
     assert not result.ok
     assert journal.get(images[0].StudyInstanceUID) is None
+
+
+def test_a_deprecated_manifest_is_no_longer_current(journal: PublishedManifests) -> None:
+    manifest = record(generate_uid())
+    journal.record(manifest)
+    journal.record_deprecation(manifest.study_instance_uid, T0 + timedelta(hours=1))
+    assert journal.current_manifest(AFFINITY_PATIENT, manifest.study_instance_uid) is None
+
+
+def test_a_deprecation_is_recorded_with_its_time(journal: PublishedManifests) -> None:
+    manifest = record(generate_uid())
+    journal.record(manifest)
+    later = T0 + timedelta(hours=1)
+    journal.record_deprecation(manifest.study_instance_uid, later)
+    assert journal.get(manifest.study_instance_uid).deprecated == later
+    assert journal.published_times([manifest.study_instance_uid]) == {
+        manifest.study_instance_uid: later
+    }
+
+
+def test_deprecating_an_unknown_study_records_nothing(journal: PublishedManifests) -> None:
+    assert journal.record_deprecation(generate_uid(), T0) is None
