@@ -25,6 +25,8 @@ def add_parser(sub: Any) -> None:
     run.add_argument("--registry", help="registry URL (ITI-42, ITI-18)")
     run.add_argument("--repository", help="repository URL (ITI-41, ITI-43)")
     run.add_argument("--imaging-source", help="Imaging Document Source URL (RAD-69)")
+    run.add_argument("--imaging-source-id", help="repositoryUniqueId of the imaging source")
+    run.add_argument("--dicomweb", help="DICOMweb root URL of the imaging source (STOW-RS)")
     run.add_argument("--mllp", help="HOST:PORT of the ITI-8 patient identity feed")
     run.add_argument("--repository-id", help="repositoryUniqueId of the repository")
     run.add_argument("--affinity-domain", help="assigning authority OID of patient ids")
@@ -60,6 +62,8 @@ def endpoints_from(args: argparse.Namespace) -> Endpoints:
         repository_unique_id=args.repository_id,
         home_community_id=args.home_community_id,
         affinity_domain=args.affinity_domain,
+        imaging_source_id=args.imaging_source_id,
+        dicomweb_url=args.dicomweb,
     )
 
 

@@ -39,6 +39,8 @@ STEP_KINDS = (
     "remove",
     "remove_documents",
     "multi_query",
+    "update",
+    "stow",
 )
 # what each step kind needs of the system under test
 STEP_REQUIRES: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -56,9 +58,18 @@ STEP_REQUIRES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "remove": ("registry",),
         "remove_documents": ("repository",),
         "multi_query": ("registry",),
+        "update": ("registry",),
+        "stow": ("imaging_source",),
     }
 )
-REQUIREMENTS = ("mllp", "registry", "repository", "imaging_source", "repository_id")
+REQUIREMENTS = (
+    "mllp",
+    "registry",
+    "repository",
+    "imaging_source",
+    "imaging_source_id",
+    "repository_id",
+)
 STATUSES = ("Success", "Failure", "PartialSuccess")
 ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
 ASSERT_KINDS = ("count", "equals", "exists", "values", "contains")
@@ -76,6 +87,7 @@ EXPECT_KEYS = frozenset(
         "ack_details",
         "http_status",
         "documents",
+        "instances",
     }
 )
 CASE_KEYS = frozenset(
@@ -104,6 +116,9 @@ STEP_KEYS = frozenset(
         "requests",
         "seconds",
         "objects",
+        "series",
+        "patient",
+        "poll",
     }
 )
 EDIT_KINDS = ("remove", "set", "append")
@@ -118,6 +133,8 @@ DEFAULT_TEMPLATES: Mapping[str, str] = MappingProxyType(
         "remove": "iti62_remove_metadata.xml",
         "remove_documents": "iti86_remove_documents.xml",
         "multi_query": "iti51_multi_patient_query.xml",
+        "update": "iti57_update.xml",
+        "rad69": "rad69_retrieve.xml",
     }
 )
 
@@ -326,6 +343,10 @@ def _step(
     for doc in attach or ():
         if doc not in documents:
             raise PlanError(f"{here}: attaches unknown document {doc!r}")
+    _check_poll(raw.get("poll"), here)
+    series = raw.get("series", [1])
+    if not isinstance(series, list) or not all(isinstance(n, int) and n > 0 for n in series):
+        raise PlanError(f"{here}: series must be a list of instance counts (positive integers)")
     options = {k: v for k, v in raw.items() if k not in _COMMON_STEP_KEYS}
     return Step(
         name=name,
@@ -345,6 +366,19 @@ def _step(
 _COMMON_STEP_KEYS = frozenset(
     {"name", "kind", "template", "vars", "edits", "attach", "expect", "assert", "capture", "source"}
 )
+
+
+def _check_poll(poll: Any, where: str) -> None:
+    """``poll = { seconds = 30, every = 0.5 }``: the step is repeated until its checks
+    pass, for at most ``seconds``."""
+    if poll is None:
+        return
+    if not isinstance(poll, dict) or set(poll) - {"seconds", "every"}:
+        raise PlanError(f"{where}: poll is a table of seconds (and every)")
+    for key in ("seconds", "every"):
+        value = poll.get(key, 1)
+        if not isinstance(value, int | float) or value <= 0:
+            raise PlanError(f"{where}: poll {key} must be a positive number")
 
 
 def _check_placeholders(text: str, where: str, documents: Mapping[str, DocumentSpec]) -> None:

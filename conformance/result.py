@@ -60,6 +60,10 @@ class Endpoints:
     repository_unique_id: str | None = None
     home_community_id: str | None = None
     affinity_domain: str | None = None  # assigning authority OID for generated patient ids
+    # the Imaging Document Source's own repositoryUniqueId (RAD TF-3 4.68.4.1.2.3)
+    imaging_source_id: str | None = None
+    # its DICOMweb root (STOW-RS); None = ``/dicomweb`` on the imaging source's host
+    dicomweb_url: str | None = None
 
 
 __all__ = ["CaseResult", "Check", "Endpoints", "Outcome", "StepResult"]

@@ -22,6 +22,8 @@ from conformance.steps import TRANSACTIONS, StepContext, StepError, execute
 from conformance.templates import Document, Scope, TemplateError, new_run_root, render
 from conformance.transport import SoapTransport, TransportError
 
+DICOM_MEDIA_TYPE = "application/dicom"  # RAD TF-3 4.69.4.2.3
+
 MAX_KEPT_BYTES = 64 * 1024  # of each request and response, for the report
 
 # requirement -> (is it met by these endpoints?, what to give when it is not)
@@ -36,6 +38,10 @@ REQUIREMENT_CHECKS: dict[str, tuple[Callable[[Endpoints], bool], str]] = {
     "repository_id": (
         lambda e: bool(e.repository_unique_id),
         "the repositoryUniqueId (--repository-id)",
+    ),
+    "imaging_source_id": (
+        lambda e: bool(e.imaging_source_id),
+        "the imaging source's repositoryUniqueId (--imaging-source-id)",
     ),
 }
 
@@ -54,7 +60,7 @@ ACTION_NOT_SUPPORTED = "ActionNotSupported"
 # step kinds carrying a transaction an actor may leave out (an option, or another
 # profile's): answered ActionNotSupported in a case with an ``option``, not runnable
 OPTIONAL_STEP_KINDS = frozenset(
-    {"feed_v3", "register_on_demand", "remove", "remove_documents", "multi_query"}
+    {"feed_v3", "register_on_demand", "remove", "remove_documents", "multi_query", "update"}
 )
 
 
@@ -89,10 +95,30 @@ def _render_value(value: Any, scope: Scope) -> Any:
     return value
 
 
+def _posted_documents(expect: dict[str, Any], scope: Scope) -> dict[str, Document]:
+    """``instances`` (names of posted instances, or ``"posted"`` for all of them) becomes
+    ``documents`` items: each returned byte for byte as it was posted, as
+    application/dicom (RAD TF-3 4.69.4.2.3); the posted instances as case documents."""
+    names = expect.pop("instances", None)
+    if names is None:
+        return dict(scope.documents)
+    names = list(scope.posted) if names == "posted" else list(names)
+    expect["documents"] = [
+        *expect.get("documents", ()),
+        *({"uid": scope.posted[name].sop_instance_uid, "document": name} for name in names),
+    ]
+    posted = {
+        name: Document(name, instance.content, DICOM_MEDIA_TYPE)
+        for name, instance in scope.posted.items()
+    }
+    return {**scope.documents, **posted}
+
+
 def judge(step: Step, exchange: Any, scope: Scope) -> list[Check]:
     """Every check of a step against what came back; captures are stored in ``scope``."""
     expect = _render_value(dict(step.expect), scope)
-    checks = check_expectations(exchange, expect, scope.documents, step.source)
+    documents = _posted_documents(expect, scope)
+    checks = check_expectations(exchange, expect, documents, step.source)
     for assertion in step.assertions:
         rendered = Assertion(render(assertion.xpath, scope), assertion.kind, assertion.value)
         value = _render_value(assertion.value, scope)
@@ -105,11 +131,28 @@ def judge(step: Step, exchange: Any, scope: Scope) -> list[Check]:
     return checks
 
 
+def _attempt(step: Step, ctx: StepContext) -> tuple[Any, list[Check]]:
+    """Send the step once and judge the answer."""
+    exchange = execute(step, ctx)
+    try:
+        checks = judge(step, exchange, ctx.scope)
+    except (TemplateError, KeyError) as exc:
+        checks = [Check("expectations could be evaluated", False, "", f"bad plan: {exc}")]
+    return exchange, checks
+
+
 def run_step(step: Step, ctx: StepContext) -> StepResult:
+    """Run the step; with ``poll``, again every ``every`` seconds until its checks pass
+    or ``seconds`` have gone by (what a system does in the background, e.g. publishing)."""
     started = time.monotonic()
     transaction = TRANSACTIONS[step.kind]
+    poll = step.options.get("poll") or {}
+    deadline = started + float(poll.get("seconds", 0))
     try:
-        exchange = execute(step, ctx)
+        exchange, checks = _attempt(step, ctx)
+        while any(not c.passed for c in checks) and time.monotonic() < deadline:
+            time.sleep(float(poll.get("every", 1)))
+            exchange, checks = _attempt(step, ctx)
     except (StepError, TemplateError, PlanError) as exc:
         return StepResult(step.name, transaction, Outcome.ERROR, message=f"bad plan: {exc}")
     except TransportError as exc:
@@ -117,10 +160,6 @@ def run_step(step: Step, ctx: StepContext) -> StepResult:
             step.name, transaction, Outcome.ERROR, message=str(exc),
             seconds=time.monotonic() - started,
         )  # fmt: skip
-    try:
-        checks = judge(step, exchange, ctx.scope)
-    except (TemplateError, KeyError) as exc:
-        checks = [Check("expectations could be evaluated", False, "", f"bad plan: {exc}")]
     failed = [c for c in checks if not c.passed]
     message = "; ".join(f"{c.description}: expected {c.expected}, got {c.actual}" for c in failed)
     return StepResult(

@@ -26,6 +26,9 @@ HOST = "127.0.0.1"
 # the suite has cases for are switched on (xdsi.config: XDSI_SECTION__KEY)
 SELF_CONFIGURATION: dict[str, str] = {
     "XDSI_REGISTRY__MULTI_PATIENT_QUERY": "true",  # ITI-51, off by default
+    # a study received by STOW-RS is published (RAD-68) within about a second, not a minute
+    "XDSI_IMAGING_SOURCE__STABILITY_DELAY": "0.5",
+    "XDSI_IMAGING_SOURCE__PUBLISH_INTERVAL": "0.2",
 }
 
 
@@ -108,16 +111,20 @@ class SelfServer:
 
     def endpoints(self) -> Endpoints:
         """The server's URLs and the OIDs its configuration derives (xdsi.config)."""
-        from xdsi.config import load_config
+        from xdsi.config import DICOMWEB_PATH, IMAGING_SOURCE_PATH, load_config
 
         config = load_config(self.data_dir, None, None)
         return Endpoints(
             registry_url=f"{self.base_url}/xds/registry",
             repository_url=f"{self.base_url}/xds/repository",
+            imaging_source_url=f"{self.base_url}{IMAGING_SOURCE_PATH}",
             mllp=(HOST, self.mllp_port),
             repository_unique_id=config.repository.repository_unique_id,
             home_community_id=config.registry.home_community_id,
             affinity_domain=config.registry.affinity_domain,
+            # imaging_source.repository_unique_id, default <oid root>.7 (xdsi.config)
+            imaging_source_id=config.imaging_source.repository_unique_id,
+            dicomweb_url=f"{self.base_url}{DICOMWEB_PATH}",
         )
 
     def stop(self, timeout: float = 20.0) -> None:

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 from lxml import etree
@@ -37,6 +38,8 @@ TRANSACTIONS: dict[str, str] = {
     "remove": "ITI-62",
     "remove_documents": "ITI-86",
     "multi_query": "ITI-51",
+    "update": "ITI-57",
+    "stow": "STOW-RS",
 }
 _ENDPOINT_BY_KIND = {
     "submit": "repository",
@@ -49,8 +52,10 @@ _ENDPOINT_BY_KIND = {
     "remove": "registry",
     "remove_documents": "repository",
     "multi_query": "registry",
+    "update": "registry",
 }
 # ITI TF-2 V.3.2: ITI-41, ITI-43 and RAD-69 are MTOM/XOP; ITI-18 and ITI-42 simple SOAP
+DICOMWEB_PATH = "/dicomweb"  # where xdsi serves DICOMweb, the default for others too
 _MTOM_KINDS = frozenset({"submit", "retrieve", "rad69"})
 # stored query names as ITI TF-2 3.18.4.1.2.3.7 spells them -> their ids
 STORED_QUERIES: dict[str, str] = {
@@ -343,6 +348,90 @@ def run_feed_v3(step: Step, ctx: StepContext) -> Exchange:
     return _post(ctx, step, build_xml(step, ctx.scope, variables), [])
 
 
+def _rad69_request(request: Mapping[str, Any], scope: Scope) -> tuple[str, str, str, str]:
+    """(study, series, SOP instance, repositoryUniqueId) of one ``requests`` item: an
+    ``instance`` a stow step posted, or a ``uid`` (with ``study``/``series``, default
+    the posted study and its first series)."""
+    repository = str(request.get("repository", "{{imaging_source_id}}"))
+    if "instance" in request:
+        name = str(request["instance"])
+        if name not in scope.posted:
+            raise StepError(f"no instance {name!r} was posted by an earlier stow step")
+        posted = scope.posted[name]
+        study, series, uid = (
+            posted.study_instance_uid,
+            posted.series_instance_uid,
+            posted.sop_instance_uid,
+        )
+    else:
+        study = str(request.get("study", "{{uid:study}}"))
+        series = str(request.get("series", "{{uid:series1}}"))
+        uid = str(request["uid"])
+    return study, series, uid, repository
+
+
+def study_requests(step: Step, scope: Scope) -> str:
+    """iherad:StudyRequest / SeriesRequest / xdsb:DocumentRequest elements (RAD TF-3
+    4.69.4.1.2) for ``requests``: a list of items, or ``"posted"`` for every instance
+    the case's stow steps sent."""
+    requests = step.options.get("requests", "posted")
+    if requests == "posted":
+        requests = [{"instance": name} for name in scope.posted]
+    tree: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for request in requests:
+        study, series, uid, repository = _rad69_request(request, scope)
+        tree.setdefault(study, {}).setdefault(series, []).append((uid, repository))
+    return "\n".join(
+        f'      <iherad:StudyRequest studyInstanceUID="{xml_escape(study)}">\n'
+        + "\n".join(
+            f'        <iherad:SeriesRequest seriesInstanceUID="{xml_escape(series)}">\n'
+            + "\n".join(
+                "          <xdsb:DocumentRequest>"
+                f"<xdsb:RepositoryUniqueId>{xml_escape(repository)}</xdsb:RepositoryUniqueId>"
+                f"<xdsb:DocumentUniqueId>{xml_escape(uid)}</xdsb:DocumentUniqueId>"
+                "</xdsb:DocumentRequest>"
+                for uid, repository in documents
+            )
+            + "\n        </iherad:SeriesRequest>"
+            for series, documents in by_series.items()
+        )
+        + "\n      </iherad:StudyRequest>"
+        for study, by_series in tree.items()
+    )
+
+
+def run_rad69(step: Step, ctx: StepContext) -> Exchange:
+    """RAD-69: one DocumentRequest per ``requests`` item, grouped by study and series."""
+    envelope = build_xml(step, ctx.scope, {"studies": study_requests(step, ctx.scope)})
+    return _post(ctx, step, envelope, [])
+
+
+def dicomweb_root(endpoints: Endpoints) -> str:
+    """The DICOMweb root: as given, else ``/dicomweb`` on the imaging source's origin."""
+    if endpoints.dicomweb_url:
+        return endpoints.dicomweb_url.rstrip("/")
+    if not endpoints.imaging_source_url:
+        raise StepError("no imaging source URL given (--imaging-source)")
+    parts = urlsplit(endpoints.imaging_source_url)
+    return f"{parts.scheme}://{parts.netloc}{DICOMWEB_PATH}"
+
+
+def run_stow(step: Step, ctx: StepContext) -> Exchange:
+    """STOW-RS (PS3.18 10.5) of a new study of the case's ``patient`` (default main):
+    ``series`` lists the instance count of each series.  The posted instances are kept
+    in the scope for RAD-69 steps and the ``instances`` expectation."""
+    from conformance.dicom import make_study, stow_request
+
+    try:
+        names = make_study(
+            ctx.scope, step.options.get("series", [2, 1]), step.options.get("patient", "main")
+        )
+    except TemplateError as exc:
+        raise StepError(str(exc)) from exc
+    content_type, body = stow_request([ctx.scope.posted[name] for name in names])
+    return ctx.transport.post_raw(f"{dicomweb_root(ctx.endpoints)}/studies", body, content_type)
+
+
 def run_wait(step: Step, _ctx: StepContext) -> Exchange:
     time.sleep(float(step.options.get("seconds", 1)))
     return Exchange(b"")
@@ -356,7 +445,7 @@ EXECUTORS: dict[str, Executor] = {
     "register": run_soap,
     "query": run_query,
     "retrieve": run_retrieve,
-    "rad69": run_soap,
+    "rad69": run_rad69,
     "soap": run_soap,
     "wait": run_wait,
     "feed_v3": run_feed_v3,
@@ -364,6 +453,8 @@ EXECUTORS: dict[str, Executor] = {
     "remove": run_remove,
     "remove_documents": run_remove_documents,
     "multi_query": run_query,
+    "update": run_soap,
+    "stow": run_stow,
 }
 
 
@@ -379,8 +470,10 @@ __all__ = [
     "StepError",
     "apply_edit",
     "build_xml",
+    "dicomweb_root",
     "document_requests",
     "execute",
     "query_slots",
+    "study_requests",
     "substitute_vars",
 ]

@@ -21,6 +21,7 @@ and uniqueIds are fresh in each case and a run can be repeated against a live sy
 ``{{mime_type:doc}}``       its mime type
 ``{{repository_id}}``       repositoryUniqueId of the system under test
 ``{{home_community_id}}``   its homeCommunityId (empty when not given)
+``{{imaging_source_id}}``   the Imaging Document Source's repositoryUniqueId
 ``{{registry_url}}``, ``{{repository_url}}``, ``{{imaging_source_url}}``  endpoint URLs
 ``{{source_id}}``           sourceId of the submissions (the run root)
 ``{{row:name}}``            (families only) replaced when the plan is loaded
@@ -75,6 +76,16 @@ class Document:
         return hashlib.sha1(self.content).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class PostedInstance:
+    """A DICOM instance a ``stow`` step sent: where it sits and its Part 10 bytes."""
+
+    study_instance_uid: str
+    series_instance_uid: str
+    sop_instance_uid: str
+    content: bytes
+
+
 @dataclass(slots=True)
 class Scope:
     """The values of one case: fresh ids, its documents, what its steps captured."""
@@ -84,6 +95,8 @@ class Scope:
     case_number: int
     documents: Mapping[str, Document] = field(default_factory=dict)
     captured: dict[str, str] = field(default_factory=dict)
+    # instance name -> what a stow step posted, in posting order
+    posted: dict[str, PostedInstance] = field(default_factory=dict)
     _patients: dict[str, str] = field(default_factory=dict)
     _uids: dict[str, str] = field(default_factory=dict)
     _uuids: dict[str, str] = field(default_factory=dict)
@@ -171,6 +184,9 @@ FILLERS: dict[str, Callable[[Scope, str | None], str]] = {
     "repository_id": _plain(
         lambda s: s.endpoint(s.endpoints.repository_unique_id, "repositoryUniqueId")
     ),
+    "imaging_source_id": _plain(
+        lambda s: s.endpoint(s.endpoints.imaging_source_id, "imaging source repositoryUniqueId")
+    ),
     "home_community_id": _plain(lambda s: s.endpoints.home_community_id or ""),
     "registry_url": _plain(lambda s: s.endpoint(s.endpoints.registry_url, "registry URL")),
     "repository_url": _plain(lambda s: s.endpoint(s.endpoints.repository_url, "repository URL")),
@@ -204,6 +220,7 @@ def placeholders(text: str) -> list[tuple[str, str | None]]:
 __all__ = [
     "FILLERS",
     "Document",
+    "PostedInstance",
     "Scope",
     "TemplateError",
     "dtm_now",

@@ -179,6 +179,16 @@ class SoapTransport:
             raise TransportError(f"{url}: {type(exc).__name__}: {exc}") from exc
         return read_response(body, response.status_code, response.headers, response.content)
 
+    def post_raw(self, url: str, body: bytes, content_type: str) -> Exchange:
+        """A non-SOAP POST (STOW-RS): the answer is kept as bytes, not parsed."""
+        try:
+            response = self.client.post(url, content=body, headers={"Content-Type": content_type})
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        return Exchange(
+            body, response.content, response.status_code, response.headers.get("content-type", "")
+        )
+
 
 def read_response(
     request: bytes, status: int, headers: httpx.Headers | dict[str, str], content: bytes

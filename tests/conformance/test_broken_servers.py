@@ -9,10 +9,12 @@ must turn such an answer into a FAILED case; the unbroken proxy must pass.
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -22,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from conformance.plan import load_plans
+from conformance.plan import PLANS_DIR, load_plans
 from conformance.result import CaseResult, Endpoints, Outcome
 from conformance.runner import run_cases
 from conformance.selfserver import SelfServer, free_port
@@ -56,7 +58,28 @@ BREAKAGES: dict[str, Callable[[bytes], bytes]] = {
     "wrong-ack-detail": _sub(rb'code="[12]0[0-9]"', b'code="207"'),
     "wrong-partial": _sub(rb"ResponseStatusType:PartialSuccess", b"ResponseStatusType:Success"),
     "not-offered": lambda _body: ACTION_NOT_SUPPORTED_FAULT,
+    "wrong-response-action": _sub(rb"UpdateDocumentSetResponse", b"RegisterDocumentSet-bResponse"),
+    # the same length, so the MIME part stays well formed: only the DICOM bytes differ
+    "mangle-dicom": _sub(rb"Conformance\^main", b"Conformance^MAIN"),
+    # a registry without the Metadata Update option: ITI-57 is answered ActionNotSupported
+    "no-update": lambda body: (
+        ACTION_NOT_SUPPORTED_FAULT if b"UpdateDocumentSetResponse" in body else body
+    ),
 }
+
+
+# a FindDocuments for a patient without documents, polled for one second
+POLLED_PLAN = """
+[[case]]
+id = "poll-nothing"
+title = "FindDocuments never finds anything"
+[[case.steps]]
+name = "find"
+kind = "query"
+params = { "$XDSDocumentEntryPatientId" = "'{{patient_id}}'", "$XDSDocumentEntryStatus" = "('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')" }
+poll = { seconds = 1, every = 0.2 }
+assert = [ { xpath = "//rim:ExtrinsicObject", count = 1 } ]
+"""
 
 
 def proxy_app(upstream: str) -> Starlette:
@@ -106,13 +129,17 @@ def run(case_id: str, endpoints: Endpoints) -> CaseResult:
 
 
 def broken(xdsi: tuple[SelfServer, Endpoints], proxy: str, mode: str) -> Endpoints:
+    """The SOAP endpoints through the proxy; STOW-RS goes straight to the server."""
     real = xdsi[1]
     return Endpoints(
         registry_url=f"{proxy}/{mode}/xds/registry",
         repository_url=f"{proxy}/{mode}/xds/repository",
+        imaging_source_url=f"{proxy}/{mode}/xdsi/imaging-source",
         mllp=real.mllp,
         repository_unique_id=real.repository_unique_id,
         affinity_domain=real.affinity_domain,
+        imaging_source_id=real.imaging_source_id,
+        dicomweb_url=real.dicomweb_url,
     )
 
 
@@ -153,6 +180,16 @@ def test_the_unbroken_proxy_passes(xdsi, proxy, case_id: str) -> None:  # type: 
         ("no-results", "iti61-register-on-demand", "values of"),
         ("no-results", "iti51-find-documents-two-patients", "values of"),
         ("wrong-status", "iti18-get-all", "response status"),
+        ("wrong-status", "iti57-update-document-entry", "response status"),
+        ("wrong-code", "iti57-previous-version-not-latest", "error XDSMetadataVersionError reported"),
+        ("wrong-code", "iti57-changed-patient", "error XDSPatientIDReconciliationError reported"),
+        ("wrong-code", "iti57-unresolved-reference", "error UnresolvedReferenceException reported"),
+        ("wrong-response-action", "iti57-update-document-entry", "equals of //wsa:Action"),
+        ("wrong-code", "iti57-wrong-original-status", "error XDSMetadataUpdateError reported"),
+        ("wrong-code", "rad69-unknown-repository", "error codes are exactly"),
+        ("wrong-partial", "rad69-partial-success", "response status"),
+        ("drop-document", "rad69-partial-success", "document"),
+        ("mangle-dicom", "rad69-partial-success", "document"),
     ],
 )  # fmt: skip
 def test_a_broken_answer_fails_the_case(xdsi, proxy, mode: str, case_id: str, failing: str) -> None:  # type: ignore[no-untyped-def]
@@ -166,6 +203,30 @@ def test_a_wrong_document_fails_byte_equality(xdsi, proxy) -> None:  # type: ign
     checks = failed_checks(result)
     assert any(d.endswith("bytes equal the submitted") for d in checks)
     assert any(d.endswith("SHA-1 equals the submitted") for d in checks)
+
+
+def test_a_changed_instance_fails_rad69_byte_equality(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("rad69-partial-success", broken(xdsi, proxy, "mangle-dicom"))
+    checks = failed_checks(result)
+    assert any(d.endswith("bytes equal the submitted") for d in checks), checks
+    assert result.steps[-1].name == "rad69"
+
+
+def test_a_polled_step_fails_once_its_time_is_up(xdsi, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """``poll`` repeats a step until its checks pass, for a bounded time only."""
+    (tmp_path / "templates").mkdir()
+    shutil.copy(PLANS_DIR / "templates" / "iti18_stored_query.xml", tmp_path / "templates")
+    (tmp_path / "poll.toml").write_text(POLLED_PLAN, encoding="utf-8")
+    started = time.monotonic()
+    [result] = run_cases(load_plans(tmp_path), xdsi[1])
+    assert result.outcome is Outcome.FAILED
+    assert 1.0 <= time.monotonic() - started < 5.0
+    assert failed_checks(result) == ["count of //rim:ExtrinsicObject"]
+
+
+def test_the_unbroken_proxy_passes_rad69(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("rad69-retrieve-imaging-document-set", broken(xdsi, proxy, "ok"))
+    assert result.outcome is Outcome.PASSED, result.reason
 
 
 def test_a_wrong_ack_fails_the_case(xdsi) -> None:  # type: ignore[no-untyped-def]
@@ -204,7 +265,14 @@ def test_a_missing_actor_is_not_runnable() -> None:
 
 
 @pytest.mark.parametrize(
-    "case_id", ["iti44-patient-added", "iti62-remove-submission", "iti86-partial-success"]
+    "case_id",
+    [
+        "iti44-patient-added",
+        "iti62-remove-submission",
+        "iti86-partial-success",
+        "iti57-update-document-entry",
+        "iti57-update-folder",
+    ],
 )
 def test_the_unbroken_proxy_passes_the_optional_transactions(xdsi, proxy, case_id: str) -> None:  # type: ignore[no-untyped-def]
     result = run(case_id, broken(xdsi, proxy, "ok"))
@@ -215,6 +283,12 @@ def test_an_option_answered_action_not_supported_is_not_runnable(xdsi, proxy) ->
     result = run("iti51-unbounded-query", broken(xdsi, proxy, "not-offered"))
     assert result.outcome is Outcome.NOT_RUNNABLE, result.reason
     assert "ITI-51" in result.reason and "ActionNotSupported" in result.reason
+
+
+def test_a_registry_without_metadata_update_is_not_runnable(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]
+    result = run("iti57-update-document-entry", broken(xdsi, proxy, "no-update"))
+    assert result.outcome is Outcome.NOT_RUNNABLE, result.reason
+    assert "metadata-update" in result.reason and "ActionNotSupported" in result.reason
 
 
 def test_action_not_supported_on_a_required_transaction_fails(xdsi, proxy) -> None:  # type: ignore[no-untyped-def]

@@ -68,6 +68,10 @@ def test_family_variable_without_column_is_refused(tmp_path: Path) -> None:
         ('kind = "feed"\nexpect = { ack = "OK" }', "ack must be"),
         ('kind = "query"\nassert = [ { xpath = "//x" } ]', "exactly one of"),
         ('kind = "query"\nexpect = { fault = { subcode = "x" } }', "fault needs a code"),
+        ('kind = "query"\npoll = { seconds = -1 }', "poll seconds"),
+        ('kind = "query"\npoll = { until = 3 }', "poll is a table"),
+        ('kind = "stow"\nseries = [0]', "series must be"),
+        ('kind = "stow"\nseries = "two"', "series must be"),
     ],
 )
 def test_bad_step_is_refused(tmp_path: Path, step: str, message: str) -> None:
@@ -94,5 +98,19 @@ def test_only_globs_ids_and_tags() -> None:
 
 
 def test_requirements_follow_from_step_kinds() -> None:
-    rad69 = next(c for c in load_plans() if c.case_id.startswith("rad69-"))
-    assert case_requirements(rad69) == ("imaging_source",)
+    cases = {c.case_id: c for c in load_plans()}
+    assert case_requirements(cases["rad69-unknown-repository"]) == ("imaging_source",)
+    assert case_requirements(cases["rad69-retrieve-imaging-document-set"]) == (
+        "imaging_source_id",
+        "mllp",
+        "imaging_source",
+        "registry",
+        "repository",
+    )
+    assert case_requirements(cases["iti57-unresolved-reference"]) == ("mllp", "registry")
+
+
+def test_iti57_cases_are_an_option() -> None:
+    iti57 = [c for c in load_plans() if "ITI-57" in c.tags]
+    assert len(iti57) >= 15
+    assert {c.option for c in iti57} == {"metadata-update"}
