@@ -1,7 +1,9 @@
 """The one object actors talk to: ``Auditor.record(event)``.
 
 ``record`` never blocks and never raises: it puts the event on an in-memory queue.
-A writer thread takes the first event, builds its audit messages (``atna.events``)
+What the request path hands over is small: a SOAP exchange is recorded as it was seen
+(``atna.observe.ObservedExchange``) and read only here.  A writer thread takes the
+first event, reads it if it is such a record, builds its audit messages (``atna.events``)
 and frames them (RFC 5424, ``atna.syslog``), goes on with whatever else arrives in
 the next ``linger`` seconds (5 ms; at most ``MAX_GROUP`` events), and spools the
 group for every destination in one transaction (group commit), then wakes the

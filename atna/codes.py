@@ -231,6 +231,7 @@ class DetailType(StrEnum):
     QUERY_ENCODING = "QueryEncoding"  # ITI TF-2 3.18.5.1
     XCA_HOME_COMMUNITY_ID = "urn:ihe:iti:xca:2010:homeCommunityId"
     MSH_10 = "MSH-10"  # ITI TF-2 3.8.5.1: HL7 message control id
+    HL7V3_MESSAGE_ID = "II"  # ITI TF-2 3.44.5.1: the HL7 v3 message id
     ALERT_DESCRIPTION = "Alert Description"  # ITI TF-2 3.20.7 (Security Alert)
 
 

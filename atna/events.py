@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import lru_cache
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from atna.codes import (
@@ -42,8 +44,10 @@ from atna.message import (
     AuditMessage,
     AuditSourceIdentification,
     EventIdentification,
+    ParticipantObjectDescription,
     ParticipantObjectDetail,
     ParticipantObjectIdentification,
+    SOPClass,
 )
 from ebxml.vocabulary import Transaction
 
@@ -84,6 +88,15 @@ class DocumentReference:
 
 
 @dataclass(frozen=True)
+class StudyReference:
+    """A study a RAD-69 exchange concerned (RAD TF-3 4.69.4.1.4): its Study Instance UID
+    and the SOP Instance UIDs asked for (their SOP Class is not in the request)."""
+
+    study_instance_uid: str
+    instance_uids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class TransactionOutcome:
     """What happened in one transaction, as the actor saw it."""
 
@@ -105,6 +118,8 @@ class TransactionOutcome:
     hl7_trigger_event: str | None = None  # MSH-9.2, e.g. "A01"
     merged_patient_ids: tuple[str, ...] = ()  # MRG-1 of an A40
     human_requestor: str | None = None  # a user behind the requester (XUA), if known
+    studies: tuple[StudyReference, ...] = ()  # RAD-69
+    removed_object_ids: tuple[str, ...] = ()  # ITI-62: the entryUUIDs to remove
 
 
 @dataclass(frozen=True)
@@ -131,7 +146,14 @@ class SecurityAlert:
     event_date_time: datetime = field(default_factory=_now)
 
 
-AuditEvent = TransactionOutcome | ApplicationActivity | SecurityAlert
+class DeferredEvent(Protocol):
+    """An exchange recorded as seen and read only when its messages are built, on the
+    auditor's writer thread rather than the request path (``atna.observe``)."""
+
+    def outcome(self) -> TransactionOutcome | None: ...
+
+
+AuditEvent = TransactionOutcome | ApplicationActivity | SecurityAlert | DeferredEvent
 
 
 @dataclass(frozen=True)
@@ -154,6 +176,8 @@ class ObjectKind(StrEnum):
     SUBMISSION_SET = "submission-set"
     DOCUMENTS = "documents"
     QUERY = "query"
+    STUDIES = "studies"
+    REMOVED_OBJECTS = "removed-objects"
 
 
 @dataclass(frozen=True)
@@ -167,20 +191,24 @@ class TransactionAudit:
     source: str  # the section of the Technical Framework that prescribes it
 
 
-_P, _S, _D, _Q = (
+_P, _S, _D, _Q, _ST, _RO = (
     ObjectKind.PATIENT,
     ObjectKind.SUBMISSION_SET,
     ObjectKind.DOCUMENTS,
     ObjectKind.QUERY,
+    ObjectKind.STUDIES,
+    ObjectKind.REMOVED_OBJECTS,
 )
 _REQ, _RSP = Side.REQUESTER, Side.RESPONDER
 _X, _I = EventID.EXPORT, EventID.IMPORT
-_R, _C, _U, _E = (
+_R, _C, _U, _DEL, _E = (
     EventActionCode.READ,
     EventActionCode.CREATE,
     EventActionCode.UPDATE,
+    EventActionCode.DELETE,
     EventActionCode.EXECUTE,
 )
+_PATIENT_RECORD = EventID.PATIENT_RECORD
 
 TRANSACTION_AUDITS: dict[tuple[Transaction, Side], TransactionAudit] = {
     (Transaction.ITI41, _REQ): TransactionAudit(_X, _R, True, (_P, _S), "ITI TF-2 3.41.5.1.1"),
@@ -193,8 +221,29 @@ TRANSACTION_AUDITS: dict[tuple[Transaction, Side], TransactionAudit] = {
     ),
     (Transaction.ITI42, _REQ): TransactionAudit(_X, _R, True, (_P, _S), "ITI TF-2 3.42.5.1.1"),
     (Transaction.ITI42, _RSP): TransactionAudit(_I, _C, True, (_P, _S), "ITI TF-2 3.42.5.1.2"),
-    (Transaction.ITI57, _REQ): TransactionAudit(_X, _R, True, (_P, _S), "ITI TF-2 3.57.5"),
-    (Transaction.ITI57, _RSP): TransactionAudit(_I, _U, True, (_P, _S), "ITI TF-2 3.57.5"),
+    # ITI TF-2 3.57.4.1.4 (Connectathon rules ITI-57 110106/110107): both sides U
+    (Transaction.ITI57, _REQ): TransactionAudit(_X, _U, True, (_P, _S), "ITI TF-2 3.57.4.1.4"),
+    (Transaction.ITI57, _RSP): TransactionAudit(_I, _U, True, (_P, _S), "ITI TF-2 3.57.4.1.4"),
+    (Transaction.ITI61, _REQ): TransactionAudit(_X, _R, True, (_P, _S), "ITI TF-2 3.61.5.1.1"),
+    (Transaction.ITI61, _RSP): TransactionAudit(_I, _C, True, (_P, _S), "ITI TF-2 3.61.5.1.2"),
+    # RMD 3.62.5: the Document Administrator deletes (D) metadata of a patient record
+    (Transaction.ITI62, _REQ): TransactionAudit(
+        _PATIENT_RECORD, _DEL, True, (_P, _RO), "ITI TF-2 3.62.5.1.1 (RMD)"
+    ),
+    (Transaction.ITI62, _RSP): TransactionAudit(
+        _PATIENT_RECORD, _DEL, True, (_P, _RO), "ITI TF-2 3.62.5.1.2 (RMD)"
+    ),
+    # RMD 3.86.5: documents removed from a repository, DICOM's deletion event (D)
+    (Transaction.ITI86, _REQ): TransactionAudit(
+        EventID.DICOM_STUDY_DELETED, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.1 (RMD)"
+    ),
+    (Transaction.ITI86, _RSP): TransactionAudit(
+        EventID.DICOM_STUDY_DELETED, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.2 (RMD)"
+    ),
+    # RAD TF-3 4.69.4.1.4: the Imaging Document Source exports the instances (R), the
+    # Consumer imports them (C); the source of the data is the responder, as in ITI-43
+    (Transaction.RAD69, _RSP): TransactionAudit(_X, _R, False, (_P, _ST), "RAD TF-3 4.69.4.1.4"),
+    (Transaction.RAD69, _REQ): TransactionAudit(_I, _C, False, (_P, _ST), "RAD TF-3 4.69.4.1.4"),
     (Transaction.ITI18, _REQ): TransactionAudit(
         EventID.QUERY, _E, True, (_P, _Q), "ITI TF-2 3.18.5.1.1"
     ),
@@ -210,6 +259,13 @@ TRANSACTION_AUDITS: dict[tuple[Transaction, Side], TransactionAudit] = {
     (Transaction.ITI8, _RSP): TransactionAudit(
         EventID.PATIENT_RECORD, _C, True, (_P,), "ITI TF-2 3.8.5.1.2"
     ),
+    # ITI-44: the action follows the interaction, as ITI-8's follows the trigger event
+    (Transaction.ITI44, _REQ): TransactionAudit(
+        EventID.PATIENT_RECORD, _C, True, (_P,), "ITI TF-2 3.44.5.1.1"
+    ),
+    (Transaction.ITI44, _RSP): TransactionAudit(
+        EventID.PATIENT_RECORD, _C, True, (_P,), "ITI TF-2 3.44.5.1.2"
+    ),
 }
 
 # ITI TF-2 3.8.5.1, 3.8.5.2: C for admit/register/pre-admit, U for update; a merge (A40)
@@ -220,13 +276,29 @@ HL7_TRIGGER_ACTION: dict[str, EventActionCode] = {
     "A05": EventActionCode.CREATE,
     "A08": EventActionCode.UPDATE,
     "A40": EventActionCode.UPDATE,
+    # ITI TF-2 3.44.5.1: Patient Record Added (C), Revised (U), Patients Merged (U for
+    # the surviving patient, D for the subsumed one, in separate records)
+    "PRPA_IN201301UV02": EventActionCode.CREATE,
+    "PRPA_IN201302UV02": EventActionCode.UPDATE,
+    "PRPA_IN201304UV02": EventActionCode.UPDATE,
 }
 MERGED_PATIENT_ACTION = EventActionCode.DELETE
+# the feed message's id on the patient object: MSH-10 (ITI TF-2 3.8.5.1), the HL7 v3
+# message id as "II" (ITI TF-2 3.44.5.1)
+FEED_MESSAGE_ID_DETAIL: dict[Transaction, DetailType] = {
+    Transaction.ITI8: DetailType.MSH_10,
+    Transaction.ITI44: DetailType.HL7V3_MESSAGE_ID,
+}
 
 
 # --- participants ----------------------------------------------------------------------
-def _access_point(endpoint: Endpoint) -> tuple[str | None, NetworkAccessPointTypeCode | None]:
-    point = endpoint.network_access_point or urlsplit(endpoint.user_id).hostname
+@lru_cache(maxsize=1024)
+def _access_point_of(
+    network_access_point: str | None, user_id: str
+) -> tuple[str | None, NetworkAccessPointTypeCode | None]:
+    # the same few peers and this node's own URLs come back with every event: the URL
+    # split and the address classification are made once per (address, user id)
+    point = network_access_point or urlsplit(user_id).hostname
     if not point:
         return None, None
     try:
@@ -234,6 +306,10 @@ def _access_point(endpoint: Endpoint) -> tuple[str | None, NetworkAccessPointTyp
     except ValueError:
         return point, NetworkAccessPointTypeCode.MACHINE_NAME
     return point, NetworkAccessPointTypeCode.IP_ADDRESS
+
+
+def _access_point(endpoint: Endpoint) -> tuple[str | None, NetworkAccessPointTypeCode | None]:
+    return _access_point_of(endpoint.network_access_point, endpoint.user_id)
 
 
 def _active(
@@ -282,9 +358,10 @@ def _participants(
 # --- participant objects ---------------------------------------------------------------
 def _patient(patient_id: str, outcome: TransactionOutcome) -> ParticipantObjectIdentification:
     details: tuple[ParticipantObjectDetail, ...] = ()
+    detail_type = FEED_MESSAGE_ID_DETAIL.get(outcome.transaction, DetailType.MSH_10)
     if outcome.hl7_message_control_id is not None:
-        # ITI TF-2 3.8.5.1: MSH-10 of the feed message
-        details = (ParticipantObjectDetail.text(DetailType.MSH_10, outcome.hl7_message_control_id),)
+        # ITI TF-2 3.8.5.1 / 3.44.5.1: the id of the feed message
+        details = (ParticipantObjectDetail.text(detail_type, outcome.hl7_message_control_id),)
     return ParticipantObjectIdentification(
         participant_object_id=patient_id,
         id_type_code=ParticipantObjectIDTypeCode.PATIENT_NUMBER,
@@ -355,6 +432,34 @@ def _query(outcome: TransactionOutcome) -> tuple[ParticipantObjectIdentification
     )
 
 
+def _study(study: StudyReference) -> ParticipantObjectIdentification:
+    # RAD TF-3 4.69.4.1.4 / DICOM PS3.15 A.5.3.6: a study by its Study Instance UID, the
+    # instances in its description (SOPClass/@UID is optional and not known here)
+    descriptions: tuple[ParticipantObjectDescription, ...] = ()
+    if study.instance_uids:
+        sop = SOPClass(None, len(study.instance_uids), study.instance_uids)
+        descriptions = (ParticipantObjectDescription(sop_classes=(sop,)),)
+    return ParticipantObjectIdentification(
+        participant_object_id=study.study_instance_uid,
+        id_type_code=ParticipantObjectIDTypeCode.STUDY_INSTANCE_UID,
+        name=study.study_instance_uid,
+        type_code=ParticipantObjectTypeCode.SYSTEM_OBJECT,
+        type_code_role=ParticipantObjectTypeCodeRole.REPORT,
+        descriptions=descriptions,
+    )
+
+
+def _removed_object(entry_uuid: str) -> ParticipantObjectIdentification:
+    # ITI TF-2 3.62.5.1 (RMD): each object to remove, by its entryUUID
+    return ParticipantObjectIdentification(
+        participant_object_id=entry_uuid,
+        id_type_code=ParticipantObjectIDTypeCode.REPORT_NUMBER,
+        name=entry_uuid,
+        type_code=ParticipantObjectTypeCode.SYSTEM_OBJECT,
+        type_code_role=ParticipantObjectTypeCodeRole.REPORT,
+    )
+
+
 # --- one message per patient -----------------------------------------------------------
 @dataclass(frozen=True)
 class _Slice:
@@ -367,7 +472,7 @@ class _Slice:
 
 def _slices(outcome: TransactionOutcome, audit: TransactionAudit) -> list[_Slice]:
     action = audit.action
-    if outcome.transaction is Transaction.ITI8 and outcome.hl7_trigger_event:
+    if outcome.transaction in FEED_MESSAGE_ID_DETAIL and outcome.hl7_trigger_event:
         action = HL7_TRIGGER_ACTION.get(outcome.hl7_trigger_event, action)
     if ObjectKind.DOCUMENTS in audit.objects and any(d.patient_id for d in outcome.documents):
         by_patient: dict[str | None, list[DocumentReference]] = {}
@@ -387,6 +492,10 @@ _OBJECT_BUILDERS: dict[
     ObjectKind.SUBMISSION_SET: lambda o, s: _submission_set(o),
     ObjectKind.DOCUMENTS: lambda o, s: tuple(_document(d) for d in s.documents),
     ObjectKind.QUERY: lambda o, s: _query(o),
+    ObjectKind.STUDIES: lambda o, s: tuple(_study(study) for study in o.studies),
+    ObjectKind.REMOVED_OBJECTS: lambda o, s: tuple(
+        _removed_object(i) for i in o.removed_object_ids
+    ),
 }
 
 
@@ -495,10 +604,15 @@ _BUILDERS: dict[type, Callable[..., list[AuditMessage]]] = {
 
 def audit_messages(event: AuditEvent, context: AuditContext) -> list[AuditMessage]:
     """The audit messages for any recorded event."""
-    return _BUILDERS[type(event)](event, context)
+    builder = _BUILDERS.get(type(event))
+    if builder is not None:
+        return builder(event, context)
+    resolved = event.outcome()  # a DeferredEvent: read it now
+    return [] if resolved is None else transaction_messages(resolved, context)
 
 
 __all__ = [
+    "FEED_MESSAGE_ID_DETAIL",
     "HL7_TRIGGER_ACTION",
     "MERGED_PATIENT_ACTION",
     "TRANSACTION_AUDITS",
@@ -506,11 +620,13 @@ __all__ = [
     "ApplicationActivityType",
     "AuditContext",
     "AuditEvent",
+    "DeferredEvent",
     "DocumentReference",
     "Endpoint",
     "ObjectKind",
     "SecurityAlert",
     "Side",
+    "StudyReference",
     "TransactionAudit",
     "TransactionOutcome",
     "application_activity_messages",

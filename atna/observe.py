@@ -5,8 +5,12 @@ Three seams feed the auditor, each chosen once in the composition root:
 - SOAP: :class:`SoapAuditObserver` is ``soap.app``'s ``on_exchange`` observer.  The
   table :data:`EXCHANGE_AUDITS` says, per request Action, which transaction and side
   the exchange is and how its request and response bodies are read (patients,
-  submission set, documents, the query); the outcome follows from the response status
-  (:data:`STATUS_OUTCOME`) or the SOAP fault (:data:`FAULT_OUTCOME`).
+  submission set, documents, the query, studies, objects removed); the outcome follows
+  from the response status (:data:`STATUS_OUTCOME`), the HL7 v3 acknowledgement
+  (:data:`ACK_OUTCOME`) or the SOAP fault (:data:`FAULT_OUTCOME`).  The request path
+  only records an :class:`ObservedExchange`; the bodies are read on the auditor's
+  writer thread.  Rows: ITI-18, ITI-41, ITI-42, ITI-43, ITI-44, ITI-57, ITI-61, ITI-62,
+  ITI-86, RAD-69.
 - The repository's registry seam: :class:`AuditingRegistryClient` wraps the configured
   ``RegistryClient`` and audits the repository's ITI-42 (and the ITI-18 its start-up
   recovery asks); when the registry runs in this process, the call never crosses
@@ -39,6 +43,7 @@ from atna.events import (
     Endpoint,
     SecurityAlert,
     Side,
+    StudyReference,
     TransactionOutcome,
 )
 from ebxml.errors import RegistryError
@@ -46,12 +51,23 @@ from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
 from ebxml.parse import parse_registry_errors, parse_registry_response, parse_submit_objects_request
 from ebxml.query import ValueSyntaxError, split_value
-from ebxml.retrieve import parse_retrieve_document_set_request
+from ebxml.remove import parse_remove_documents_request, parse_remove_objects_request
+from ebxml.retrieve import (
+    parse_retrieve_document_set_request,
+    parse_retrieve_imaging_document_set_request,
+)
 from ebxml.tags import LCM, RS, XDSB
 from ebxml.vocabulary import Action, QueryParameter, ResponseStatus, Transaction
 from ebxml.wire import adhoc_query_request, parse_adhoc_query_request
 from registry.feed_hl7v2 import FeedOutcome
 from registry.hl7v2 import AckCode
+from registry.hl7v3 import (
+    NS_HL7,
+    Hl7v3MessageError,
+    InstanceIdentifier,
+    message_id_of,
+    parse_feed_message,
+)
 from repository.registry_client import RegistryClient, get_documents_request
 from soap.app import ExchangeInfo
 from soap.faults import FaultCode, SoapFault
@@ -107,6 +123,11 @@ class RequestFacts:
     query_id: str | None = None
     query_request: bytes | None = None
     home_community_id: str | None = None
+    hl7_message_id: str | None = None  # ITI-44: the message id
+    hl7_trigger_event: str | None = None  # ITI-44: the interaction
+    merged_patient_ids: tuple[str, ...] = ()  # ITI-44 merge: the subsumed ids
+    studies: tuple[StudyReference, ...] = ()  # RAD-69
+    removed_object_ids: tuple[str, ...] = ()  # ITI-62
 
 
 @dataclass(frozen=True)
@@ -177,6 +198,102 @@ def retrieve_request_facts(body: etree._Element) -> RequestFacts:
     )
 
 
+def remove_objects_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-62 lcm:RemoveObjectsRequest: the entryUUIDs to remove (ITI TF-2 3.62.5.1)."""
+    return RequestFacts(removed_object_ids=parse_remove_objects_request(body).value.object_refs)
+
+
+def remove_documents_request_facts(body: etree._Element) -> RequestFacts:
+    """ITI-86 rmd:RemoveDocumentsRequest: the documents to remove (ITI TF-2 3.86.5.1)."""
+    request = parse_remove_documents_request(body).value
+    return RequestFacts(
+        documents=tuple(
+            DocumentReference(d.document_unique_id, d.repository_unique_id, d.home_community_id)
+            for d in request.documents
+        )
+    )
+
+
+def imaging_retrieve_request_facts(body: etree._Element) -> RequestFacts:
+    """RAD-69 RetrieveImagingDocumentSetRequest: the studies and the instances asked for
+    (RAD TF-3 4.69.4.1.4)."""
+    request = parse_retrieve_imaging_document_set_request(body).value
+    return RequestFacts(
+        studies=tuple(
+            StudyReference(
+                study.study_instance_uid,
+                tuple(
+                    document.document_unique_id
+                    for series in study.series
+                    for document in series.documents
+                ),
+            )
+            for study in request.studies
+            if study.study_instance_uid
+        )
+    )
+
+
+def _cx(identifier: InstanceIdentifier) -> str | None:
+    # the CX form the registry stores (ITI TF-2 3.44.4.1.3): ID^^^&OID&ISO
+    if not identifier.extension:
+        return None
+    return f"{identifier.extension}^^^&{identifier.root}&ISO"
+
+
+def _ii_text(identifier: InstanceIdentifier | None) -> str | None:
+    if identifier is None:
+        return None
+    return f"{identifier.root}^{identifier.extension}" if identifier.extension else identifier.root
+
+
+def _patient_id(ids: Sequence[InstanceIdentifier], authority: str | None) -> tuple[str, ...]:
+    # one patient, one id (ITI TF-2 3.20.7): the affinity domain's id when the domain is
+    # configured (ITI TF-2 3.44.4.1.3), else the first id the message gives
+    chosen = [i for i in ids if i.extension and (authority is None or i.root == authority)]
+    cx = _cx(chosen[0]) if chosen else None
+    return (cx,) if cx else ()
+
+
+def patient_feed_reader(
+    assigning_authority: str | None = None,
+) -> Callable[[etree._Element], RequestFacts]:
+    """The ITI-44 request reader: PRPA_IN2013xxUV02 (ITI TF-2 3.44.5.1): the patient's
+    id (of ``assigning_authority`` when given), the message id (detail "II"), the
+    interaction; a merge names the subsumed id."""
+
+    def read(body: etree._Element) -> RequestFacts:
+        try:
+            message = parse_feed_message(body)
+        except Hl7v3MessageError:
+            return RequestFacts(
+                hl7_message_id=_ii_text(message_id_of(body)),
+                hl7_trigger_event=etree.QName(body).localname,
+            )
+        return RequestFacts(
+            patient_ids=_patient_id(message.patient.ids, assigning_authority),
+            hl7_message_id=_ii_text(message.message_id),
+            hl7_trigger_event=str(message.interaction),
+            merged_patient_ids=_patient_id(message.prior_ids, assigning_authority),
+        )
+
+    return read
+
+
+patient_feed_request_facts = patient_feed_reader()
+
+
+def acknowledgement_facts(body: etree._Element) -> ResponseFacts:
+    """MCCI_IN000002UV01: acknowledgement/typeCode/@code (HL7 Table 0008 codes) and the
+    acknowledgementDetail texts."""
+    ack = body.find(_HL7_ACKNOWLEDGEMENT)
+    type_code = None if ack is None else ack.find(_HL7_TYPE_CODE)
+    code = "" if type_code is None else type_code.get("code", "")
+    texts = [] if ack is None else [(t.text or "").strip() for t in ack.iter(_HL7_DETAIL_TEXT)]
+    description = "; ".join(t for t in texts if t)[:MAX_DESCRIPTION] or None
+    return ResponseFacts(ACK_OUTCOME.get(code, _O.SERIOUS_FAILURE), description)
+
+
 def registry_response_facts(body: etree._Element) -> ResponseFacts:
     """rs:RegistryResponse of ITI-41 and ITI-42."""
     response = parse_registry_response(body)
@@ -214,6 +331,11 @@ def _status_outcome(status: str) -> EventOutcomeIndicator:
     return STATUS_OUTCOME.get(status, _O.SERIOUS_FAILURE)
 
 
+_HL7_ACKNOWLEDGEMENT = f"{{{NS_HL7}}}acknowledgement"
+_HL7_DETAIL_TEXT = f"{{{NS_HL7}}}text"
+_HL7_TYPE_CODE = f"{{{NS_HL7}}}typeCode"
+
+
 # --- the table: request Action -> what the responder audits ---------------------------
 @dataclass(frozen=True)
 class ExchangeAudit:
@@ -223,6 +345,7 @@ class ExchangeAudit:
     read_response: Callable[[etree._Element], ResponseFacts]
 
 
+ITI44_ACTIONS = (Action.ITI44_ADD, Action.ITI44_REVISE, Action.ITI44_MERGE)
 EXCHANGE_AUDITS: dict[str, ExchangeAudit] = {
     Action.ITI41: ExchangeAudit(
         Transaction.ITI41, Side.RESPONDER, provide_request_facts, registry_response_facts
@@ -236,7 +359,39 @@ EXCHANGE_AUDITS: dict[str, ExchangeAudit] = {
     Action.ITI43: ExchangeAudit(
         Transaction.ITI43, Side.RESPONDER, retrieve_request_facts, retrieve_response_facts
     ),
+    Action.ITI57: ExchangeAudit(
+        Transaction.ITI57, Side.RESPONDER, register_request_facts, registry_response_facts
+    ),
+    Action.ITI61: ExchangeAudit(
+        Transaction.ITI61, Side.RESPONDER, register_request_facts, registry_response_facts
+    ),
+    Action.ITI62: ExchangeAudit(
+        Transaction.ITI62, Side.RESPONDER, remove_objects_request_facts, registry_response_facts
+    ),
+    Action.ITI86: ExchangeAudit(
+        Transaction.ITI86, Side.RESPONDER, remove_documents_request_facts, registry_response_facts
+    ),
+    Action.RAD69: ExchangeAudit(
+        Transaction.RAD69, Side.RESPONDER, imaging_retrieve_request_facts, retrieve_response_facts
+    ),
+    **dict.fromkeys(
+        ITI44_ACTIONS,
+        ExchangeAudit(
+            Transaction.ITI44, Side.RESPONDER, patient_feed_request_facts, acknowledgement_facts
+        ),
+    ),
 }
+
+
+def exchange_audits(assigning_authority: str | None = None) -> dict[str, ExchangeAudit]:
+    """The table, with ITI-44 reading the patient id of ``assigning_authority`` (the
+    affinity domain's; the first id of the message when None).
+
+    ITI-44 is audited on the SOAP seam rather than the feed's ``on_outcome`` hook: the
+    exchange names the requester's address, which the record needs (ITI TF-2 3.44.5.1)."""
+    reader = patient_feed_reader(assigning_authority)
+    feed = ExchangeAudit(Transaction.ITI44, Side.RESPONDER, reader, acknowledgement_facts)
+    return {**EXCHANGE_AUDITS, **dict.fromkeys(ITI44_ACTIONS, feed)}
 
 
 def _read(reader: Callable[[etree._Element], Any], body: etree._Element, default: Any) -> Any:
@@ -292,21 +447,55 @@ def exchange_outcome(
         query_id=facts.query_id,
         query_request=facts.query_request,
         home_community_id=facts.home_community_id,
+        hl7_message_control_id=facts.hl7_message_id,
+        hl7_trigger_event=facts.hl7_trigger_event,
+        merged_patient_ids=facts.merged_patient_ids,
+        studies=facts.studies,
+        removed_object_ids=facts.removed_object_ids,
     )
 
 
+@dataclass(frozen=True)
+class ObservedExchange:
+    """One audited SOAP exchange as it was seen, read later (``outcome``).
+
+    The request path only captures this record: reading the request and response
+    bodies and building the messages happen on the auditor's writer thread
+    (``atna.events.audit_messages`` resolves it), so auditing adds next to nothing to
+    the transaction's latency.  The bodies are no longer changed once the answer is
+    encoded; the peer's certificate subject is taken while the connection is served."""
+
+    request: SoapRequest | None
+    response_body: etree._Element | None
+    fault: SoapFault | None
+    info: ExchangeInfo
+    audits: dict[str, ExchangeAudit]
+    peer_subject: str | None = None
+
+    def outcome(self) -> TransactionOutcome | None:
+        return exchange_outcome(
+            self.request,
+            self.response_body,
+            self.fault,
+            self.info,
+            self.audits,
+            self.peer_subject,
+        )
+
+
 class SoapAuditObserver:
-    """``soap.app`` ``on_exchange`` observer: records the outcome of each audited exchange."""
+    """``soap.app`` ``on_exchange`` observer: records each audited exchange as an
+    :class:`ObservedExchange`; exchanges of Actions not in the table cost a lookup."""
 
     def __init__(
         self,
         record: Record,
-        audits: dict[str, ExchangeAudit] = EXCHANGE_AUDITS,
+        audits: dict[str, ExchangeAudit] | None = None,
         *,
         peer: PeerSubject | None = None,
     ) -> None:
         self._record = record
-        self._audits = audits
+        self._audits = EXCHANGE_AUDITS if audits is None else audits
         self._peer = peer
 
     def __call__(
@@ -316,14 +505,15 @@ class SoapAuditObserver:
         fault: SoapFault | None,
         info: ExchangeInfo,
     ) -> None:
+        if (info.action or "") not in self._audits:
+            return
         try:
             subject = self._peer() if self._peer is not None else None
-            outcome = exchange_outcome(request, response_body, fault, info, self._audits, subject)
+            observed = ObservedExchange(request, response_body, fault, info, self._audits, subject)
         except Exception:
             log.exception("audit record of %s %s not made", info.endpoint, info.action)
             return
-        if outcome is not None:
-            self._record(outcome)
+        self._record(observed)
 
 
 # --- ITI-8 -----------------------------------------------------------------------------
@@ -489,8 +679,17 @@ __all__ = [
     "FAULT_OUTCOME",
     "QUERY_PATIENT_PARAMETERS",
     "STATUS_OUTCOME",
+    "acknowledgement_facts",
+    "imaging_retrieve_request_facts",
+    "patient_feed_request_facts",
+    "remove_documents_request_facts",
+    "remove_objects_request_facts",
     "AuditingRegistryClient",
     "ExchangeAudit",
+    "ITI44_ACTIONS",
+    "exchange_audits",
+    "patient_feed_reader",
+    "ObservedExchange",
     "PeerSubject",
     "FeedAuditObserver",
     "RequestFacts",

@@ -51,6 +51,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -223,9 +224,54 @@ class DeliveryRow:
     last_error: str | None
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements of the per-event path, built once per spool: building a
+    statement costs more CPU than running it on SQLite."""
+
+    insert_events: Any = field(
+        default_factory=lambda: insert(_event).returning(_event.c.id, sort_by_parameter_order=True)
+    )
+    insert_deliveries: Any = field(default_factory=lambda: insert(_delivery))
+    destination_row: Any = field(
+        default_factory=lambda: (
+            select(_destination.c.next_attempt_at, _destination.c.failures)
+            .where(_destination.c.name == bindparam("destination"))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    pending: Any = field(
+        default_factory=lambda: (
+            select(_delivery.c.event_id, _event.c.message)
+            .join(_event, _event.c.id == _delivery.c.event_id)
+            .where(
+                _delivery.c.destination == bindparam("destination"),
+                _delivery.c.status == PENDING,
+            )
+            .order_by(_delivery.c.event_id)
+            .limit(bindparam("limit", type_=Integer))
+        )
+    )
+    mark_delivered: Any = field(
+        default_factory=lambda: (
+            update(_delivery)
+            .where(
+                _delivery.c.destination == bindparam("b_destination"),
+                _delivery.c.event_id.in_(bindparam("b_ids", expanding=True)),
+            )
+            .values(
+                status=DELIVERED,
+                delivered_at=bindparam("b_now"),
+                attempts=_delivery.c.attempts + 1,
+            )
+        )
+    )
+
+
 class AuditSpool:
     def __init__(self, engine: Engine, *, backoff: Backoff | None = None) -> None:
         self.engine = engine
+        self._sql = _Statements()
         self.backoff = backoff or Backoff()
         # PostgreSQL keeps the destination row locked in the claim's transaction;
         # SQLite (one process) ends the read at once and relies on the local lock
@@ -265,12 +311,12 @@ class AuditSpool:
         with self.engine.begin() as connection:
             self._ensure_destinations(connection, destinations)
             ids = connection.scalars(
-                insert(_event).returning(_event.c.id, sort_by_parameter_order=True),
+                self._sql.insert_events,
                 [{"created_at": now, "message": message} for message in messages],
             ).all()
             if destinations:
                 connection.execute(
-                    insert(_delivery),
+                    self._sql.insert_deliveries,
                     [
                         {
                             "event_id": event_id,
@@ -318,9 +364,7 @@ class AuditSpool:
             connection = self.engine.connect()
             connection.begin()
             row = connection.execute(
-                select(_destination.c.next_attempt_at, _destination.c.failures)
-                .where(_destination.c.name == destination)
-                .with_for_update(skip_locked=True)
+                self._sql.destination_row, {"destination": destination}
             ).first()
             due = row is not None and (
                 row.next_attempt_at is None or _utc(row.next_attempt_at) <= _now()
@@ -330,13 +374,7 @@ class AuditSpool:
                 rows = [
                     (r.event_id, bytes(r.message))
                     for r in connection.execute(
-                        select(_delivery.c.event_id, _event.c.message)
-                        .join(_event, _event.c.id == _delivery.c.event_id)
-                        .where(
-                            _delivery.c.destination == destination, _delivery.c.status == PENDING
-                        )
-                        .order_by(_delivery.c.event_id)
-                        .limit(limit)
+                        self._sql.pending, {"destination": destination, "limit": limit}
                     )
                 ]
             if not rows:
@@ -369,9 +407,8 @@ class AuditSpool:
             key = _delivery.c.destination == claim.destination
             if claim.delivered:
                 connection.execute(
-                    update(_delivery)
-                    .where(key, _delivery.c.event_id.in_(claim.delivered))
-                    .values(status=DELIVERED, delivered_at=now, attempts=_delivery.c.attempts + 1)
+                    self._sql.mark_delivered,
+                    {"b_destination": claim.destination, "b_ids": claim.delivered, "b_now": now},
                 )
             for event_id, error in claim.failed.items():
                 connection.execute(

@@ -1,6 +1,6 @@
 """What auditing costs: ITI-18 latency with auditing on and off, and audit throughput.
 
-    .venv/bin/python bench/audit_overhead.py [--queries 2000] [--events 20000]
+    .venv/bin/python bench/audit_overhead.py [--queries 2000] [--events 20000] [--baseline REF]
 
 Needs ``rsyslogd`` with the GnuTLS driver (Debian: rsyslog, rsyslog-gnutls).
 
@@ -9,8 +9,14 @@ Latency: three ``xdsi serve`` processes with the same configuration: ``off``
 only spooled) and ``on`` (auditing to a private rsyslogd over TLS with mutual
 authentication, ``--audit tls://...``).  A patient is fed (ITI-8) and given a
 document (ITI-41) on each; then FindDocuments (ITI-18) is sent over one kept-alive
-connection per server, in alternating blocks so drift hits both alike.  Reported:
-median and 90th percentile per server, and the median's relative difference.
+connection per server, in alternating blocks so drift hits all alike.  Reported:
+median and 90th percentile per server, the median's relative difference, and the CPU
+time each server process spent per query (all its threads: the request, the audit
+writer, the shipper), which a busy machine disturbs far less than latency.
+
+``--baseline REF`` adds a fourth server, ``on@REF``: the same ``on`` configuration
+running the code of the git commit REF (exported with ``git archive``, read-only), so
+that a change is measured against its predecessor on the same machine in the same run.
 
 Throughput: in this process, an ``Auditor`` on a fresh SQLite spool records ``--events``
 ITI-18 outcome records (one audit message each); reported are the rate at which they are
@@ -22,10 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,15 +62,56 @@ from atna.spool import AuditSpool, default_url  # noqa: E402
 from atna.syslog import TlsConfig  # noqa: E402
 
 ITI18 = "urn:ihe:iti:2007:RegistryStoredQuery"
-BLOCK = 100
+START_TIMEOUT = 120.0  # seconds; a busy machine starts servers slowly
+BLOCK = 20  # queries per server in turn: small, so load changes hit every server
 
 
-def _server(data_dir: Path, audit: str, audit_url: str | None) -> ServerProcess:
+@dataclass
+class TreeServer(AuditedServer):
+    """``xdsi serve`` from another source tree (a baseline export)."""
+
+    root: Path = ROOT
+
+    def start(self, timeout: float = 30.0) -> TreeServer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XDSI_")}
+        env["PYTHONPATH"] = str(self.root)
+        self.log_path = self.data_dir / "server.log"
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env
+            )
+        self.wait_healthy(timeout)
+        return self
+
+
+def export_tree(ref: str, into: Path) -> Path:
+    """The source tree of commit ``ref`` (``git archive``: reads the repository only)."""
+    into.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _server(
+    data_dir: Path, audit: str, audit_url: str | None, root: Path | None = None
+) -> ServerProcess:
     data_dir.mkdir(parents=True)
     (data_dir / "xdsi.toml").write_text(TEST_CONFIG + "\n[audit]\n" + audit, encoding="utf-8")
+    if root is not None:
+        return TreeServer(data_dir, audit_url=audit_url or "", root=root).start(START_TIMEOUT)
     if audit_url:
-        return AuditedServer(data_dir, audit_url=audit_url).start()
-    return ServerProcess(data_dir).start()
+        return AuditedServer(data_dir, audit_url=audit_url).start(START_TIMEOUT)
+    return ServerProcess(data_dir).start(START_TIMEOUT)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and all its threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _prepare(server: ServerProcess) -> bytes:
@@ -90,24 +140,43 @@ def _block(client: httpx.Client, url: str, envelope: bytes, n: int, into: list[f
         assert response.status_code == 200, response.text
 
 
-def latency(work: Path, pki, rsyslog: Rsyslog, queries: int) -> dict[str, list[float]]:  # noqa: ANN001
+def latency(
+    work: Path,
+    pki,  # noqa: ANN001
+    rsyslog: Rsyslog,
+    queries: int,
+    baseline: tuple[str, Path] | None = None,
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Per server: the query times, and the CPU seconds its process spent per query."""
     tls = f'tls_cert = "{pki.client_cert}"\ntls_key = "{pki.client_key}"\ntls_ca = "{pki.ca}"\n'
+    audit_url = f"tls://127.0.0.1:{rsyslog.port}"
     servers = {
         "off": _server(work / "off", "enabled = false\n", None),
         "spool": _server(work / "spool", "", None),  # auditing, no destination: spool only
-        "on": _server(work / "on", tls, f"tls://127.0.0.1:{rsyslog.port}"),
+        "on": _server(work / "on", tls, audit_url),
     }
+    if baseline is not None:
+        ref, root = baseline
+        servers[f"on@{ref}"] = _server(work / "on-baseline", tls, audit_url, root)
     try:
         envelopes = {name: _prepare(server) for name, server in servers.items()}
         times: dict[str, list[float]] = {name: [] for name in servers}
+        pids = {name: server.process.pid for name, server in servers.items() if server.process}
         with httpx.Client(timeout=30) as client:
             for name, server in servers.items():  # warm-up
                 _block(client, f"{server.base_url}/xds/registry", envelopes[name], 50, [])
+            time.sleep(1.0)  # let the warm-up's audit messages be spooled and shipped
+            started = {name: cpu_seconds(pid) for name, pid in pids.items()}
             for _ in range(queries // BLOCK):
                 for name, server in servers.items():
                     url = f"{server.base_url}/xds/registry"
                     _block(client, url, envelopes[name], BLOCK, times[name])
-        return times
+            time.sleep(1.0)  # the audit work of the last queries is counted too
+        per_query = {
+            name: (cpu_seconds(pid) - started[name]) / len(times[name])
+            for name, pid in pids.items()
+        }
+        return times, per_query
     finally:
         for server in servers.values():
             server.stop()
@@ -143,32 +212,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--baseline", metavar="REF", help="also run commit REF's code")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xdsi-audit-bench-") as temp:
         work = Path(temp)
         (work / "pki").mkdir()
         pki = make_pki(work / "pki")
         (work / "rsyslog").mkdir()
+        baseline = None
+        if args.baseline:
+            baseline = (args.baseline, export_tree(args.baseline, work / "baseline"))
         rsyslog = Rsyslog("/usr/sbin/rsyslogd", work / "rsyslog", pki).start()
         try:
-            times = latency(work, pki, rsyslog, args.queries)
+            times, cpu = latency(work, pki, rsyslog, args.queries, baseline)
             spool_rate, ship_rate = throughput(work, pki, rsyslog, args.events)
         finally:
             rsyslog.stop()
     print(f"ITI-18 FindDocuments, {len(times['on'])} queries per server, one connection")
+    print(
+        f"  {'auditing':14} {'median':>9} {'p90':>9} {'vs off':>8} {'CPU/query':>10} {'vs off':>8}"
+    )
+    off, off_cpu = statistics.median(times["off"]), cpu["off"]
     for name, values in times.items():
         ordered = sorted(values)
+        median = statistics.median(values)
         p90 = ordered[int(len(ordered) * 0.9)]
         print(
-            f"  auditing {name:5}: median {statistics.median(values) * 1e3:.2f} ms, "
-            f"p90 {p90 * 1e3:.2f} ms"
-        )
-    off = statistics.median(times["off"])
-    for name in ("spool", "on"):
-        on = statistics.median(times[name])
-        print(
-            f"  auditing {name} adds {(on - off) * 1e3:.3f} ms to the median "
-            f"({(on / off - 1) * 100:+.1f} %)"
+            f"  {name:14} {median * 1e3:6.2f} ms {p90 * 1e3:6.2f} ms {median / off:7.3f}x "
+            f"{cpu[name] * 1e3:7.2f} ms {cpu[name] / off_cpu:7.3f}x"
         )
     print(f"audit throughput, {args.events} events (one message each):")
     print(f"  spooled (record -> durable in SQLite): {spool_rate:,.0f} events/s")

@@ -64,6 +64,7 @@ from atna.observe import (
     AuditingRegistryClient,
     FeedAuditObserver,
     SoapAuditObserver,
+    exchange_audits,
     node_authentication_alert,
 )
 from atna.spool import AuditSpool
@@ -426,7 +427,13 @@ def build_application(config: Config) -> Application:
             config.limits,
             accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
             on_exchange=(
-                SoapAuditObserver(auditor.record, peer=current_peer_subject) if auditor else None
+                SoapAuditObserver(
+                    auditor.record,
+                    exchange_audits(config.registry.affinity_domain),
+                    peer=current_peer_subject,
+                )
+                if auditor
+                else None
             ),
         ),
         *(imaging.routes if imaging is not None else ()),

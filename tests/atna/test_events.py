@@ -9,11 +9,13 @@ import pytest
 from atna_support import (
     ADHOC_QUERY,
     AUDIT_XSD,
+    CONSUMER,
     HOME,
     IHE_VALIDATION,
     OTHER_PATIENT,
     PATIENT,
     REPOSITORY_ID,
+    SOURCE,
     need,
     patient_feed,
     retrieve,
@@ -31,6 +33,7 @@ from atna.events import (
     Endpoint,
     SecurityAlert,
     Side,
+    StudyReference,
     TransactionOutcome,
     audit_messages,
 )
@@ -292,3 +295,198 @@ def test_schematron_run_rejects_a_submission_without_patient() -> None:
     outcome = replace(submission(Transaction.ITI41, RSP), patient_ids=())
     schematron = load_rules(f"{ITI41}/110107/mt01DG.sch")
     assert not any(schematron.validate(d) for d in documents(outcome))
+
+
+# --- ITI-44, ITI-57, ITI-61, ITI-62, ITI-86, RAD-69 -------------------------------------------
+ITI57 = "ITI-57 Update Document Set"
+ITI61 = "ITI-61 Register On-Demand Document Entry"
+ITI44 = "ITI-44 Patient Identity Feed HL7 V3"
+PIX_SOURCE = Endpoint("1.3.6.1.4.1.21367.13.10.2", "4711", "10.1.2.5")
+FEED_RECEIVER = Endpoint("https://xdsi.example.org/xds/registry", None, "xdsi.example.org")
+STUDY_UID = "1.2.840.113619.2.55.3.1"
+
+
+def hl7v3_feed(
+    side: Side, interaction: str = "PRPA_IN201301UV02", merged: tuple[str, ...] = ()
+) -> TransactionOutcome:
+    return TransactionOutcome(
+        Transaction.ITI44,
+        side,
+        requester=PIX_SOURCE,
+        responder=FEED_RECEIVER,
+        patient_ids=(PATIENT,),
+        hl7_message_control_id="1.2.840.114350.1.13.0.1.7.1.1^MSG-9",
+        hl7_trigger_event=interaction,
+        merged_patient_ids=merged,
+    )
+
+
+def remove_metadata(side: Side) -> TransactionOutcome:
+    return TransactionOutcome(
+        Transaction.ITI62,
+        side,
+        requester=SOURCE,
+        responder=Endpoint("https://xdsi.example.org/xds/registry"),
+        removed_object_ids=("urn:uuid:7c1fa7a6-0a5c-4f4b-8f3e-1b2f0f6a9a01",),
+    )
+
+
+def remove_documents(side: Side) -> TransactionOutcome:
+    return TransactionOutcome(
+        Transaction.ITI86,
+        side,
+        requester=SOURCE,
+        responder=Endpoint("https://xdsi.example.org/xds/repository"),
+        documents=(DocumentReference("1.2.3.4.1", REPOSITORY_ID, HOME),),
+    )
+
+
+def imaging_retrieve(side: Side) -> TransactionOutcome:
+    return TransactionOutcome(
+        Transaction.RAD69,
+        side,
+        requester=CONSUMER,
+        responder=Endpoint("https://xdsi.example.org/xdsi/imaging-source"),
+        studies=(StudyReference(STUDY_UID, ("1.2.3.9.1", "1.2.3.9.2")),),
+    )
+
+
+NEW_CASES = {
+    "iti57-document-administrator": (
+        submission(Transaction.ITI57, REQ),
+        f"{ITI57}/110106/mt01DG.sch",
+    ),
+    "iti57-registry": (submission(Transaction.ITI57, RSP), f"{ITI57}/110107/mt01DG.sch"),
+    "iti61-on-demand-source": (submission(Transaction.ITI61, REQ), f"{ITI61}/110106/mt01DG.sch"),
+    "iti61-registry": (submission(Transaction.ITI61, RSP), f"{ITI61}/110107/mt01DG.sch"),
+    "iti44-source": (hl7v3_feed(REQ), f"{ITI44}/110110/mt01DG.sch"),
+    "iti44-registry": (hl7v3_feed(RSP), f"{ITI44}/110110/mt02DG.sch"),
+    "iti44-registry-merge": (
+        hl7v3_feed(RSP, "PRPA_IN201304UV02", (OTHER_PATIENT,)),
+        f"{ITI44}/110110/mt02DG.sch",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", NEW_CASES)
+def test_new_row_passes_connectathon_schematron(case: str) -> None:
+    outcome, rules = NEW_CASES[case]
+    schematron = load_rules(rules)
+    for document in documents(outcome):
+        assert schematron.validate(document), etree.tostring(
+            schematron.validation_report, pretty_print=True
+        ).decode()
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        *(case for case, _ in NEW_CASES.values()),
+        remove_metadata(REQ),
+        remove_metadata(RSP),
+        remove_documents(REQ),
+        remove_documents(RSP),
+        imaging_retrieve(REQ),
+        imaging_retrieve(RSP),
+    ],
+    ids=lambda o: f"{o.transaction}-{o.side}",
+)
+def test_new_row_is_valid_against_audit_schema(
+    outcome: TransactionOutcome, schema: etree.XMLSchema
+) -> None:
+    for document in documents(outcome):
+        assert schema.validate(document), schema.error_log
+
+
+def event_of(document: etree._Element) -> tuple[str, str, str]:
+    event = document.find("EventIdentification")
+    return (
+        event.find("EventID").get("csd-code"),
+        event.get("EventActionCode"),
+        event.find("EventTypeCode").get("csd-code"),
+    )
+
+
+@pytest.mark.parametrize("side", [REQ, RSP])
+def test_update_document_set_is_an_update_on_both_sides(side: Side) -> None:
+    (document,) = documents(submission(Transaction.ITI57, side))
+    assert event_of(document)[1:] == ("U", "ITI-57")
+
+
+@pytest.mark.parametrize(
+    ("interaction", "action"),
+    [("PRPA_IN201301UV02", "C"), ("PRPA_IN201302UV02", "U")],
+)
+def test_hl7v3_feed_action_follows_interaction(interaction: str, action: str) -> None:
+    (document,) = documents(hl7v3_feed(RSP, interaction))
+    assert event_of(document) == ("110110", action, "ITI-44")
+
+
+def test_hl7v3_merge_writes_separate_update_and_delete_records() -> None:
+    merged = documents(hl7v3_feed(RSP, "PRPA_IN201304UV02", (OTHER_PATIENT,)))
+    records = [
+        (event_of(d)[1], d.find("ParticipantObjectIdentification").get("ParticipantObjectID"))
+        for d in merged
+    ]
+    assert records == [("U", PATIENT), ("D", OTHER_PATIENT)]
+
+
+def test_hl7v3_feed_names_the_message_id_as_ii_detail() -> None:
+    (document,) = documents(hl7v3_feed(RSP))
+    (detail,) = document.xpath("ParticipantObjectIdentification/ParticipantObjectDetail")
+    assert detail.get("type") == "II"
+    assert base64.b64decode(detail.get("value")) == b"1.2.840.114350.1.13.0.1.7.1.1^MSG-9"
+
+
+def test_remove_metadata_deletes_each_object_of_the_request() -> None:
+    (document,) = documents(remove_metadata(RSP))
+    assert event_of(document) == ("110110", "D", "ITI-62")
+    objects = document.xpath("ParticipantObjectIdentification/@ParticipantObjectID")
+    assert objects == ["urn:uuid:7c1fa7a6-0a5c-4f4b-8f3e-1b2f0f6a9a01"]
+
+
+def test_remove_documents_is_a_deletion_naming_the_repository() -> None:
+    (document,) = documents(remove_documents(RSP))
+    assert event_of(document) == ("110105", "D", "ITI-86")
+    (detail,) = document.xpath(
+        "ParticipantObjectIdentification/ParticipantObjectDetail[@type='Repository Unique Id']"
+    )
+    assert base64.b64decode(detail.get("value")).decode() == REPOSITORY_ID
+
+
+def test_imaging_retrieve_source_is_the_imaging_document_source() -> None:
+    (document,) = documents(imaging_retrieve(RSP))
+    assert event_of(document) == ("110106", "R", "RAD-69")
+    source = participant(document, "110153")
+    assert source.get("UserID") == "https://xdsi.example.org/xdsi/imaging-source"
+    assert source.get("UserIsRequestor") == "false"
+
+
+def test_imaging_retrieve_names_the_study_and_its_instances() -> None:
+    (document,) = documents(imaging_retrieve(RSP))
+    (study,) = document.xpath(
+        "ParticipantObjectIdentification[ParticipantObjectIDTypeCode/@csd-code='110180']"
+    )
+    assert study.get("ParticipantObjectID") == STUDY_UID
+    (sop_class,) = study.xpath("ParticipantObjectDescription/SOPClass")
+    assert sop_class.get("NumberOfInstances") == "2"
+    assert sop_class.xpath("Instance/@UID") == ["1.2.3.9.1", "1.2.3.9.2"]
+
+
+def test_every_table_row_is_exercised_here() -> None:
+    covered = {(o.transaction, o.side) for o, _ in (*CASES.values(), *NEW_CASES.values())}
+    covered |= {
+        (o.transaction, o.side)
+        for o in (
+            remove_metadata(REQ),
+            remove_metadata(RSP),
+            remove_documents(REQ),
+            remove_documents(RSP),
+            imaging_retrieve(REQ),
+            imaging_retrieve(RSP),
+        )
+    }
+    assert set(TRANSACTION_AUDITS) - covered <= {
+        (Transaction.RAD68, REQ),
+        (Transaction.RAD68, RSP),
+    }

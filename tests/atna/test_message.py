@@ -178,3 +178,56 @@ def test_non_ascii_text_is_written_as_utf8() -> None:
     base = message()
     event = replace(base.event_identification, event_outcome_description="Zur\u00fcckgewiesen")
     assert "Zur\u00fcckgewiesen".encode() in to_xml(replace(base, event_identification=event))
+
+
+def with_description(text: str) -> etree._Element:
+    base = message()
+    event = replace(base.event_identification, event_outcome_description=text)
+    return etree.fromstring(to_xml(replace(base, event_identification=event)))
+
+
+def with_user_id(user_id: str) -> etree._Element:
+    base = message()
+    participant = replace(base.active_participants[0], user_id=user_id)
+    participants = (participant, *base.active_participants[1:])
+    return etree.fromstring(to_xml(replace(base, active_participants=participants)))
+
+
+def test_markup_in_attributes_is_escaped() -> None:
+    value = 'a "quoted" <tag> & more'
+    assert with_user_id(value).find("ActiveParticipant").get("UserID") == value
+
+
+def test_line_breaks_and_tabs_in_attributes_survive() -> None:
+    # XML 1.0 3.3.3: unescaped, an attribute value's TAB, LF and CR become spaces
+    value = "line one\nline\ttwo\r"
+    assert with_user_id(value).find("ActiveParticipant").get("UserID") == value
+
+
+def test_markup_in_text_is_escaped() -> None:
+    text = "XDSRegistryError: <b>bad</b> & worse"
+    document = with_description(text)
+    assert document.findtext("EventIdentification/EventOutcomeDescription") == text
+
+
+def test_characters_xml_cannot_carry_are_replaced_not_refused() -> None:
+    document = with_description("bad\x00byte\x1b")
+    assert document.findtext("EventIdentification/EventOutcomeDescription") == (
+        "bad\ufffdbyte\ufffd"
+    )
+
+
+def test_sop_class_uid_may_be_left_out(schema: etree.XMLSchema) -> None:
+    study = ParticipantObjectIdentification(
+        "1.2.3.4",
+        ParticipantObjectIDTypeCode.STUDY_INSTANCE_UID,
+        name="1.2.3.4",
+        type_code=ParticipantObjectTypeCode.SYSTEM_OBJECT,
+        type_code_role=ParticipantObjectTypeCodeRole.REPORT,
+        descriptions=(ParticipantObjectDescription(sop_classes=(SOPClass(None, 1, ("1.1",)),)),),
+    )
+    document = etree.fromstring(to_xml(replace(message(), participant_objects=(study,))))
+    assert schema.validate(document), schema.error_log
+    (sop_class,) = document.iter("SOPClass")
+    assert sop_class.get("UID") is None
+    assert sop_class.get("NumberOfInstances") == "1"

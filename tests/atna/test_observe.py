@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime
+from pathlib import Path
+from string import Template
 
 import pytest
 from lxml import etree
@@ -22,7 +24,10 @@ from atna.message import to_xml
 from atna.observe import (
     EXCHANGE_AUDITS,
     AuditingRegistryClient,
+    ObservedExchange,
+    RequestFacts,
     SoapAuditObserver,
+    exchange_audits,
     exchange_outcome,
     feed_outcome,
 )
@@ -35,9 +40,22 @@ from ebxml.messages import (
     RetrievedDocument,
     RetrieveDocumentSetRequest,
     RetrieveDocumentSetResponse,
+    RetrieveImagingDocumentSetRequest,
+    SeriesRequest,
+    StudyRequest,
 )
 from ebxml.model import DocumentEntry, Submission, SubmissionSet
-from ebxml.retrieve import retrieve_document_set_request, retrieve_document_set_response
+from ebxml.remove import (
+    RemoveDocumentsRequest,
+    RemoveObjectsRequest,
+    remove_documents_request,
+    remove_objects_request,
+)
+from ebxml.retrieve import (
+    retrieve_document_set_request,
+    retrieve_document_set_response,
+    retrieve_imaging_document_set_request,
+)
 from ebxml.serialize import registry_response, submit_objects_request
 from ebxml.tags import XDSB
 from ebxml.vocabulary import (
@@ -51,6 +69,14 @@ from ebxml.vocabulary import (
 from ebxml.wire import adhoc_query_request, adhoc_query_response
 from registry.feed_hl7v2 import FeedOutcome
 from registry.hl7v2 import AckCode
+from registry.hl7v3 import AckCode as Hl7v3AckCode
+from registry.hl7v3 import (
+    Acknowledgement,
+    AcknowledgementDetail,
+    ErrorCondition,
+    InstanceIdentifier,
+    build_acknowledgement,
+)
 from soap.app import ExchangeInfo
 from soap.faults import FaultCode, SoapFault
 from soap.message import Addressing, SoapRequest
@@ -302,7 +328,49 @@ def test_observer_records_what_it_maps():
     observer = SoapAuditObserver(recorded.append)
     request = soap_request(Action.ITI42, submit_objects_request(submission()))
     observer(request, success(), None, info(Action.ITI42))
-    assert [type(e) for e in recorded] == [TransactionOutcome]
+    assert [type(e) for e in recorded] == [ObservedExchange]
+    assert isinstance(recorded[0].outcome(), TransactionOutcome)
+
+
+def test_observer_reads_nothing_on_the_request_path():
+    """The bodies are read when the messages are built, not when the exchange ends."""
+    reads: list[str] = []
+
+    def reader(_body: etree._Element) -> RequestFacts:
+        reads.append("read")
+        return RequestFacts()
+
+    row = EXCHANGE_AUDITS[Action.ITI42]
+    table = {Action.ITI42: type(row)(row.transaction, row.side, reader, row.read_response)}
+    recorded: list[AuditEvent] = []
+    SoapAuditObserver(recorded.append, table)(
+        soap_request(Action.ITI42, submit_objects_request(submission())),
+        success(),
+        None,
+        info(Action.ITI42),
+    )
+    assert reads == []
+    assert len(audit_messages(recorded[0], AuditContext("xdsi"))) == 1
+    assert reads == ["read"]
+
+
+def test_observer_ignores_actions_it_does_not_audit():
+    recorded: list[AuditEvent] = []
+    SoapAuditObserver(recorded.append)(None, None, None, info("urn:example:Echo"))
+    assert recorded == []
+
+
+def test_observer_takes_the_peer_subject_while_the_connection_is_served():
+    recorded: list[AuditEvent] = []
+    subjects = iter(["CN=node-a", "CN=later"])
+    observer = SoapAuditObserver(recorded.append, peer=lambda: next(subjects))
+    observer(
+        soap_request(Action.ITI42, submit_objects_request(submission())),
+        success(),
+        None,
+        info(Action.ITI42),
+    )
+    assert recorded[0].outcome().requester.alternative_user_id == "CN=node-a"
 
 
 def test_observer_survives_a_mapping_bug():
@@ -318,7 +386,7 @@ def test_observer_survives_a_mapping_bug():
         None,
         info(Action.ITI42),
     )
-    assert recorded[0].outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+    assert recorded[0].outcome().outcome is EventOutcomeIndicator.SERIOUS_FAILURE
 
 
 # --- ITI-8 -----------------------------------------------------------------------------
@@ -454,3 +522,143 @@ def test_recovery_query_is_audited_as_iti18_consumer():
 
 def test_other_attributes_pass_through_to_the_wrapped_client():
     assert client(None, False, []).extra == "passed through"
+
+
+# --- ITI-44, ITI-57, ITI-61, ITI-62, ITI-86, RAD-69 rows ---------------------------------------
+HL7V3_FIXTURES = Path(__file__).parents[1] / "fixtures" / "hl7v3"
+AUTHORITY = "1.3.6.1.4.1.21367.13.20.3000"
+ENTRY_UUID = "urn:uuid:7c1fa7a6-0a5c-4f4b-8f3e-1b2f0f6a9a01"
+STUDY_UID = "1.2.840.113619.2.55.3.1"
+
+
+def hl7v3_message(interaction: str) -> etree._Element:
+    values = dict(
+        message_id="MSG-9",
+        patient_id="P1001",
+        surviving_id="P1001",
+        subsumed_id="P2002",
+        authority=AUTHORITY,
+    )
+    text = Template((HL7V3_FIXTURES / f"{interaction}.xml").read_text()).substitute(values)
+    return etree.fromstring(text.encode())
+
+
+def acknowledgement(code: Hl7v3AckCode, text: str | None = None) -> etree._Element:
+    details = (AcknowledgementDetail(ErrorCondition.UNKNOWN_KEY_IDENTIFIER, text),) if text else ()
+    return build_acknowledgement(
+        Acknowledgement(code, InstanceIdentifier("1.2.3", "MSG-9"), details),
+        message_id=InstanceIdentifier("1.2.4", "ACK-1"),
+        creation_time="20250102030405",
+        sender="1.2.5",
+        receiver="1.2.6",
+    )
+
+
+@pytest.mark.parametrize(
+    ("action", "trigger"),
+    [
+        (Action.ITI44_ADD, "PRPA_IN201301UV02"),
+        (Action.ITI44_REVISE, "PRPA_IN201302UV02"),
+    ],
+)
+def test_iti44_names_patient_message_id_and_interaction(action: str, trigger: str):
+    outcome = observed(action, hl7v3_message(trigger), acknowledgement(Hl7v3AckCode.ACCEPT))
+    assert (outcome.transaction, outcome.side) == (Transaction.ITI44, Side.RESPONDER)
+    assert outcome.patient_ids == (PATIENT,)
+    assert outcome.hl7_trigger_event == trigger
+    assert outcome.hl7_message_control_id == "1.2.840.114350.1.13.0.1.7.1.1^MSG-9"
+    assert outcome.outcome is EventOutcomeIndicator.SUCCESS
+
+
+def test_iti44_merge_names_the_subsumed_patient():
+    outcome = observed(
+        Action.ITI44_MERGE,
+        hl7v3_message("PRPA_IN201304UV02"),
+        acknowledgement(Hl7v3AckCode.ACCEPT),
+    )
+    assert (outcome.patient_ids, outcome.merged_patient_ids) == ((PATIENT,), (OTHER,))
+    actions = [
+        m.event_identification.event_action_code
+        for m in audit_messages(outcome, AuditContext("xdsi"))
+    ]
+    assert actions == [EventActionCode.UPDATE, EventActionCode.DELETE]
+
+
+def test_iti44_error_acknowledgement_is_a_serious_failure():
+    outcome = observed(
+        Action.ITI44_MERGE,
+        hl7v3_message("PRPA_IN201304UV02"),
+        acknowledgement(Hl7v3AckCode.ERROR, "surviving patient id P1001 is not known"),
+    )
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+    assert outcome.outcome_description == "surviving patient id P1001 is not known"
+
+
+def test_iti44_requester_is_named_by_its_address():
+    outcome = observed(
+        Action.ITI44_ADD, hl7v3_message("PRPA_IN201301UV02"), acknowledgement(Hl7v3AckCode.ACCEPT)
+    )
+    assert outcome.requester.network_access_point == "10.1.2.3"
+
+
+@pytest.mark.parametrize(
+    ("action", "transaction"),
+    [(Action.ITI57, Transaction.ITI57), (Action.ITI61, Transaction.ITI61)],
+)
+def test_submissions_name_patient_and_submission_set(action: str, transaction: Transaction):
+    outcome = observed(action, submit_objects_request(submission()), success())
+    assert outcome.transaction is transaction
+    assert (outcome.patient_ids, outcome.submission_set_unique_id) == ((PATIENT,), SS_UID)
+
+
+def test_iti62_names_the_objects_to_remove():
+    body = remove_objects_request(RemoveObjectsRequest((ENTRY_UUID,)))
+    outcome = observed(Action.ITI62, body, success())
+    assert outcome.transaction is Transaction.ITI62
+    assert outcome.removed_object_ids == (ENTRY_UUID,)
+
+
+def test_iti62_failure_is_reported():
+    body = remove_objects_request(RemoveObjectsRequest((ENTRY_UUID,)))
+    assert observed(Action.ITI62, body, failure()).outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_iti86_names_the_documents_to_remove():
+    request = RemoveDocumentsRequest((DocumentRequest(REPO_ID, DOC_UID, HOME),))
+    outcome = observed(Action.ITI86, remove_documents_request(request), success())
+    assert outcome.transaction is Transaction.ITI86
+    assert [(d.unique_id, d.repository_unique_id) for d in outcome.documents] == [
+        (DOC_UID, REPO_ID)
+    ]
+
+
+def test_rad69_names_the_studies_and_instances_asked_for():
+    request = RetrieveImagingDocumentSetRequest(
+        (
+            StudyRequest(
+                STUDY_UID,
+                (SeriesRequest("1.2.3.8", (DocumentRequest(REPO_ID, "1.2.3.9.1"),)),),
+            ),
+        ),
+        ("1.2.840.10008.1.2.1",),
+    )
+    outcome = observed(
+        Action.RAD69, retrieve_imaging_document_set_request(request), retrieve_response()
+    )
+    assert outcome.transaction is Transaction.RAD69
+    assert [(s.study_instance_uid, s.instance_uids) for s in outcome.studies] == [
+        (STUDY_UID, ("1.2.3.9.1",))
+    ]
+
+
+def test_iti44_reads_the_affinity_domain_id_when_configured():
+    table = exchange_audits("1.2.840.114350.1")
+    row = table[Action.ITI44_ADD]
+    outcome = exchange_outcome(
+        soap_request(Action.ITI44_ADD, hl7v3_message("PRPA_IN201301UV02")),
+        acknowledgement(Hl7v3AckCode.ACCEPT),
+        None,
+        info(Action.ITI44_ADD),
+        {Action.ITI44_ADD: row},
+    )
+    assert outcome.patient_ids == ("LOCAL-77^^^&1.2.840.114350.1&ISO",)
