@@ -5,8 +5,12 @@ transactions are made so that checks read inside them stay true until commit:
 
 - SQLite: ``BEGIN IMMEDIATE`` takes the write lock up front (other writers wait on
   ``busy_timeout``); readers keep using plain ``BEGIN`` and are never blocked (WAL).
-- PostgreSQL: ``SERIALIZABLE``; a lost race surfaces as a serialization failure or a
-  unique violation, and ``registry.uow.transact`` retries it from the start.
+- PostgreSQL: ``SERIALIZABLE`` by default (the patient feed, removals); a lost race
+  surfaces as a serialization failure or a unique violation, and
+  ``registry.uow.transact`` retries it from the start.  Registrations and updates
+  (ITI-42, ITI-57), which race on uniqueIds and relationship targets, begin their
+  transaction at READ COMMITTED holding advisory locks on what they touch
+  (``registry.locks``): conflicting ones queue instead of aborting each other.
 
 The registry keeps its own Alembic environment (``registry/migrations``) and version
 table (``alembic_version_registry``) so the repository can share the database.

@@ -52,6 +52,7 @@ from ebxml.vocabulary import (
     Transaction,
 )
 from registry import lifecycle
+from registry.locks import lock_submission
 from registry.patients import is_known
 from registry.tables import (
     CODE_KIND_CONFIDENTIALITY,
@@ -115,6 +116,8 @@ def register_submission(
     uuid_factory: Callable[[], str] = new_uuid,
 ) -> Registered:
     """As :func:`register_document_set`, also saying what was stored."""
+    # the checks below hold until commit: conflicting submissions wait (registry.locks)
+    lock_submission(session, submission)
     errors = _check(session, submission)
     relationship_errors, plan = lifecycle.check_relationships(session, submission)
     errors.extend(relationship_errors)

@@ -6,9 +6,10 @@ transaction got in the way (a serialization failure, a deadlock, a busy SQLite, 
 unique constraint another transaction won): the work re-reads the stored state, so
 a lost race is answered from what the winner stored.  Between attempts it waits a
 random time of up to ``RETRY_BACKOFF_SECONDS * 2**(attempt - 1)`` ("full jitter"), so
-transactions that collided do not collide again at once: on PostgreSQL's SERIALIZABLE
-(registry.db) concurrent registrations on small tables otherwise use up their attempts
-in a few milliseconds.
+transactions that collided do not collide again at once.  Registrations queue on
+advisory locks (``registry.locks``) and so seldom need a retry; the retries remain for
+the rest: a unique constraint as the last line of defence, a deadlock, a SERIALIZABLE
+writer (registry.db) that lost to another.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ from ebxml.vocabulary import (
 )
 from registry import register
 from registry.lifecycle import FolderJoin, LifecyclePlan
+from registry.locks import lock_submission
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow, SubmissionSetRow
 
 APPROVED = AvailabilityStatus.APPROVED
@@ -565,6 +566,8 @@ def update_document_set(
         return Updated(
             RegistryResponse.from_errors([_update_error("no SubmissionSet in the request")])
         )
+    # the checks below hold until commit: conflicting updates wait (registry.locks)
+    lock_submission(session, submission)
     request = _Request(submission, ss)
     plan = UpdatePlan()
     latest = _latest_versions(session, {o.logical_id for o in request.versioned if o.logical_id})

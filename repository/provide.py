@@ -244,22 +244,25 @@ class StoredSet:
 def _insert_rows(
     sessions: sessionmaker[Session], planned: Sequence[PlannedDocument]
 ) -> tuple[list[int], list[PlannedDocument]]:
-    """Insert a pending row per new uniqueId, in one database transaction.  A uniqueId
-    already indexed is left alone: identical content is a resubmission the registry
-    accepts; different content is refused by the registry (XDSNonIdenticalHash/Size)."""
+    """Insert this transaction's own pending row per document, in one database
+    transaction.  A uniqueId already committed is left alone: identical content is a
+    resubmission the registry accepts, different content one it refuses
+    (XDSNonIdenticalHash/Size, ITI TF-2 3.42.4.1.3.3.1).  Pending rows of concurrent
+    submissions are not looked at: which of them is registered is the registry's call."""
     with sessions.begin() as session:
-        existing = {
+        committed = {
             row.document_unique_id: row
             for row in session.scalars(
                 select(RepositoryDocument).where(
-                    RepositoryDocument.document_unique_id.in_([p.entry.unique_id for p in planned])
+                    RepositoryDocument.document_unique_id.in_([p.entry.unique_id for p in planned]),
+                    RepositoryDocument.state == DocumentState.COMMITTED,
                 )
             )
         }
         rows: list[RepositoryDocument] = []
         new: list[PlannedDocument] = []
         for p in planned:
-            known = existing.get(p.entry.unique_id)  # type: ignore[arg-type]
+            known = committed.get(p.entry.unique_id)  # type: ignore[arg-type]
             if known is not None:
                 if (known.sha1, known.size) != (p.sha1, p.size):
                     log.info(
@@ -287,14 +290,7 @@ def store_documents(
 ) -> StoredSet:
     """Index rows first (pending, committed), then the blobs: a row whose blob is not
     there yet is not retrievable, and recovery removes it after a crash."""
-    for attempt in (1, 2):
-        try:
-            row_ids, new = _insert_rows(sessions, planned)
-            break
-        except IntegrityError:
-            # a concurrent transaction stored one of these uniqueIds first: read what it stored
-            if attempt == 2:
-                raise
+    row_ids, new = _insert_rows(sessions, planned)
     stored = StoredSet(row_ids, set())
     try:
         for p in new:
@@ -339,14 +335,66 @@ def _delete_unreferenced(
     return sum(blobs.delete(sha1) for sha1 in sha1s - referenced)
 
 
-def _mark_committed(sessions: sessionmaker[Session], row_ids: Sequence[int]) -> None:
-    if row_ids:
-        with sessions.begin() as session:
-            session.execute(
-                update(RepositoryDocument)
-                .where(RepositoryDocument.id.in_(row_ids))
-                .values(state=DocumentState.COMMITTED)
+PROMOTE_ATTEMPTS = 5
+
+
+def _promote_once(session: Session, row_ids: Sequence[int]) -> list[int]:
+    """Mark this transaction's rows committed, unless their uniqueId already has a
+    committed row (a concurrent identical submission promoted first): then the own
+    row goes and the committed one serves the document.  Returns the ids removed."""
+    own = list(
+        session.scalars(
+            select(RepositoryDocument).where(
+                RepositoryDocument.id.in_(row_ids),
+                RepositoryDocument.state == DocumentState.PENDING,
             )
+        )
+    )
+    committed = {
+        row.document_unique_id: row
+        for row in session.scalars(
+            select(RepositoryDocument).where(
+                RepositoryDocument.document_unique_id.in_([r.document_unique_id for r in own]),
+                RepositoryDocument.state == DocumentState.COMMITTED,
+            )
+        )
+    }
+    dropped = []
+    for row in own:
+        served = committed.get(row.document_unique_id)
+        if served is None:
+            row.state = DocumentState.COMMITTED
+            continue
+        if (served.sha1, served.size) != (row.sha1, row.size):
+            log.error(
+                "registry accepted uniqueId %s with SHA-1 %s, but the repository holds "
+                "it committed with SHA-1 %s; the stored document is kept",
+                row.document_unique_id,
+                row.sha1,
+                served.sha1,
+            )
+        session.delete(row)
+        dropped.append(row.id)
+    session.flush()
+    return dropped
+
+
+def _mark_committed(sessions: sessionmaker[Session], blobs: BlobStore, stored: StoredSet) -> None:
+    """ITI TF-2 3.41.4.1.3.2 (d) after Success: this transaction's rows become
+    ``committed``; never another transaction's.  Two identical submissions that both
+    succeeded race here: the committed-row index lets one win, the other re-reads."""
+    if not stored.row_ids:
+        return
+    for attempt in range(1, PROMOTE_ATTEMPTS + 1):
+        try:
+            with sessions.begin() as session:
+                dropped = _promote_once(session, stored.row_ids)
+            break
+        except IntegrityError:
+            if attempt == PROMOTE_ATTEMPTS:
+                raise
+    if dropped:
+        _delete_unreferenced(sessions, blobs, stored.created_blobs)
 
 
 def with_repository_attributes(
@@ -432,7 +480,7 @@ def provide_and_register(
     if response.status == ResponseStatus.FAILURE:
         remove_stored(sessions, blobs, stored)
         return response
-    _mark_committed(sessions, stored.row_ids)
+    _mark_committed(sessions, blobs, stored)
     return RegistryResponse(response.status, warnings + response.errors)
 
 
@@ -480,23 +528,50 @@ def _settle(
     sessions: sessionmaker[Session],
     committed: Sequence[_StaleRow],
     removed: Sequence[_StaleRow],
-) -> None:
+) -> list[_StaleRow]:
     """One transaction: the registered rows become committed, the others go.  Only
-    rows still pending are touched (another process may have settled them first)."""
+    rows still pending are touched (another process may have settled them first).
+    At most one row per uniqueId is committed: of registered rows with identical
+    content the first is kept, those left over go; rows of one uniqueId with
+    different content (a crash during a race) cannot be told apart by uniqueId alone
+    and are returned unresolved, untouched."""
     still_pending = RepositoryDocument.state == DocumentState.PENDING
     with sessions.begin() as session:
-        if committed:
-            session.execute(
-                update(RepositoryDocument)
-                .where(RepositoryDocument.id.in_([r.id for r in committed]), still_pending)
-                .values(state=DocumentState.COMMITTED)
-            )
-        if removed:
-            session.execute(
-                delete(RepositoryDocument).where(
-                    RepositoryDocument.id.in_([r.id for r in removed]), still_pending
+        served = set(
+            session.scalars(
+                select(RepositoryDocument.document_unique_id).where(
+                    RepositoryDocument.document_unique_id.in_(
+                        [r.document_unique_id for r in committed]
+                    ),
+                    RepositoryDocument.state == DocumentState.COMMITTED,
                 )
             )
+        )
+        by_unique_id: dict[str, list[_StaleRow]] = {}
+        for row in sorted(committed, key=lambda r: r.id):
+            by_unique_id.setdefault(row.document_unique_id, []).append(row)
+        promote: list[int] = []
+        drop = [r.id for r in removed]
+        unresolved: list[_StaleRow] = []
+        for unique_id, rows in by_unique_id.items():
+            if len({r.sha1 for r in rows}) > 1:
+                unresolved += rows
+            elif unique_id in served:
+                drop += [r.id for r in rows]
+            else:
+                promote.append(rows[0].id)
+                drop += [r.id for r in rows[1:]]
+        if promote:
+            session.execute(
+                update(RepositoryDocument)
+                .where(RepositoryDocument.id.in_(promote), still_pending)
+                .values(state=DocumentState.COMMITTED)
+            )
+        if drop:
+            session.execute(
+                delete(RepositoryDocument).where(RepositoryDocument.id.in_(drop), still_pending)
+            )
+    return unresolved
 
 
 def recover(
@@ -539,7 +614,14 @@ def recover(
         else:
             for row in stale:
                 (committed if row.document_unique_id in registered else removed).append(row)
-            _settle(sessions, committed, removed)
+            unresolved = _settle(sessions, committed, removed)
+            if unresolved:
+                log.warning(
+                    "recovery left %d pending documents: their uniqueIds are registered "
+                    "but stored with different content",
+                    len(unresolved),
+                )
+                committed = [row for row in committed if row not in unresolved]
     blobs_removed = _delete_unreferenced(sessions, blobs, (row.sha1 for row in removed))
     temps = blobs.remove_temp_files(older_than=grace.total_seconds(), now=now.timestamp())
     if committed or removed or temps:

@@ -21,7 +21,7 @@ from ebxml.messages import (
 )
 from ebxml.vocabulary import ResponseStatus
 from repository.blobs import BlobStore
-from repository.tables import RepositoryDocument
+from repository.tables import DocumentState, RepositoryDocument
 
 Check = Callable[[DocumentRequest, str, str | None], RegistryError | None]
 
@@ -106,7 +106,10 @@ def retrieve_document_set(
             rows = {
                 row.document_unique_id: row
                 for row in session.scalars(
-                    select(RepositoryDocument).where(RepositoryDocument.document_unique_id.in_(ids))
+                    select(RepositoryDocument)
+                    .where(RepositoryDocument.document_unique_id.in_(ids))
+                    # a committed row wins over pending rows of concurrent submissions
+                    .order_by(RepositoryDocument.state == DocumentState.COMMITTED)
                 )
             }
 
