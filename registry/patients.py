@@ -24,6 +24,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ebxml.serialize import with_patient_id
+from registry.locks import lock_patients
 from registry.tables import (
     DocumentEntryRow,
     FolderRow,
@@ -97,6 +98,8 @@ def merge_patients(session: Session, surviving_id: str, subsumed_id: str) -> Non
     subsumed id was merged before.  A subsumed id the feed never registered is
     accepted: it is recorded, so submissions on it are refused from then on.
     """
+    # registrations for either id wait for the merge, and it for them (registry.locks)
+    lock_patients(session, [surviving_id, subsumed_id])
     if surviving_id == subsumed_id:
         raise PatientMergeError(f"surviving and subsumed patient id are the same: {surviving_id}")
     if (earlier := _surviving_of(session, subsumed_id)) is not None:
