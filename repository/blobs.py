@@ -39,6 +39,15 @@ class BlobIntegrityError(ValueError):
         super().__init__(f"{field}: expected {expected}, got {actual}")
 
 
+class BlobStoreFull(OSError):
+    """The store's filesystem has no room left (ENOSPC) or the quota is spent (EDQUOT):
+    ITI TF-3 Table 4.2.4.1-2 XDSRepositoryOutOfResources.  Nothing of the write is kept."""
+
+
+# the errnos that mean "no room", not "something is wrong with the store"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 @dataclass(frozen=True, slots=True)
 class StoredBlob:
     """The outcome of a store: ``created`` is False when identical content was there."""
@@ -174,10 +183,17 @@ class BlobStore:
     @contextlib.contextmanager
     def _temp_file(self) -> Iterator[Path]:
         """A fresh temp name in the store's root; removed on exit if still there."""
-        self.root.mkdir(parents=True, exist_ok=True)
         temp = self.root / f"{TEMP_PREFIX}{os.getpid()}-{uuid.uuid4().hex}"
         try:
+            self.root.mkdir(parents=True, exist_ok=True)
             yield temp
+        except BlobStoreFull:
+            raise
+        except OSError as exc:
+            # every write of the store happens here: one place tells "full" apart
+            if exc.errno not in _FULL_ERRNOS:
+                raise
+            raise BlobStoreFull(exc.errno, exc.strerror, exc.filename) from exc
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -219,6 +235,7 @@ __all__ = [
     "TEMP_PREFIX",
     "BlobIntegrityError",
     "BlobStore",
+    "BlobStoreFull",
     "StoredBlob",
     "sha1_of_file",
 ]

@@ -28,8 +28,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout (several processes)."""
-    engine = create_engine(url, **kwargs)
+    """An engine for ``url``; SQLite gets WAL and a busy timeout (several processes).
+    A pooled connection is checked before use, so one a database restart closed is
+    replaced instead of failing the next request."""
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -30,7 +30,7 @@ from ebxml.messages import DocumentContent, ProvideAndRegisterRequest, RegistryR
 from ebxml.model import DocumentEntry, Submission
 from ebxml.validate import validate_provide, validate_submission
 from ebxml.vocabulary import DOC_ENTRY_STABLE, ResponseStatus, Transaction
-from repository.blobs import BlobIntegrityError, BlobStore, sha1_of_file
+from repository.blobs import BlobIntegrityError, BlobStore, BlobStoreFull, sha1_of_file
 from repository.registry_client import RegistryClient, RegistryNotAvailable
 from repository.tables import DocumentState, RepositoryDocument, utcnow
 
@@ -457,12 +457,22 @@ def provide_and_register(
                 )
             ]
         )
+    except BlobStoreFull as exc:
+        # ITI TF-3 Table 4.2.4.1-2: resources are low
+        return RegistryResponse.from_errors(
+            [
+                RegistryError(
+                    ErrorCode.XDSRepositoryOutOfResources,
+                    f"documents could not be stored: {exc.strerror or exc}",
+                )
+            ]
+        )
     except OSError as exc:
         log.exception("storing documents failed")
         return RegistryResponse.from_errors(
             [
                 RegistryError(
-                    ErrorCode.XDSRepositoryOutOfResources,
+                    ErrorCode.XDSRepositoryError,
                     f"documents could not be stored: {exc.strerror or exc}",
                 )
             ]

@@ -9,6 +9,7 @@ with ``ebxml``, the work itself off the event loop.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from ebxml.retrieve import parse_retrieve_document_set_request, retrieve_documen
 from ebxml.serialize import registry_response
 from ebxml.tags import XDSB
 from ebxml.vocabulary import RESPONSE_ACTION, Action, ResponseStatus
-from repository.blobs import BlobStore
+from repository.blobs import BlobStore, BlobStoreFull
 from repository.db import session_factory
 from repository.provide import (
     RecoveryReport,
@@ -46,6 +47,8 @@ from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, So
 
 REPOSITORY_PATH = "/xds/repository"
 WSDL_RESOURCE = "wsdl/DocumentRepository.wsdl"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,15 +91,20 @@ class DocumentRepository:
         self, request: ProvideAndRegisterRequest, unreferenced_cids: Sequence[str] = ()
     ) -> RegistryResponse:
         """ITI-41 (ITI TF-2 3.41.4.1.3)."""
-        return provide_and_register(
-            request,
-            unreferenced_cids,
-            sessions=self.sessions,
-            blobs=self.blobs,
-            registry=self.registry_client,
-            repository_unique_id=self.config.repository_unique_id,
-            validate=self.validator,
-        )
+        try:
+            return provide_and_register(
+                request,
+                unreferenced_cids,
+                sessions=self.sessions,
+                blobs=self.blobs,
+                registry=self.registry_client,
+                repository_unique_id=self.config.repository_unique_id,
+                validate=self.validator,
+            )
+        except BlobStoreFull as exc:
+            # what was stored of this submission is already undone (provide.store_documents)
+            log.error("blob store full: %s", exc)
+            return repository_out_of_resources(exc)
 
     def retrieve(self, request: RetrieveDocumentSetRequest) -> RetrieveDocumentSetResponse:
         """ITI-43 (ITI TF-2 3.43.4.1.3)."""
@@ -118,6 +126,16 @@ class DocumentRepository:
             self.config.repository_unique_id,
             grace=self.config.pending_grace,
         )
+
+
+def repository_out_of_resources(exc: BlobStoreFull) -> RegistryResponse:
+    """ITI TF-3 Table 4.2.4.1-2 XDSRepositoryOutOfResources: the document store has no
+    room for the documents of a submission."""
+    error = RegistryError(
+        ErrorCode.XDSRepositoryOutOfResources,
+        f"documents could not be stored: {exc.strerror or exc}",
+    )
+    return RegistryResponse.from_errors([error])
 
 
 # --- SOAP binding ---------------------------------------------------------------------
@@ -210,6 +228,7 @@ __all__ = [
     "DocumentRepository",
     "RepositoryConfig",
     "repository_busy",
+    "repository_out_of_resources",
     "repository_service",
     "repository_wsdl",
 ]

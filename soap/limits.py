@@ -26,6 +26,8 @@ class Limits:
     max_part_header_bytes: int = 16 * 1024
     spool_dir: Path | None = None  # None: the system temp directory
     read_timeout: float = 300.0  # seconds to wait for the next chunk of a body
+    # seconds a client may take to send a request line and headers (slowloris)
+    header_timeout: float = 30.0
     # requests one endpoint handles at once in this process; beyond it a request is
     # answered "busy" at once instead of queueing without bound (0: no bound)
     max_concurrent_requests: int = 64

@@ -651,6 +651,8 @@ def validate(config: Config) -> None:
         "max_attachments",
         "max_request_bytes",
         "max_inline_binary_bytes",
+        "read_timeout",
+        "header_timeout",
     ):
         value = getattr(config.limits, name, 1)
         _check(value > 0, f"[limits] {name}: {value} must be positive")

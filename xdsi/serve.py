@@ -43,11 +43,10 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from sqlalchemy import Engine
@@ -98,6 +97,7 @@ from repository.soap_remove import remove_documents_operation
 from soap.app import build_soap_routes
 from soap.message import Operation, Service
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
+from xdsi.header_timeout import header_timeout_protocol
 from xdsi.imaging import ImagingWiring, build_imaging
 from xdsi.imaging import make_engine as imaging_engine
 from xdsi.tls import (
@@ -545,14 +545,16 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     for sig in SHUTDOWN_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     http = config.connection.http
-    https: dict[str, Any] = {}
+    header_timeout = config.limits.header_timeout
+    protocol: Callable[..., asyncio.Protocol] = header_timeout_protocol(header_timeout)
     if application.tls_context is not None:
         # uvicorn gets no SSL context: xdsi.tls does the handshake, so a refused peer
         # is audited and an accepted one is named in the ASGI scope
-        https["http"] = https_protocol_factory(
+        protocol = https_protocol_factory(
             application.tls_context,
             listener_url("https", http.host, http.port),
             application.on_tls_refused,
+            header_timeout,
         )
     server = _Server(
         uvicorn.Config(
@@ -563,7 +565,7 @@ async def run(config: Config, *, application: Application | None = None) -> int:
             log_level="info",
             access_log=False,
             timeout_graceful_shutdown=10,
-            **https,
+            http=protocol,
         )
     )
     mllp_server = None

@@ -45,7 +45,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dh
 from cryptography.utils import CryptographyDeprecationWarning
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from xdsi.header_timeout import HeaderTimeoutProtocol, header_timeout_protocol
 
 log = logging.getLogger(__name__)
 
@@ -330,8 +331,9 @@ class HandshakingProtocol(asyncio.Protocol):
             self._task.cancel()
 
 
-class HttpsProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol with the ASGI TLS extension in every request scope."""
+class HttpsProtocol(HeaderTimeoutProtocol):
+    """uvicorn's HTTP/1.1 protocol (headers bounded in time, ``xdsi.header_timeout``)
+    with the ASGI TLS extension in every request scope."""
 
     _tls: dict[str, Any] | None = None
     # loop.start_tls may hand over the first request bytes before HandshakingProtocol
@@ -360,12 +362,17 @@ class HttpsProtocol(HttpToolsProtocol):
 
 
 def https_protocol_factory(
-    context: ssl.SSLContext, listener: str, on_refused: OnRefused | None
+    context: ssl.SSLContext,
+    listener: str,
+    on_refused: OnRefused | None,
+    header_timeout: float | None = None,
 ) -> Callable[..., asyncio.Protocol]:
-    """uvicorn's ``http=`` setting for mutual TLS: handshake by xdsi, then HTTP."""
+    """uvicorn's ``http=`` setting for mutual TLS: handshake by xdsi, then HTTP whose
+    request headers must be complete within ``header_timeout`` seconds."""
+    http = header_timeout_protocol(header_timeout, HttpsProtocol)
 
     def create(**kwargs: Any) -> asyncio.Protocol:
-        return HandshakingProtocol(HttpsProtocol(**kwargs), context, listener, on_refused)
+        return HandshakingProtocol(http(**kwargs), context, listener, on_refused)
 
     return create
 

@@ -7,11 +7,12 @@ import hashlib
 import io
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from repository.blobs import TEMP_PREFIX, BlobIntegrityError, BlobStore
+from repository.blobs import TEMP_PREFIX, BlobIntegrityError, BlobStore, BlobStoreFull
 
 DATA = b"<ClinicalDocument/>" * 10_000  # several chunks
 SHA1 = hashlib.sha1(DATA).hexdigest()
@@ -82,6 +83,52 @@ def test_no_partial_blob_is_visible_after_a_failed_write(tmp_path: Path) -> None
         store.store_stream(_BreaksAfter(DATA, fail_at=len(DATA) // 2))  # type: ignore[arg-type]
     assert not store.exists(SHA1)
     assert files_under(tmp_path) == []
+
+
+def _failing_fsync(code: int) -> Callable[[int], None]:
+    def fsync(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fsync
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT])
+def test_a_full_filesystem_is_blob_store_full_and_nothing_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    store = BlobStore(tmp_path)
+    monkeypatch.setattr(os, "fsync", _failing_fsync(code))
+    with pytest.raises(BlobStoreFull) as raised:
+        store.store_stream(io.BytesIO(DATA))
+    assert raised.value.errno == code
+    assert files_under(tmp_path) == []
+
+
+def test_a_full_filesystem_while_copying_a_spooled_file_is_blob_store_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "spooled"
+    source.write_bytes(DATA)
+
+    def cross_device(src: object, dst: object) -> None:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", cross_device)
+    monkeypatch.setattr(os, "fsync", _failing_fsync(errno.ENOSPC))
+    store = BlobStore(tmp_path / "blobs")
+    with pytest.raises(BlobStoreFull):
+        store.store_file(source, sha1=SHA1, size=len(DATA))
+    assert files_under(tmp_path / "blobs") == []
+
+
+def test_other_write_errors_are_not_blob_store_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(os, "fsync", _failing_fsync(errno.EIO))
+    with pytest.raises(OSError) as raised:
+        BlobStore(tmp_path).store_stream(io.BytesIO(DATA))
+    assert not isinstance(raised.value, BlobStoreFull)
+    assert raised.value.errno == errno.EIO
 
 
 def test_blob_is_not_visible_while_being_written(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from ebxml.messages import (
 )
 from ebxml.model import DocumentEntry
 from ebxml.vocabulary import DOC_ENTRY_ON_DEMAND, ResponseStatus
-from repository.blobs import TEMP_PREFIX, BlobStore
+from repository.blobs import TEMP_PREFIX, BlobStore, BlobStoreFull
 from repository.provide import (
     RecoveryReport,
     ebxml_validator,
@@ -448,3 +448,23 @@ def test_spooled_hash_is_not_computed_again_when_stored(
     response = provide(provide_request((document_entry(), spool(TEXT))))
     assert response.status == ResponseStatus.SUCCESS
     assert blobs.path(SHA1).read_bytes() == TEXT
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (BlobStoreFull(28, "No space left on device"), ErrorCode.XDSRepositoryOutOfResources),
+        (PermissionError(13, "Permission denied"), ErrorCode.XDSRepositoryError),
+    ],
+)
+def test_storage_failure_gets_its_own_code_and_stores_nothing(
+    provide, sessions, blobs, monkeypatch: pytest.MonkeyPatch, spool: Spool, error, code
+) -> None:
+    # ITI TF-3 Table 4.2.4.1-2: only low resources are XDSRepositoryOutOfResources
+    def fail(*_args, **_kwargs):
+        raise error
+
+    monkeypatch.setattr(BlobStore, "store_file", fail)
+    response = provide(provide_request((document_entry(), spool(TEXT))))
+    assert codes(response) == [code]
+    assert rows(sessions) == []

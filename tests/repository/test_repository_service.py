@@ -4,7 +4,9 @@ real registry actor for start-up recovery."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import time
 import uuid
 from datetime import timedelta
@@ -20,13 +22,14 @@ from repository_fixtures import REPOSITORY_ID, ScriptedRegistry
 from sqlalchemy import Engine, select, update
 from starlette.applications import Starlette
 
+import repository.service as repository_service_module
 from ebxml.errors import ErrorCode
 from ebxml.messages import DocumentRequest, RetrieveDocumentSetRequest
 from ebxml.retrieve import parse_retrieve_document_set_response, retrieve_document_set_request
 from ebxml.tags import RS
 from ebxml.vocabulary import NS_XDSB, Action, ResponseStatus
 from ebxml.wire import parse_registry_response
-from repository.blobs import BlobStore
+from repository.blobs import BlobStore, BlobStoreFull
 from repository.registry_client import InProcessRegistryClient
 from repository.service import DocumentRepository, RepositoryConfig, repository_service
 from repository.tables import DocumentState, RepositoryDocument, utcnow
@@ -220,3 +223,39 @@ def test_recovery_removes_what_the_registry_never_registered(
     report = with_registry.recover()
     assert (report.rows_removed, report.blobs_removed, report.rows_committed) == (1, 1, 0)
     assert age_pending(with_registry) == [] and not with_registry.blobs.exists(row.sha1)
+
+
+# --- disk full: ITI TF-3 Table 4.2.4.1-2 XDSRepositoryOutOfResources -----------------------
+
+
+def _full_filesystem(fd: int) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+async def test_iti41_on_a_full_blob_store_is_out_of_resources_and_keeps_nothing(
+    service, pdf, registry, blobs, engine, monkeypatch
+) -> None:
+    monkeypatch.setattr(os, "fsync", _full_filesystem)
+    response = await provide(service, pdf, "1.2.3.4.5.6.5.20")
+    monkeypatch.undo()
+    assert response.status == ResponseStatus.FAILURE
+    assert [e.code for e in response.errors] == [ErrorCode.XDSRepositoryOutOfResources]
+    assert registry.submissions == []
+    with engine.connect() as connection:
+        assert connection.execute(select(RepositoryDocument.id)).all() == []
+    assert not blobs.exists(hashlib.sha1(PDF).hexdigest())
+    assert list(blobs.temp_files()) == []
+
+
+def test_blob_store_full_escaping_iti41_is_answered_out_of_resources(
+    repository, monkeypatch
+) -> None:
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise BlobStoreFull(errno.EDQUOT, os.strerror(errno.EDQUOT))
+
+    monkeypatch.setattr(repository_service_module, "provide_and_register", full)
+    response = repository.provide_and_register(None)  # type: ignore[arg-type]
+    assert response.status == ResponseStatus.FAILURE
+    [error] = response.errors
+    assert error.code == ErrorCode.XDSRepositoryOutOfResources
+    assert os.strerror(errno.EDQUOT) in error.context
