@@ -153,7 +153,16 @@ class DeferredEvent(Protocol):
     def outcome(self) -> TransactionOutcome | None: ...
 
 
-AuditEvent = TransactionOutcome | ApplicationActivity | SecurityAlert | DeferredEvent
+class MessageSource(Protocol):
+    """A recorded event that builds its own messages on the auditor's writer thread
+    (``atna.dicom_observe``: the DICOM exchanges of the Imaging Document Source)."""
+
+    def messages(self, context: AuditContext) -> list[AuditMessage]: ...
+
+
+AuditEvent = (
+    TransactionOutcome | ApplicationActivity | SecurityAlert | DeferredEvent | MessageSource
+)
 
 
 @dataclass(frozen=True)
@@ -607,6 +616,8 @@ def audit_messages(event: AuditEvent, context: AuditContext) -> list[AuditMessag
     builder = _BUILDERS.get(type(event))
     if builder is not None:
         return builder(event, context)
+    if hasattr(event, "messages"):  # a MessageSource
+        return event.messages(context)
     resolved = event.outcome()  # a DeferredEvent: read it now
     return [] if resolved is None else transaction_messages(resolved, context)
 
@@ -623,6 +634,7 @@ __all__ = [
     "DeferredEvent",
     "DocumentReference",
     "Endpoint",
+    "MessageSource",
     "ObjectKind",
     "SecurityAlert",
     "Side",

@@ -24,7 +24,9 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import anyio
@@ -37,6 +39,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from imaging_source.exchange import (
+    DicomExchange,
+    DicomOperation,
+    ExchangeStatus,
+    OnExchange,
+    notify,
+    touched_all,
+)
 from imaging_source.instances import ATTRIBUTE_LEVEL, QueryLevel, StoredInstance
 from imaging_source.pacs import InstanceRef, InstanceSource
 from imaging_source.transcode import Delivery, TranscodeError, Transcoder
@@ -191,7 +201,11 @@ class DicomWeb:
         *,
         base_url: str | None = None,
         max_results: int = 1000,
+        on_event: OnExchange | None = None,
     ) -> None:
+        """``on_event``: called with a :class:`DicomExchange` as each WADO-RS or WADO-URI
+        retrieve of instances ends (auditing observes through it)."""
+        self.on_event = on_event
         self.source = source
         self.transcoder = transcoder
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -236,24 +250,39 @@ class DicomWeb:
 
     def _deliveries(
         self, instances: Iterable[StoredInstance], syntaxes: Sequence[str]
-    ) -> tuple[list[Delivery], int]:
-        deliveries, failed = [], 0
+    ) -> tuple[list[Delivery], int, list[StoredInstance]]:
+        """The files to send, how many instances cannot be given, the ones that can."""
+        deliveries: list[Delivery] = []
+        delivered: list[StoredInstance] = []
+        failed = 0
         for instance in instances:
             try:
                 deliveries.append(self.transcoder.deliver(instance, syntaxes))
             except TranscodeError:
                 failed += 1
-        return deliveries, failed
+            else:
+                delivered.append(instance)
+        return deliveries, failed, delivered
+
+    def _observed(
+        self, request: Request, operation: DicomOperation
+    ) -> AbstractAsyncContextManager[_Sent]:
+        return _observing(self.on_event, request, operation)
 
     # --- WADO-RS ----------------------------------------------------------------------
     async def retrieve(self, request: Request) -> Response:
         """PS3.18 10.4.1.1.1-3: Study, Series, Instance retrieve as DICOM parts; 206 when
         some instances cannot be given in an accepted syntax, 406 when none can."""
-        syntaxes = accepted_syntaxes(request.headers.get("accept", ""))
-        instances = await run_in_threadpool(self._selected, dict(request.path_params))
-        deliveries, failed = await run_in_threadpool(self._deliveries, instances, syntaxes)
-        if not deliveries:
-            raise HttpProblem(406, "no instance can be given in an accepted transfer syntax")
+        async with self._observed(request, DicomOperation.WADO_RS) as sent:
+            syntaxes = accepted_syntaxes(request.headers.get("accept", ""))
+            instances = await run_in_threadpool(self._selected, dict(request.path_params))
+            deliveries, failed, delivered = await run_in_threadpool(
+                self._deliveries, instances, syntaxes
+            )
+            if not deliveries:
+                raise HttpProblem(406, "no instance can be given in an accepted transfer syntax")
+            sent.extend(delivered)
+            sent.partial = bool(failed)
         parts = [
             Part(
                 f"{DICOM_MEDIA_TYPE}; transfer-syntax={d.transfer_syntax_uid}", d.path, None, d.size
@@ -330,11 +359,49 @@ class DicomWeb:
             raise HttpProblem(406, "only contentType=application/dicom is offered")
         # PS3.18 9.1.2.2.5 (transferSyntax): Explicit VR Little Endian when absent
         syntax = query.get("transferSyntax") or DEFAULT_TRANSFER_SYNTAX
-        instances = await run_in_threadpool(self._selected, uids)
-        deliveries, _ = await run_in_threadpool(self._deliveries, instances, [syntax])
-        if not deliveries:
-            raise HttpProblem(406, f"the instance cannot be given in {syntax}")
+        async with self._observed(request, DicomOperation.WADO_URI) as sent:
+            instances = await run_in_threadpool(self._selected, uids)
+            deliveries, _, delivered = await run_in_threadpool(
+                self._deliveries, instances, [syntax]
+            )
+            if not deliveries:
+                raise HttpProblem(406, f"the instance cannot be given in {syntax}")
+            sent.extend(delivered)
         return FileResponse(deliveries[0].path, media_type=DICOM_MEDIA_TYPE)
+
+
+class _Sent(list[StoredInstance]):
+    partial: bool = False
+
+
+@asynccontextmanager
+async def _observing(
+    hook: OnExchange | None, request: Request, operation: DicomOperation
+) -> AsyncIterator[_Sent]:
+    """Report the instances a retrieve hands out, or its refusal, to ``hook``."""
+    sent = _Sent()
+    client = request.client
+    peer = client.host if client is not None else "unknown"
+
+    def record(outcome: ExchangeStatus, status: int, text: str | None) -> DicomExchange:
+        return DicomExchange(
+            operation=operation,
+            peer=peer,
+            peer_address=client.host if client is not None else None,
+            local=str(request.url),
+            outcome=outcome,
+            status=status,
+            description=text,
+            instances=touched_all(sent),
+        )
+
+    try:
+        yield sent
+    except HttpProblem as exc:
+        notify(hook, partial(record, ExchangeStatus.FAILURE, exc.status, str(exc)))
+        raise
+    outcome = ExchangeStatus.PARTIAL if sent.partial else ExchangeStatus.SUCCESS
+    notify(hook, partial(record, outcome, 206 if sent.partial else 200, None))
 
 
 def _answering(
@@ -411,10 +478,14 @@ def native_frames(instance: StoredInstance, numbers: Sequence[int]) -> list[byte
 
 
 def dicomweb_routes(
-    source: InstanceSource, transcoder: Transcoder, *, base_url: str | None = None
+    source: InstanceSource,
+    transcoder: Transcoder,
+    *,
+    base_url: str | None = None,
+    on_event: OnExchange | None = None,
 ) -> list[Route]:
     """The routes to mount under ``/dicomweb`` (with STOW-RS's ``POST /studies``)."""
-    return DicomWeb(source, transcoder, base_url=base_url).routes()
+    return DicomWeb(source, transcoder, base_url=base_url, on_event=on_event).routes()
 
 
 __all__ = [

@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import logging
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,14 @@ from pynetdicom.sop_class import (
 )
 
 from imaging_source.config import ImagingSourceConfig
+from imaging_source.exchange import (
+    DicomExchange,
+    DicomOperation,
+    ExchangeStatus,
+    OnExchange,
+    notify,
+    touched,
+)
 from imaging_source.instances import (
     InstanceStore,
     InvalidInstance,
@@ -216,6 +224,26 @@ def sub_operation_contexts(instances: list[StoredInstance]) -> list[Presentation
     return contexts
 
 
+def _find_facts(event: evt.Event) -> dict[str, Any]:
+    """C-FIND: the Identifier as received, its SOP Class, its patient and study keys."""
+    request = event.request
+    encoded = request.Identifier.getvalue() if request.Identifier is not None else b""
+    facts: dict[str, Any] = {
+        "query": encoded,
+        "query_sop_class_uid": str(request.AffectedSOPClassUID or "") or None,
+        "query_transfer_syntax": str(event.context.transfer_syntax or "") or None,
+    }
+    try:
+        identifier = event.identifier
+    except Exception:
+        return facts
+    patient = str(identifier.get("PatientID", "") or "").strip()
+    studies = str(identifier.get("StudyInstanceUID", "") or "").strip()
+    facts["patient_id"] = patient or None
+    facts["study_instance_uids"] = tuple(u for u in studies.split("\\") if u)
+    return facts
+
+
 # --- the server -------------------------------------------------------------------------
 class DimseServer:
     """The AE listening on the configured DICOM port, handlers bound at start()."""
@@ -227,8 +255,12 @@ class DimseServer:
         on_stored: Callable[[StoredInstance], None] = lambda _instance: None,
         *,
         ssl_context: ssl.SSLContext | None = None,
+        on_event: OnExchange | None = None,
     ) -> None:
+        """``on_event``: called with a :class:`DicomExchange` as each C-STORE, C-FIND,
+        C-MOVE and C-GET ends (auditing observes through it)."""
         self.store = store
+        self.on_event = on_event
         self.ssl_context = ssl_context  # ITI-19: DICOM over TLS (PS3.15 B.1)
         self.config = config
         self.peers: PeerDirectory = config.peer_directory()
@@ -310,7 +342,11 @@ class DimseServer:
             source = None
         if source is None:
             source = io.BytesIO(event.encoded_dataset(include_meta=True))
-        instance = self.store.add(source)
+        try:
+            instance = self.store.add(source)
+        except Exception as exc:
+            self._report(event, DicomOperation.C_STORE, failure=exc)
+            raise
         affected = str(event.request.AffectedSOPInstanceUID or "")
         if affected and affected != instance.sop_instance_uid:
             log.warning(
@@ -319,9 +355,18 @@ class DimseServer:
                 instance.sop_instance_uid,
             )
         self._on_stored(instance)
+        self._report(event, DicomOperation.C_STORE, instances=(instance,))
         return SUCCESS
 
     def on_find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        try:
+            yield from self._find(event)
+        except Exception as exc:
+            self._report(event, DicomOperation.C_FIND, failure=exc)
+            raise
+        self._report(event, DicomOperation.C_FIND)
+
+    def _find(self, event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
         identifier = event.identifier
         query = read_identifier(identifier)
         for match in self.source.find(query.level, query.keys):
@@ -364,15 +409,64 @@ class DimseServer:
         # yielded, so the contexts are filled in between
         contexts: list[PresentationContext] = []
         yield destination.host, destination.port, {"contexts": contexts}
-        instances = self._retrieve_plan(event)
+        try:
+            instances = self._retrieve_plan(event)
+        except Exception as exc:
+            self._report(event, DicomOperation.C_MOVE, failure=exc)
+            raise
         contexts.extend(sub_operation_contexts(instances) or [build_context(Verification)])
         yield len(instances)
         yield from self._sub_operations(event, instances)
+        self._report(event, DicomOperation.C_MOVE, instances=instances)
 
     def on_get(self, event: evt.Event) -> Iterator[Any]:
-        instances = self._retrieve_plan(event)
+        try:
+            instances = self._retrieve_plan(event)
+        except Exception as exc:
+            self._report(event, DicomOperation.C_GET, failure=exc)
+            raise
         yield len(instances)
         yield from self._sub_operations(event, instances)
+        self._report(event, DicomOperation.C_GET, instances=instances)
+
+    # -- observing
+    def _report(
+        self,
+        event: evt.Event,
+        operation: DicomOperation,
+        *,
+        instances: Iterable[StoredInstance] = (),
+        failure: BaseException | None = None,
+    ) -> None:
+        """Hand the ``on_event`` observer the record of a finished operation.  The
+        C-STORE sub-operations of C-MOVE/C-GET are pynetdicom's: the record names what
+        was offered to the destination."""
+        notify(self.on_event, lambda: self._exchange(event, operation, instances, failure))
+
+    def _exchange(
+        self,
+        event: evt.Event,
+        operation: DicomOperation,
+        instances: Iterable[StoredInstance],
+        failure: BaseException | None,
+    ) -> DicomExchange:
+        requestor, acceptor = event.assoc.requestor, event.assoc.acceptor
+        extra: dict[str, Any] = {}
+        if operation is DicomOperation.C_FIND:
+            extra = _find_facts(event)
+        if operation is DicomOperation.C_MOVE:
+            extra["move_destination"] = str(event.move_destination or "").strip() or None
+        return DicomExchange(
+            operation=operation,
+            peer=str(requestor.ae_title).strip(),
+            peer_address=requestor.address or None,
+            local=str(acceptor.ae_title).strip() or self.config.ae_title,
+            outcome=ExchangeStatus.SUCCESS if failure is None else ExchangeStatus.FAILURE,
+            status=SUCCESS if failure is None else failure_status(failure),
+            description=None if failure is None else str(failure)[:1024] or type(failure).__name__,
+            instances=tuple(touched(i) for i in instances),
+            **extra,
+        )
 
 
 __all__ = [

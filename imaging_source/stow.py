@@ -27,7 +27,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from imaging_source.dimse import CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
-from imaging_source.instances import INCOMING_DIR, InvalidInstance
+from imaging_source.exchange import (
+    DicomExchange,
+    DicomOperation,
+    ExchangeStatus,
+    OnExchange,
+    notify,
+    touched_all,
+)
+from imaging_source.instances import INCOMING_DIR, InvalidInstance, StoredInstance
 from imaging_source.service import ImagingSource
 
 DICOM_MEDIA_TYPE = "application/dicom"
@@ -37,6 +45,13 @@ FAILURE_CANNOT_UNDERSTAND = CANNOT_UNDERSTAND
 FAILURE_NOT_OF_STUDY = IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS  # 0xA900: does not match
 FAILURE_OUT_OF_RESOURCES = 0xA700
 FAILURE_PROCESSING = 0x0110
+
+
+STOW_OUTCOME = {
+    200: ExchangeStatus.SUCCESS,
+    202: ExchangeStatus.PARTIAL,
+    409: ExchangeStatus.FAILURE,
+}
 
 
 class StowRequestError(ValueError):
@@ -154,25 +169,25 @@ def _identify(path: Path) -> tuple[str, str, str]:
 
 def _store_part(
     source: ImagingSource, part: _Part, study: str | None, base_url: str | None
-) -> tuple[bool, Dataset]:
-    """Store one spooled part; (stored?, its Referenced or Failed SOP Sequence item)."""
+) -> tuple[StoredInstance | None, Dataset]:
+    """Store one spooled part; (the instance stored or None, its Referenced or Failed SOP Sequence item)."""
     if part.too_large:
-        return False, _failed("", "", FAILURE_OUT_OF_RESOURCES)
+        return None, _failed("", "", FAILURE_OUT_OF_RESOURCES)
     if _media_type(part.content_type)[0] not in ("", DICOM_MEDIA_TYPE):
-        return False, _failed("", "", FAILURE_CANNOT_UNDERSTAND)
+        return None, _failed("", "", FAILURE_CANNOT_UNDERSTAND)
     try:
         sop_class, sop_instance, study_uid = _identify(part.path)
     except Exception:
-        return False, _failed("", "", FAILURE_CANNOT_UNDERSTAND)
+        return None, _failed("", "", FAILURE_CANNOT_UNDERSTAND)
     # PS3.18 10.5.1.2: with a target study, instances of other studies are not stored
     if study is not None and study_uid != study:
-        return False, _failed(sop_class, sop_instance, FAILURE_NOT_OF_STUDY)
+        return None, _failed(sop_class, sop_instance, FAILURE_NOT_OF_STUDY)
     try:
         instance = source.add(part.path)
     except InvalidInstance:
-        return False, _failed(sop_class, sop_instance, FAILURE_CANNOT_UNDERSTAND)
+        return None, _failed(sop_class, sop_instance, FAILURE_CANNOT_UNDERSTAND)
     except OSError:
-        return False, _failed(sop_class, sop_instance, FAILURE_OUT_OF_RESOURCES)
+        return None, _failed(sop_class, sop_instance, FAILURE_OUT_OF_RESOURCES)
     item = Dataset()
     item.ReferencedSOPClassUID = instance.sop_class_uid
     item.ReferencedSOPInstanceUID = instance.sop_instance_uid
@@ -181,15 +196,20 @@ def _store_part(
             f"{base_url}/studies/{instance.study_instance_uid}"
             f"/series/{instance.series_instance_uid}/instances/{instance.sop_instance_uid}"
         )
-    return True, item
+    return instance, item
 
 
 def _response(status: int, body: Dataset) -> Response:
     return JSONResponse(body.to_json_dict(), status_code=status, media_type=DICOM_JSON_MEDIA_TYPE)
 
 
-def stow_endpoint(source: ImagingSource) -> Callable[[Request], Awaitable[Response]]:
-    """The Starlette endpoint for ``POST /studies`` and ``POST /studies/{study}``."""
+def stow_endpoint(
+    source: ImagingSource, on_event: OnExchange | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """The Starlette endpoint for ``POST /studies`` and ``POST /studies/{study}``.
+
+    ``on_event``: called with a :class:`DicomExchange` for each request that reached
+    the store (auditing observes through it)."""
     config = source.config
     base_url = config.wado_rs_base_url.rstrip("/") if config.wado_rs_base_url else None
 
@@ -231,6 +251,21 @@ def stow_endpoint(source: ImagingSource) -> Callable[[Request], Awaitable[Respon
             body.FailedSOPSequence = failed
         # PS3.18 10.5.3: 200 all stored, 202 some stored, 409 none stored
         status = 200 if not failed else 202 if stored else 409
+        notify(
+            on_event,
+            lambda: DicomExchange(
+                operation=DicomOperation.STOW_RS,
+                peer=request.client.host if request.client is not None else "unknown",
+                peer_address=request.client.host if request.client is not None else None,
+                local=str(request.url),
+                outcome=STOW_OUTCOME[status],
+                status=status,
+                description=f"{len(failed)} of {len(outcomes)} instances not stored"
+                if failed
+                else None,
+                instances=touched_all(i for i, _ in outcomes if i is not None),
+            ),
+        )
         return _response(status, body)
 
     return store_instances

@@ -40,6 +40,7 @@ from imaging_source import instances as instance_index
 from imaging_source import published as published_journal
 from imaging_source.config import ImagingSourceConfig
 from imaging_source.dicomweb import dicomweb_routes
+from imaging_source.exchange import OnExchange
 from imaging_source.instances import InstanceStore
 from imaging_source.kos import InstanceDescription, ManifestConfig, PatientStudy, describe
 from imaging_source.kos_metadata import ManifestMetadataConfig
@@ -358,9 +359,9 @@ class ImagingWiring:
             close()
 
 
-def _stow_routes(source: ImagingSource) -> list[Route]:
+def _stow_routes(source: ImagingSource, on_event: OnExchange | None = None) -> list[Route]:
     """STOW-RS (PS3.18 10.5): POST on /studies and /studies/{study}."""
-    store = stow_endpoint(source)
+    store = stow_endpoint(source, on_event)
     return [Route(path, store, methods=["POST"]) for path in ("/studies", "/studies/{study}")]
 
 
@@ -386,12 +387,15 @@ def build_imaging(
     locator: ManifestLocator | None = None,
     updater: RegistryUpdateClient | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    on_dicom_event: OnExchange | None = None,
 ) -> ImagingWiring:
     """The Imaging Document Source on ``engine`` (migrated here), not yet listening.
 
     ``repository`` is where automatic RAD-68 goes (None: no automatic publication);
     ``locator`` finds a study's current manifest by ITI-18 (None: the journal's);
-    ``updater`` deprecates the manifest of an emptied study by ITI-57 (None: it stays)."""
+    ``updater`` deprecates the manifest of an emptied study by ITI-57 (None: it stays);
+    ``on_dicom_event`` observes every C-STORE, C-FIND, C-MOVE, C-GET, WADO and STOW-RS
+    (auditing)."""
     settings = config.imaging_source
     source = ImagingSource(
         imaging_source_config(config),
@@ -402,14 +406,20 @@ def build_imaging(
     published_journal.upgrade(engine)
     instances, closers = instance_source(config, source.store)
     source.dimse.serve_from(instances)  # C-FIND/C-MOVE/C-GET from the PACS, transparently
+    source.dimse.on_event = on_dicom_event
     rad69 = Rad69Config(settings.repository_unique_id, config.registry.home_community_id)
     transcoder = rad69.transcoder(Path(settings.storage_dir))
     service = imaging_source_service(
         instances, transcoder, rad69.identity(), path=IMAGING_SOURCE_PATH
     )
     web = [
-        *_stow_routes(source),
-        *dicomweb_routes(instances, transcoder, base_url=settings.wado_rs_base_url or None),
+        *_stow_routes(source, on_dicom_event),
+        *dicomweb_routes(
+            instances,
+            transcoder,
+            base_url=settings.wado_rs_base_url or None,
+            on_event=on_dicom_event,
+        ),
     ]
     publisher = None
     if settings.auto_publish and settings.backing_pacs:

@@ -58,6 +58,7 @@ from starlette.routing import Route
 
 from atna.auditor import Auditor
 from atna.codes import ApplicationActivityType, CodedValue
+from atna.dicom_observe import DicomAuditObserver
 from atna.events import ApplicationActivity, Endpoint
 from atna.observe import (
     AuditingRegistryClient,
@@ -411,7 +412,9 @@ def build_application(config: Config) -> Application:
                 repository_service(repository, path=REPOSITORY_PATH, extra_operations=options)
             )
         if config.imaging_source.enabled:
-            imaging = _build_imaging(config, registry, repository, engines, dicom_ssl_context)
+            imaging = _build_imaging(
+                config, registry, repository, engines, dicom_ssl_context, auditor
+            )
             services.append(imaging.service)
             readiness.dicom = False
     except TlsConfigError as exc:
@@ -463,8 +466,10 @@ def _build_imaging(
     repository: DocumentRepository | None,
     engines: list[Engine],
     dicom_ssl_context: ssl.SSLContext | None,
+    auditor: Auditor | None = None,
 ) -> ImagingWiring:
-    """The Imaging Document Source; its index and journal share the database."""
+    """The Imaging Document Source; its index and journal share the database; its
+    DICOM routes audited when ``auditor`` is given."""
     engine = imaging_engine(_sqlalchemy_url(config.database.url))
     engines.append(engine)
     return build_imaging(
@@ -477,6 +482,9 @@ def _build_imaging(
         ssl_context=dicom_ssl_context,
         # a study that lost every instance has its manifest deprecated by ITI-57
         updater=InProcessRegistryUpdateClient(registry) if registry is not None else None,
+        on_dicom_event=(
+            DicomAuditObserver(auditor.record, peer=current_peer_subject) if auditor else None
+        ),
     )
 
 
