@@ -28,7 +28,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from alembic import command
 from alembic.config import Config
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -45,15 +44,16 @@ from sqlalchemy import (
     Select,
     String,
     and_,
-    create_engine,
     delete,
-    event,
     func,
     or_,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+from storage import migrations as storage_migrations
+from storage.engine import make_engine as storage_engine
 
 CHUNK_SIZE = 64 * 1024
 INCOMING_DIR = ".incoming"
@@ -117,34 +117,19 @@ class ImagingInstance(ImagingSourceBase):
     __table_args__ = (Index(None, "study_instance_uid", "series_instance_uid"),)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the index; SQLite gets WAL and a busy timeout (several processes).
-    A pooled connection is checked before use (a database restart closes them all)."""
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+    """An engine for the index (``storage.engine``: SQLite in WAL for several processes,
+    pooled connections checked before use)."""
+    return storage_engine(url, **kwargs)
 
 
 def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_table", VERSION_TABLE)
-    config.attributes["engine"] = engine
-    return config
+    return storage_migrations.alembic_config(MIGRATIONS_DIR, VERSION_TABLE, engine)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the index table to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    storage_migrations.upgrade(MIGRATIONS_DIR, VERSION_TABLE, engine, revision)
 
 
 # --- what the index knows ---------------------------------------------------------------

@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from sqlalchemy import DateTime, Engine, Integer, MetaData, String, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from storage import migrations as storage_migrations
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations_publish"
 VERSION_TABLE = "alembic_version_kos"
@@ -73,16 +74,12 @@ def instance_digest(sop_instance_uids: Iterable[str]) -> str:
 
 
 def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_table", VERSION_TABLE)
-    config.attributes["engine"] = engine
-    return config
+    return storage_migrations.alembic_config(MIGRATIONS_DIR, VERSION_TABLE, engine)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the journal's table to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    storage_migrations.upgrade(MIGRATIONS_DIR, VERSION_TABLE, engine, revision)
 
 
 def _aware(moment: datetime) -> datetime:

@@ -10,44 +10,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage import migrations as storage_migrations
+from storage.engine import make_engine as storage_engine
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_repository"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout (several processes).
-    A pooled connection is checked before use, so one a database restart closed is
-    replaced instead of failing the next request."""
-    engine = create_engine(url, pool_pre_ping=True, **kwargs)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+    """An engine for ``url`` (``storage.engine``: SQLite in WAL, pooled connections
+    checked before use)."""
+    return storage_engine(url, **kwargs)
 
 
 def alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    config.set_main_option("version_table", VERSION_TABLE)
-    config.attributes["engine"] = engine
-    return config
+    return storage_migrations.alembic_config(MIGRATIONS_DIR, VERSION_TABLE, engine)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the repository's tables to ``revision``."""
-    command.upgrade(alembic_config(engine), revision)
+    storage_migrations.upgrade(MIGRATIONS_DIR, VERSION_TABLE, engine, revision)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
