@@ -15,9 +15,13 @@ Names locked (:func:`lock_names`):
 
 - ``uid:<uniqueId>`` for every DocumentEntry, SubmissionSet and Folder uniqueId (one
   namespace, as a SubmissionSet uniqueId must not be any stored uniqueId);
-- ``obj:<uuid>`` for every association end outside the submission (relationship
+- ``obj:<logicalId>`` for every association end outside the submission (relationship
   targets, Folders that get a member, the targets of status updates) and every
-  logicalId the submission versions;
+  logicalId the submission versions.  A stored DocumentEntry or Folder is locked by
+  its logicalId, whichever version the end names: an RPLC of version 2 (ITI TF-3
+  4.2.2) and an ITI-57 version 3 of the same document (ITI TF-2 3.57.4.1.3.3.1) must
+  queue on one lock.  An initial version's logicalId is its entryUUID, so an end not
+  (yet) stored is locked by its UUID and re-resolved once the locks are held;
 - ``patient:<id>`` for every patient id, shared, so registrations for one patient run
   side by side while a merge (exclusive, :func:`lock_patients`) waits for them.
 
@@ -28,17 +32,19 @@ SQLite needs none of this: its write transactions begin with ``BEGIN IMMEDIATE``
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ebxml.model import Submission
+from registry.tables import DocumentEntryRow, FolderRow
 
 READ_COMMITTED = "READ COMMITTED"
 
-_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
-_LOCK_SHARED = text("SELECT pg_advisory_xact_lock_shared(:key)")
+_LOCK = "pg_advisory_xact_lock"
+_LOCK_SHARED = "pg_advisory_xact_lock_shared"
+_LOCKS_PER_STATEMENT = 1000
 
 
 def lock_key(name: str) -> int:
@@ -46,9 +52,39 @@ def lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def lock_names(submission: Submission) -> tuple[list[str], list[str]]:
-    """The (exclusive, shared) lock names of a submission, each sorted."""
+def outside_ends(submission: Submission) -> set[str]:
+    """The association ends of ``submission`` that are not in it (stored objects)."""
     in_message = submission.object_ids()
+    return {
+        end
+        for a in submission.associations
+        for end in (a.source, a.target)
+        if end not in in_message
+    }
+
+
+def logical_ids(session: Session, entry_uuids: Iterable[str]) -> dict[str, str]:
+    """entryUUID -> logicalId of the stored DocumentEntries and Folders among
+    ``entry_uuids``.  A version's logicalId never changes, so reading it before the
+    locks are held is safe."""
+    wanted = set(entry_uuids)
+    found: dict[str, str] = {}
+    if not wanted:
+        return found
+    for table in (DocumentEntryRow, FolderRow):
+        rows = session.execute(
+            select(table.entry_uuid, table.logical_id).where(table.entry_uuid.in_(wanted))
+        )
+        found.update({uuid: lid for uuid, lid in rows if lid})
+    return found
+
+
+def lock_names(
+    submission: Submission, logical_id_of: Mapping[str, str] | None = None
+) -> tuple[list[str], list[str]]:
+    """The (exclusive, shared) lock names of a submission, each sorted; an outside end
+    found in ``logical_id_of`` (:func:`logical_ids`) is named by its logicalId."""
+    resolve = logical_id_of or {}
     packages = [
         *([submission.submission_set] if submission.submission_set else []),
         *submission.folders,
@@ -56,12 +92,7 @@ def lock_names(submission: Submission) -> tuple[list[str], list[str]]:
     exclusive = {
         *(f"uid:{e.unique_id}" for e in submission.document_entries if e.unique_id),
         *(f"uid:{p.unique_id}" for p in packages if p.unique_id),
-        *(
-            f"obj:{end}"
-            for a in submission.associations
-            for end in (a.source, a.target)
-            if end not in in_message
-        ),
+        *(f"obj:{resolve.get(end, end)}" for end in outside_ends(submission)),
         *(
             f"obj:{o.logical_id}"
             for o in (*submission.document_entries, *submission.folders)
@@ -84,11 +115,19 @@ def _begin(session: Session) -> bool:
     return True
 
 
-def _take(session: Session, names: Iterable[str], *, shared: bool = False) -> None:
-    statement = _LOCK_SHARED if shared else _LOCK
-    # one statement per key, in the caller's order: a set-returning call would not fix it
-    for name in names:
-        session.execute(statement, {"key": lock_key(name)})
+def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) -> None:
+    """Take the exclusive locks ``names``, then the shared ones ``shared``, in the order
+    given, one round trip per 1000: a SELECT whose target list calls the lock functions
+    (PostgreSQL evaluates a target list from left to right; a set-returning call would
+    fix no order).  Were the order ever lost, two such transactions would deadlock,
+    which PostgreSQL detects and ``registry.uow.transact`` retries."""
+    calls = [*((_LOCK, n) for n in names), *((_LOCK_SHARED, n) for n in shared)]
+    connection = session.connection()
+    # a target list holds at most 1664 entries (PostgreSQL MaxTupleAttributeNumber)
+    for start in range(0, len(calls), _LOCKS_PER_STATEMENT):
+        batch = calls[start : start + _LOCKS_PER_STATEMENT]
+        sql = "SELECT " + ", ".join(f"{function}(:k{i})" for i, (function, _) in enumerate(batch))
+        connection.execute(text(sql), {f"k{i}": lock_key(n) for i, (_, n) in enumerate(batch)})
 
 
 def lock_submission(session: Session, submission: Submission) -> None:
@@ -97,9 +136,18 @@ def lock_submission(session: Session, submission: Submission) -> None:
     exclusive ones first.  Call it before anything else runs in the transaction."""
     if not _begin(session):
         return
-    exclusive, shared = lock_names(submission)
+    ends = outside_ends(submission)
+    resolved = logical_ids(session, ends)
+    exclusive, shared = lock_names(submission, resolved)
+    unresolved = ends - set(resolved)
+    if not unresolved:  # every end resolved (or none): all locks in one round trip
+        _take(session, exclusive, shared)
+        return
     _take(session, exclusive)
-    _take(session, shared, shared=True)
+    # an end a transaction committed between the read and the locks: its logicalId
+    # too (out of order: a deadlock this rare is detected and retried, registry.uow)
+    late = logical_ids(session, unresolved)
+    _take(session, sorted({f"obj:{lid}" for lid in late.values()} - set(exclusive)), shared)
 
 
 def lock_patients(session: Session, patient_ids: Iterable[str]) -> None:
@@ -109,4 +157,12 @@ def lock_patients(session: Session, patient_ids: Iterable[str]) -> None:
         _take(session, sorted({f"patient:{p}" for p in patient_ids}))
 
 
-__all__ = ["READ_COMMITTED", "lock_key", "lock_names", "lock_patients", "lock_submission"]
+__all__ = [
+    "READ_COMMITTED",
+    "lock_key",
+    "lock_names",
+    "lock_patients",
+    "lock_submission",
+    "logical_ids",
+    "outside_ends",
+]

@@ -15,6 +15,9 @@ this module checks it against what the registry holds and stores it:
    that got a member gets a new lastUpdateTime, in its column and in its stored
    metadata (ITI TF-3 4.2.3.4.6).
 
+Round trips do not grow with the submission: checks 1 to 3 are one statement
+(:func:`stored_state`), and the rows go in by one multi-row INSERT per table.
+
 Nothing is written unless every check passed; the caller commits only a response
 that is not a Failure, so a submission is stored whole or not at all.
 """
@@ -23,11 +26,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from lxml import etree
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Insert, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
@@ -53,7 +57,6 @@ from ebxml.vocabulary import (
 )
 from registry import lifecycle
 from registry.locks import lock_submission
-from registry.patients import is_known
 from registry.tables import (
     CODE_KIND_CONFIDENTIALITY,
     CODE_KIND_EVENT,
@@ -64,6 +67,7 @@ from registry.tables import (
     DocumentEntryRow,
     FolderCodeRow,
     FolderRow,
+    RegistryBase,
     SubmissionSetAuthorRow,
     SubmissionSetRow,
     dtm_key,
@@ -71,8 +75,6 @@ from registry.tables import (
 
 # The tables that hold identifiable objects, for entryUUID and reference lookups
 _OBJECT_TABLES = (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
-# The tables whose uniqueId a SubmissionSet or Folder uniqueId must not equal
-_UNIQUE_ID_TABLES = (DocumentEntryRow, SubmissionSetRow, FolderRow)
 # The tables whose rows carry a patient id
 _PATIENT_TABLES = (DocumentEntryRow, FolderRow, SubmissionSetRow)
 
@@ -143,17 +145,107 @@ def _check(session: Session, submission: Submission) -> list[RegistryError]:
         return [
             RegistryError(ErrorCode.XDSRegistryMetadataError, "no SubmissionSet in the request")
         ]
+    stored = stored_state(session, submission)
     return [
-        *_check_patients(session, submission),
-        *_check_entry_uuids(session, submission),
-        *_check_document_unique_ids(session, submission),
-        *_check_package_unique_ids(session, submission),
+        *_patient_errors(submission, stored),
+        *_entry_uuid_errors(submission, stored),
+        *_document_unique_id_errors(submission, stored),
+        *_package_unique_id_errors(submission, stored),
         *_check_references(session, submission),
         *_check_folder_members(session, submission),
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """What ITI TF-2 3.42.4.1.3.3.1 compares of a stored DocumentEntry with its uniqueId."""
+
+    object_type: str
+    hash: str | None
+    size: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """What the registry holds of a submission's patient ids, entryUUIDs and uniqueIds,
+    read by :func:`stored_state` in one statement."""
+
+    known_patients: frozenset[str] = frozenset()
+    entry_uuids: frozenset[str] = frozenset()
+    documents: dict[str, list[StoredDocument]] = field(default_factory=dict)
+    package_unique_ids: frozenset[str] = frozenset()  # of SubmissionSets and Folders
+
+
+# One statement, made once: a UNION ALL of indexed lookups, a kind of row per check.  The
+# typed columns come first: PostgreSQL types a UNION pairwise from the left.
+_STORED_STATE = text(
+    """
+    SELECT 'd', unique_id, hash, size, object_type FROM document_entry
+     WHERE unique_id IN :unique_ids
+    UNION ALL SELECT 'p', patient_id, NULL, NULL, NULL FROM patient
+     WHERE patient_id IN :patient_ids
+       AND NOT EXISTS (SELECT 1 FROM patient_merge WHERE subsumed_id = patient.patient_id)
+    UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM document_entry
+     WHERE entry_uuid IN :entry_uuids
+    UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM submission_set
+     WHERE entry_uuid IN :entry_uuids
+    UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM folder
+     WHERE entry_uuid IN :entry_uuids
+    UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM association
+     WHERE entry_uuid IN :entry_uuids
+    UNION ALL SELECT 's', unique_id, NULL, NULL, NULL FROM submission_set
+     WHERE unique_id IN :unique_ids
+    UNION ALL SELECT 's', unique_id, NULL, NULL, NULL FROM folder
+     WHERE unique_id IN :unique_ids
+    """
+).bindparams(
+    bindparam("patient_ids", expanding=True),
+    bindparam("entry_uuids", expanding=True),
+    bindparam("unique_ids", expanding=True),
+)
+
+
+def stored_state(session: Session, submission: Submission) -> StoredState:
+    """One round trip for every check of :func:`_check` that is not about associations:
+    the known patient ids (registered through the feed and not subsumed by a merge,
+    ``registry.patients``), the stored entryUUIDs, the stored DocumentEntries and the
+    SubmissionSet/Folder uniqueIds among the submission's."""
+    objects = (*_packages(submission), *submission.document_entries)
+    found: dict[str, set[str]] = {"p": set(), "u": set(), "s": set()}
+    documents: dict[str, list[StoredDocument]] = {}
+    rows = session.connection().execute(
+        _STORED_STATE,
+        {
+            "patient_ids": sorted({o.patient_id for o in objects if o.patient_id}),
+            "entry_uuids": sorted(submission.object_ids()),
+            "unique_ids": sorted({o.unique_id for o in objects if o.unique_id}),
+        },
+    )
+    for kind, key, hash_, size, object_type in rows:
+        if kind == "d":
+            documents.setdefault(key, []).append(StoredDocument(object_type, hash_, size))
+        else:
+            found[kind].add(key)
+    return StoredState(
+        known_patients=frozenset(found["p"]),
+        entry_uuids=frozenset(found["u"]),
+        documents=documents,
+        package_unique_ids=frozenset(found["s"]),
+    )
+
+
+def _packages(submission: Submission) -> list[SubmissionSet | Folder]:
+    return [
+        *([submission.submission_set] if submission.submission_set else []),
+        *submission.folders,
+    ]
+
+
 def _check_patients(session: Session, submission: Submission) -> list[RegistryError]:
+    return _patient_errors(submission, stored_state(session, submission))
+
+
+def _patient_errors(submission: Submission, stored: StoredState) -> list[RegistryError]:
     # ITI TF-2 3.42.4.1.3.4: the patient id must be known from the Patient Identity Feed
     objects: list[SubmissionSet | DocumentEntry | Folder] = [
         *([submission.submission_set] if submission.submission_set else []),
@@ -167,7 +259,7 @@ def _check_patients(session: Session, submission: Submission) -> list[RegistryEr
         if pid is None or pid in checked:
             continue
         checked.add(pid)
-        if not is_known(session, pid):
+        if pid not in stored.known_patients:
             errors.append(
                 RegistryError(
                     ErrorCode.XDSUnknownPatientId,
@@ -179,33 +271,27 @@ def _check_patients(session: Session, submission: Submission) -> list[RegistryEr
 
 
 def _check_entry_uuids(session: Session, submission: Submission) -> list[RegistryError]:
-    ids = submission.object_ids()
-    stored = _stored_uuids(session, ids)
+    return _entry_uuid_errors(submission, stored_state(session, submission))
+
+
+def _entry_uuid_errors(submission: Submission, stored: StoredState) -> list[RegistryError]:
     return [
         RegistryError(
             ErrorCode.XDSRegistryMetadataError,
             f"entryUUID {uuid_} is already present in the registry",
             uuid_,
         )
-        for uuid_ in sorted(stored)
+        for uuid_ in sorted(stored.entry_uuids & submission.object_ids())
     ]
 
 
-def _check_document_unique_ids(session: Session, submission: Submission) -> list[RegistryError]:
+def _document_unique_id_errors(submission: Submission, stored: StoredState) -> list[RegistryError]:
     # ITI TF-2 3.42.4.1.3.3.1: the same uniqueId is accepted only with the same hash and size
     errors = []
-    unique_ids = {d.unique_id for d in submission.document_entries if d.unique_id}
-    stored: dict[str, list[DocumentEntryRow]] = {}
-    if unique_ids:
-        for row in session.scalars(
-            select(DocumentEntryRow).where(DocumentEntryRow.unique_id.in_(unique_ids))
-        ):
-            stored.setdefault(row.unique_id, []).append(row)
-    packages = _stored_unique_ids(session, unique_ids, (SubmissionSetRow, FolderRow))
     for entry in submission.document_entries:
-        if entry.unique_id in packages:
+        if entry.unique_id in stored.package_unique_ids:
             errors.append(_duplicate(entry.unique_id, entry.entry_uuid))
-        rows = stored.get(entry.unique_id or "", [])
+        rows = stored.documents.get(entry.unique_id or "", [])
         if any(DOC_ENTRY_ON_DEMAND in (entry.object_type, row.object_type) for row in rows):
             # An On-Demand entry has no hash or size (ITI TF-3 Table 4.3.1-3, XDS OD), so
             # no resubmission of it can be shown identical: its uniqueId stays unique
@@ -231,13 +317,14 @@ def _check_document_unique_ids(session: Session, submission: Submission) -> list
     return errors
 
 
-def _check_package_unique_ids(session: Session, submission: Submission) -> list[RegistryError]:
+def _package_unique_id_errors(submission: Submission, stored: StoredState) -> list[RegistryError]:
     # ITI TF-2 3.42.4.1.3.3: a SubmissionSet or Folder uniqueId is unique in the registry
-    packages = [*([submission.submission_set] if submission.submission_set else [])]
-    packages.extend(submission.folders)
-    unique_ids = {p.unique_id for p in packages if p.unique_id}
-    stored = _stored_unique_ids(session, unique_ids, _UNIQUE_ID_TABLES)
-    return [_duplicate(p.unique_id, p.entry_uuid) for p in packages if p.unique_id in stored]
+    taken = stored.package_unique_ids | stored.documents.keys()
+    return [
+        _duplicate(p.unique_id, p.entry_uuid)
+        for p in _packages(submission)
+        if p.unique_id and p.unique_id in taken
+    ]
 
 
 def _duplicate(unique_id: str | None, location: str) -> RegistryError:
@@ -379,63 +466,167 @@ def _store(
     now: str,
     uuid_factory: Callable[[], str],
 ) -> list[str]:
+    """Insert the checked submission: one multi-row INSERT per table (executemany with
+    insertmanyvalues), whatever the number of DocumentEntries, instead of one ORM object
+    per row."""
     ss = submission.submission_set
     if ss is None:  # validation refuses this before; nothing to anchor the objects to
         raise ValueError("a submission without a SubmissionSet cannot be registered")
     approved = AvailabilityStatus.APPROVED
     ss = replace(ss, availability_status=approved)
     ss_class, ss_scheme = _code(ss.content_type_code)
-    session.add(
-        SubmissionSetRow(
-            entry_uuid=ss.entry_uuid,
-            unique_id=ss.unique_id,
-            source_id=ss.source_id,
-            patient_id=ss.patient_id,
-            status=approved,
-            home=ss.home,
-            submission_time=ss.submission_time,
-            submission_time_key=dtm_key(ss.submission_time),
-            content_type_code=ss_class,
-            content_type_code_scheme=ss_scheme,
-            xml=canonical_xml(ss),
-            authors=[
-                SubmissionSetAuthorRow(author_person=a.person) for a in ss.authors if a.person
-            ],
-        )
+    connection = session.connection()
+    ss_id = connection.execute(
+        _INSERT_SUBMISSION_SET,
+        {
+            "entry_uuid": ss.entry_uuid,
+            "unique_id": ss.unique_id,
+            "source_id": ss.source_id,
+            "patient_id": ss.patient_id,
+            "status": approved,
+            "home": ss.home,
+            "submission_time": ss.submission_time,
+            "submission_time_key": dtm_key(ss.submission_time),
+            "content_type_code": ss_class,
+            "content_type_code_scheme": ss_scheme,
+            "xml": canonical_xml(ss),
+        },
+    ).scalar_one()
+    _insert(
+        connection,
+        SubmissionSetAuthorRow,
+        [{"submission_set_id": ss_id, "author_person": a.person} for a in ss.authors if a.person],
     )
-    session.add_all(
-        _document_entry_row(replace(d, availability_status=approved), ss.entry_uuid)
-        for d in submission.document_entries
-    )
+    entries = [replace(d, availability_status=approved) for d in submission.document_entries]
+    if entries:
+        ids = _insert_document_entries(connection, entries, ss.entry_uuid)
+        _insert_document_entry_children(connection, [(ids[e.entry_uuid], e) for e in entries])
     for folder in submission.folders:
         # ITI TF-3 4.2.3.4: the registry sets lastUpdateTime
         folder = replace(folder, availability_status=approved, last_update_time=now)
-        session.add(
-            FolderRow(
-                entry_uuid=folder.entry_uuid,
-                logical_id=folder.logical_id or folder.entry_uuid,
-                version=folder.version or "1",
-                unique_id=folder.unique_id,
-                patient_id=folder.patient_id,
-                status=approved,
-                home=folder.home,
-                last_update_time=now,
-                last_update_time_key=dtm_key(now),
-                xml=canonical_xml(folder),
-                codes=[FolderCodeRow(code=c.code, scheme=c.scheme) for c in folder.code_list],
-            )
+        folder_id = connection.execute(
+            _INSERT_FOLDER,
+            {
+                "entry_uuid": folder.entry_uuid,
+                "logical_id": folder.logical_id or folder.entry_uuid,
+                "version": folder.version or "1",
+                "unique_id": folder.unique_id,
+                "patient_id": folder.patient_id,
+                "status": approved,
+                "home": folder.home,
+                "last_update_time": now,
+                "last_update_time_key": dtm_key(now),
+                "xml": canonical_xml(folder),
+            },
+        ).scalar_one()
+        _insert(
+            connection,
+            FolderCodeRow,
+            [
+                {"folder_id": folder_id, "code": c.code, "scheme": c.scheme}
+                for c in folder.code_list
+            ],
         )
     joins = _folder_join_associations(plan, ss.entry_uuid, uuid_factory)
     associations = [*submission.associations, *joins]
-    session.add_all(
-        _association_row(replace(a, availability_status=approved)) for a in associations
+    _insert(
+        connection,
+        AssociationRow,
+        [_association_values(replace(a, availability_status=approved)) for a in associations],
     )
     _touch_folders(session, submission, associations, now)
     return [*submission.object_ids(), *(a.entry_uuid for a in joins)]
 
 
-def _document_entry_row(entry: DocumentEntry, submission_set_uuid: str) -> DocumentEntryRow:
-    columns = {}
+def _returning_id(row: type[RegistryBase]) -> Insert:
+    table = row.__table__
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+_INSERT_SUBMISSION_SET = _returning_id(SubmissionSetRow)
+_INSERT_DOCUMENT_ENTRY = _returning_id(DocumentEntryRow)
+_INSERT_FOLDER = _returning_id(FolderRow)
+
+
+def _insert_document_entries(
+    connection: Connection, entries: list[DocumentEntry], submission_set_uuid: str
+) -> dict[str, int]:
+    """Insert ``entries``; entryUUID -> row id.  Several go in by a plain executemany
+    (psycopg sends it pipelined, one prepared statement) and their ids are read back by
+    their new SubmissionSet, which no stored DocumentEntry names: an executemany with
+    RETURNING would be one statement of 32 parameters per row, parsed anew each time."""
+    rows = [_document_entry_values(e, submission_set_uuid) for e in entries]
+    if len(rows) == 1:
+        return {
+            entries[0].entry_uuid: connection.execute(_INSERT_DOCUMENT_ENTRY, rows[0]).scalar_one()
+        }
+    connection.execute(insert(DocumentEntryRow.__table__), rows)
+    table = DocumentEntryRow.__table__
+    stored = connection.execute(
+        select(table.c.entry_uuid, table.c.id).where(
+            table.c.submission_set_uuid == submission_set_uuid
+        )
+    )
+    return {entry_uuid: id_ for entry_uuid, id_ in stored}
+
+
+def _insert(connection: Connection, row: type[RegistryBase], values: list[dict[str, Any]]) -> None:
+    if values:
+        # one row as a plain execute: executemany's insertmanyvalues costs more for one
+        connection.execute(insert(row.__table__), values[0] if len(values) == 1 else values)
+
+
+def _insert_document_entry_children(
+    connection: Connection, entries: list[tuple[int, DocumentEntry]]
+) -> None:
+    codes = [
+        {"document_entry_id": entry_id, "kind": kind, "code": c.code, "scheme": c.scheme}
+        for entry_id, entry in entries
+        for kind, codes in (
+            (CODE_KIND_EVENT, entry.event_codes),
+            (CODE_KIND_CONFIDENTIALITY, entry.confidentiality_codes),
+        )
+        for c in codes
+    ]
+    authors = [
+        {"document_entry_id": entry_id, "author_person": a.person}
+        for entry_id, entry in entries
+        for a in entry.authors
+        if a.person
+    ]
+    reference_ids = [
+        {"document_entry_id": entry_id, "value": v}
+        for entry_id, entry in entries
+        for v in entry.reference_ids
+    ]
+    _insert(connection, DocumentEntryCodeRow, codes)
+    _insert(connection, DocumentEntryAuthorRow, authors)
+    _insert(connection, DocumentEntryReferenceIdRow, reference_ids)
+
+
+def _document_entry_values(entry: DocumentEntry, submission_set_uuid: str) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "entry_uuid": entry.entry_uuid,
+        "logical_id": entry.logical_id or entry.entry_uuid,
+        "version": entry.version or "1",
+        "unique_id": entry.unique_id,
+        "patient_id": entry.patient_id,
+        "status": AvailabilityStatus.APPROVED,
+        "object_type": entry.object_type,
+        "mime_type": entry.mime_type,
+        "hash": entry.hash.lower() if entry.hash else None,
+        "size": entry.size,
+        "repository_unique_id": entry.repository_unique_id,
+        "home": entry.home,
+        "creation_time": entry.creation_time,
+        "creation_time_key": dtm_key(entry.creation_time),
+        "service_start_time": entry.service_start_time,
+        "service_start_time_key": dtm_key(entry.service_start_time),
+        "service_stop_time": entry.service_stop_time,
+        "service_stop_time_key": dtm_key(entry.service_stop_time),
+        "submission_set_uuid": submission_set_uuid,
+        "xml": canonical_xml(entry),
+    }
     for name in (
         "class_code",
         "type_code",
@@ -443,56 +634,21 @@ def _document_entry_row(entry: DocumentEntry, submission_set_uuid: str) -> Docum
         "practice_setting_code",
         "healthcare_facility_type_code",
     ):
-        columns[name], columns[f"{name}_scheme"] = _code(getattr(entry, name))
-    codes = [
-        *(
-            DocumentEntryCodeRow(kind=CODE_KIND_EVENT, code=c.code, scheme=c.scheme)
-            for c in entry.event_codes
-        ),
-        *(
-            DocumentEntryCodeRow(kind=CODE_KIND_CONFIDENTIALITY, code=c.code, scheme=c.scheme)
-            for c in entry.confidentiality_codes
-        ),
-    ]
-    return DocumentEntryRow(
-        entry_uuid=entry.entry_uuid,
-        logical_id=entry.logical_id or entry.entry_uuid,
-        version=entry.version or "1",
-        unique_id=entry.unique_id,
-        patient_id=entry.patient_id,
-        status=AvailabilityStatus.APPROVED,
-        object_type=entry.object_type,
-        mime_type=entry.mime_type,
-        hash=entry.hash.lower() if entry.hash else None,
-        size=entry.size,
-        repository_unique_id=entry.repository_unique_id,
-        home=entry.home,
-        creation_time=entry.creation_time,
-        creation_time_key=dtm_key(entry.creation_time),
-        service_start_time=entry.service_start_time,
-        service_start_time_key=dtm_key(entry.service_start_time),
-        service_stop_time=entry.service_stop_time,
-        service_stop_time_key=dtm_key(entry.service_stop_time),
-        submission_set_uuid=submission_set_uuid,
-        xml=canonical_xml(entry),
-        codes=codes,
-        authors=[DocumentEntryAuthorRow(author_person=a.person) for a in entry.authors if a.person],
-        reference_ids=[DocumentEntryReferenceIdRow(value=v) for v in entry.reference_ids],
-        **columns,
-    )
+        values[name], values[f"{name}_scheme"] = _code(getattr(entry, name))
+    return values
 
 
-def _association_row(association: Association) -> AssociationRow:
-    return AssociationRow(
-        entry_uuid=association.entry_uuid,
-        association_type=association.association_type,
-        source_uuid=association.source,
-        target_uuid=association.target,
-        submission_set_status=association.submission_set_status,
-        status=AvailabilityStatus.APPROVED,
-        home=association.home,
-        xml=canonical_xml(association),
-    )
+def _association_values(association: Association) -> dict[str, Any]:
+    return {
+        "entry_uuid": association.entry_uuid,
+        "association_type": association.association_type,
+        "source_uuid": association.source,
+        "target_uuid": association.target,
+        "submission_set_status": association.submission_set_status,
+        "status": AvailabilityStatus.APPROVED,
+        "home": association.home,
+        "xml": canonical_xml(association),
+    }
 
 
 def _folder_join_associations(
@@ -522,7 +678,7 @@ def _touch_folders(
 ) -> None:
     """ITI TF-3 4.2.3.4.6: a stored Folder that gets a new member gets a new
     lastUpdateTime, in the query column and in the metadata queries return."""
-    submitted = {f.entry_uuid for f in submission.folders}
+    submitted = submission.object_ids()  # a stored Folder is not in the submission
     sources = {a.source for a in associations if a.is_has_member and a.source not in submitted}
     if not sources:
         return
@@ -580,6 +736,8 @@ def store_submission(
 
 __all__ = [
     "Registered",
+    "StoredDocument",
+    "StoredState",
     "canonical_xml",
     "check_entry_uuids",
     "check_folder_members",
@@ -591,6 +749,7 @@ __all__ = [
     "register_submission",
     "store_submission",
     "stored_folder",
+    "stored_state",
     "stored_unique_ids",
     "stored_uuids",
 ]

@@ -37,6 +37,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from repository.blob_references import delete_unreferenced
 from repository.blobs import BlobStore, sha1_of_file
 from repository.provide import RecoveryReport, recover
 from repository.registry_client import RegistryClient, RegistryNotAvailable
@@ -46,6 +47,7 @@ from soap.mtom import spooled_parts
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE = timedelta(hours=1)
+_REPAIR_BATCH = 500  # unreferenced blobs checked and removed per locked transaction
 
 
 class Problem(StrEnum):
@@ -308,23 +310,24 @@ def remove_unreferenced_blobs(
     sessions: sessionmaker[Session], blobs: BlobStore, *, older_than: datetime
 ) -> int:
     """Remove blobs no index row references, last modified before ``older_than``.
-    References are read after the blobs are listed, so a row inserted meanwhile keeps
-    its blob; a blob stored again is touched (``BlobStore``) and so is young."""
+    Each is checked again and unlinked under its lock (``repository.blob_references``),
+    so an ITI-41 of the same content in flight in any process keeps it."""
+    moment = older_than.timestamp()
     candidates = [
-        (sha1, path)
+        sha1
         for sha1, path in blobs.blob_files()
-        if (mtime := _mtime(path)) is not None and mtime <= older_than.timestamp()
+        if (mtime := _mtime(path)) is not None and mtime <= moment
     ]
     if not candidates:
         return 0
     with sessions() as session:
         referenced = set(session.scalars(select(RepositoryDocument.sha1).distinct()))
+    unreferenced = [sha1 for sha1 in candidates if sha1 not in referenced]
     removed = 0
-    for sha1, path in candidates:
-        mtime = _mtime(path)
-        if sha1 in referenced or mtime is None or mtime > older_than.timestamp():
-            continue
-        removed += blobs.delete(sha1)
+    # in batches: each holds its blobs' locks only while it checks and unlinks them
+    for start in range(0, len(unreferenced), _REPAIR_BATCH):
+        batch = unreferenced[start : start + _REPAIR_BATCH]
+        removed += delete_unreferenced(sessions, blobs, batch, modified_before=moment)
     return removed
 
 

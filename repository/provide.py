@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
@@ -30,6 +30,7 @@ from ebxml.messages import DocumentContent, ProvideAndRegisterRequest, RegistryR
 from ebxml.model import DocumentEntry, Submission
 from ebxml.validate import validate_provide, validate_submission
 from ebxml.vocabulary import DOC_ENTRY_STABLE, ResponseStatus, Transaction
+from repository.blob_references import delete_unreferenced, lock_blobs
 from repository.blobs import BlobIntegrityError, BlobStore, BlobStoreFull, sha1_of_file
 from repository.registry_client import RegistryClient, RegistryNotAvailable
 from repository.tables import DocumentState, RepositoryDocument, utcnow
@@ -235,10 +236,11 @@ def _merged(
 
 @dataclass(slots=True)
 class StoredSet:
-    """What this transaction added: index rows and the blobs it created."""
+    """What this transaction added: index rows and the blobs they reference."""
 
     row_ids: list[int]
-    created_blobs: set[str]
+    blobs: set[str]
+    documents: list[PlannedDocument] = field(default_factory=list)
 
 
 def _insert_rows(
@@ -248,8 +250,14 @@ def _insert_rows(
     transaction.  A uniqueId already committed is left alone: identical content is a
     resubmission the registry accepts, different content one it refuses
     (XDSNonIdenticalHash/Size, ITI TF-2 3.42.4.1.3.3.1).  Pending rows of concurrent
-    submissions are not looked at: which of them is registered is the registry's call."""
+    submissions are not looked at: which of them is registered is the registry's call.
+
+    The rows are inserted holding the blobs' locks (``repository.blob_references``), so
+    a concurrent removal of another document with the same content either sees them
+    and keeps the blob, or deleted the blob before them and ``store_documents`` writes
+    it again."""
     with sessions.begin() as session:
+        lock_blobs(session, (p.sha1 for p in planned))
         committed = {
             row.document_unique_id: row
             for row in session.scalars(
@@ -285,30 +293,49 @@ def _insert_rows(
         return [row.id for row in rows], new
 
 
+def _place_blobs(blobs: BlobStore, planned: Iterable[PlannedDocument]) -> None:
+    """Write each document's blob unless it is there (content addressing); a blob that
+    vanished since it was last seen is written again from the spooled part."""
+    for p in planned:
+        assert p.content.path is not None
+        # the SHA-1 was computed here (soap/ while spooling, or _measured): a second
+        # pass over the file would only read it again
+        blobs.store_file(p.content.path, sha1=p.sha1, size=p.size, verify_hash=False)
+
+
 def store_documents(
     sessions: sessionmaker[Session], blobs: BlobStore, planned: Sequence[PlannedDocument]
 ) -> StoredSet:
     """Index rows first (pending, committed), then the blobs: a row whose blob is not
-    there yet is not retrievable, and recovery removes it after a crash."""
+    there yet is not retrievable, and recovery removes it after a crash.  Once its
+    pending row is committed, no other transaction deletes a blob (see
+    ``repository.blob_references``)."""
     row_ids, new = _insert_rows(sessions, planned)
-    stored = StoredSet(row_ids, set())
+    stored = StoredSet(row_ids, {p.sha1 for p in new}, new)
     try:
-        for p in new:
-            assert p.content.path is not None
-            # the SHA-1 was computed here (soap/ while spooling, or _measured): a second
-            # pass over the file would only read it again
-            blob = blobs.store_file(p.content.path, sha1=p.sha1, size=p.size, verify_hash=False)
-            if blob.created:
-                stored.created_blobs.add(blob.sha1)
+        _place_blobs(blobs, new)
     except BaseException:
         remove_stored(sessions, blobs, stored)
         raise
     return stored
 
 
+def _restore_missing(blobs: BlobStore, stored: StoredSet) -> None:
+    """Before the rows are committed: every blob is there, else it is written again
+    from the spooled part (a blob removed behind the store's back, by hand or by a
+    process not taking the blobs' locks, must not leave a committed row without it)."""
+    missing = [p for p in stored.documents if not blobs.exists(p.sha1)]
+    if missing:
+        log.warning(
+            "%d blobs vanished before their rows were committed; stored again", len(missing)
+        )
+        _place_blobs(blobs, missing)
+
+
 def remove_stored(sessions: sessionmaker[Session], blobs: BlobStore, stored: StoredSet) -> None:
     """ITI TF-2 3.41.4.1.3.2 (d): undo (b) - this transaction's rows, then its blobs that
-    no row references any more (a blob shared with an earlier document stays)."""
+    no row references any more (a blob shared with another document stays, committed
+    or pending, in this process or another)."""
     with sessions.begin() as session:
         if stored.row_ids:
             session.execute(
@@ -317,22 +344,7 @@ def remove_stored(sessions: sessionmaker[Session], blobs: BlobStore, stored: Sto
                     RepositoryDocument.state == DocumentState.PENDING,
                 )
             )
-    _delete_unreferenced(sessions, blobs, stored.created_blobs)
-
-
-def _delete_unreferenced(
-    sessions: sessionmaker[Session], blobs: BlobStore, sha1s: Iterable[str]
-) -> int:
-    sha1s = set(sha1s)
-    if not sha1s:
-        return 0
-    with sessions.begin() as session:
-        referenced = set(
-            session.scalars(
-                select(RepositoryDocument.sha1).where(RepositoryDocument.sha1.in_(sha1s)).distinct()
-            )
-        )
-    return sum(blobs.delete(sha1) for sha1 in sha1s - referenced)
+    delete_unreferenced(sessions, blobs, stored.blobs)
 
 
 PROMOTE_ATTEMPTS = 5
@@ -394,7 +406,7 @@ def _mark_committed(sessions: sessionmaker[Session], blobs: BlobStore, stored: S
             if attempt == PROMOTE_ATTEMPTS:
                 raise
     if dropped:
-        _delete_unreferenced(sessions, blobs, stored.created_blobs)
+        delete_unreferenced(sessions, blobs, stored.blobs)
 
 
 def with_repository_attributes(
@@ -490,6 +502,7 @@ def provide_and_register(
     if response.status == ResponseStatus.FAILURE:
         remove_stored(sessions, blobs, stored)
         return response
+    _restore_missing(blobs, stored)
     _mark_committed(sessions, blobs, stored)
     return RegistryResponse(response.status, warnings + response.errors)
 
@@ -632,7 +645,7 @@ def recover(
                     len(unresolved),
                 )
                 committed = [row for row in committed if row not in unresolved]
-    blobs_removed = _delete_unreferenced(sessions, blobs, (row.sha1 for row in removed))
+    blobs_removed = delete_unreferenced(sessions, blobs, (row.sha1 for row in removed))
     temps = blobs.remove_temp_files(older_than=grace.total_seconds(), now=now.timestamp())
     if committed or removed or temps:
         log.warning(

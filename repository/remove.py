@@ -11,8 +11,10 @@ The status is Success when every document was removed, PartialSuccess when some 
 Failure when none was (ITI TF-3 4.2.4.2).
 
 Index rows go first, in one database transaction; then each blob no index row uses
-any more is deleted (content addressing lets two uniqueIds share one blob).  A
-document still ``pending`` belongs to an ITI-41 in flight and is not removable.
+any more is deleted (content addressing lets two uniqueIds share one blob), under the
+blob's lock that ITI-41 takes too (``repository.blob_references``), so a submission
+of the same content in flight in any process keeps it.  A document still
+``pending`` belongs to an ITI-41 in flight and is not removable.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import DocumentRequest, RegistryResponse
 from ebxml.remove import RemoveDocumentsRequest
+from repository.blob_references import delete_unreferenced
 from repository.blobs import BlobStore
 from repository.retrieve import REQUEST_CHECKS, response_status
 from repository.tables import DocumentState, RepositoryDocument
@@ -72,18 +75,7 @@ def delete_unused_blobs(
     sessions: sessionmaker[Session], blobs: BlobStore, sha1s: Iterable[str]
 ) -> int:
     """Delete each blob of ``sha1s`` that no index row references; the count deleted."""
-    candidates = set(sha1s)
-    if not candidates:
-        return 0
-    with sessions() as session:
-        used = set(
-            session.scalars(
-                select(RepositoryDocument.sha1)
-                .where(RepositoryDocument.sha1.in_(candidates))
-                .distinct()
-            )
-        )
-    return sum(blobs.delete(sha1) for sha1 in sorted(candidates - used))
+    return delete_unreferenced(sessions, blobs, sha1s)
 
 
 def remove_documents(

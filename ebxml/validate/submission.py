@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cache, cached_property
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.model import Association, Code, DocumentEntry, Folder, Submission
@@ -137,6 +137,10 @@ def _entry_uuids_unique(ctx: _Context) -> Iterator[RegistryError]:
             yield ctx.error(rules.ENTRY_UUID_UNIQUE, entry_uuid, entry_uuid=ctx.name(entry_uuid))
 
 
+# a table lookup, asked once per attribute of every object
+_cardinality = cache(cardinality)
+
+
 def _attributes(ctx: _Context) -> Iterator[RegistryError]:
     """Cardinality (ITI TF-3 Table 4.3.1-3) and format (Table 4.2.3.1.7-2) of every
     attribute of every object."""
@@ -145,10 +149,11 @@ def _attributes(ctx: _Context) -> Iterator[RegistryError]:
         limited = obj.limited_metadata and ctx.accept_limited_metadata
         column = column_for(ctx.transaction, limited_metadata=limited)
         where = f"{ctx.transaction} ({column})"
+        described = ctx.describe(obj)
         for attribute, spec in ATTRIBUTES[kind].items():
             values = spec.values(obj)
-            fields = {"object": ctx.describe(obj), "attribute": attribute}
-            allowed: Cardinality = cardinality(kind, attribute, column)
+            fields = {"object": described, "attribute": attribute}
+            allowed: Cardinality = _cardinality(kind, attribute, column)
             if len(values) < allowed.min:
                 yield ctx.error(rules.ATTRIBUTE_REQUIRED, obj.entry_uuid, column=where, **fields)
             elif allowed.max == 0 and values:

@@ -11,7 +11,10 @@ ITI TF-3 Table 4.2.4.1-2:
 - one SubmissionSet uniqueId: one set registered, the others
   XDSDuplicateUniqueIdInRegistry;
 - concurrent RPLCs of one document (ITI TF-3 4.2.2.2.2): one succeeds, the others
-  XDSRegistryDeprecatedDocumentError.
+  XDSRegistryDeprecatedDocumentError;
+- ITI-86 Remove Documents on one process while ITI-41s of the same content run on
+  another: the shared blob stays while any document references it (RMD 3.86.4.1.3,
+  ITI TF-2 3.41.4.1.3.2), so every remaining document is retrieved with its hash.
 
 Serialization failures and deadlocks are retried inside the registry, never answered
 (no XDSRegistryError anywhere), and the rows in the database match the answers.
@@ -20,17 +23,19 @@ Serialization failures and deadlocks are retried inside the registry, never answ
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from cluster_support import Cluster, client_ssl_context, nginx_missing
+from cluster_support import Cluster, ClusterServer, client_ssl_context, nginx_missing
 from e2e_support import (
     DEPRECATED,
     FAILURE,
     NS,
+    REPOSITORY_UNIQUE_ID,
     SUCCESS,
     Reply,
     ResponseSchemas,
@@ -42,6 +47,7 @@ from e2e_support import (
     drop_pg_database,
     entries_by_unique_id,
     missing,
+    new_id,
     new_patient_number,
     patient_cx,
     unique_oid,
@@ -298,3 +304,71 @@ def test_no_update_is_lost_under_concurrent_submissions(
         _rows(cluster, "SELECT count(*) FROM submission_set WHERE patient_id = %s", patient)
         == 2 * RACERS
     )
+
+
+REMOVE_DOCUMENTS = "urn:ihe:iti:2017:RemoveDocuments"
+BLOB_RACE_ROUNDS = 6
+BLOB_RACE_SUBMITTERS = 3
+
+
+def _process_peer(server: ClusterServer) -> XdsPeer:
+    peer = XdsPeer(server.base_url, ResponseSchemas())
+    peer.http = server.http_client(timeout=60.0)
+    return peer
+
+
+def _remove_documents(peer: XdsPeer, unique_id: str) -> Reply:
+    """ITI-86 Remove Documents (RMD 3.86.4.1.2) of one document of this repository."""
+    url = peer.repository_url
+    envelope = (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<soap:Envelope xmlns:soap="{NS["soap"]}" xmlns:wsa="{NS["wsa"]}"><soap:Header>'
+        f'<wsa:Action soap:mustUnderstand="true">{REMOVE_DOCUMENTS}</wsa:Action>'
+        f"<wsa:MessageID>urn:uuid:{new_id()}</wsa:MessageID><wsa:To>{url}</wsa:To>"
+        '</soap:Header><soap:Body><rmd:RemoveDocumentsRequest xmlns:rmd="urn:ihe:iti:rmd:2017"'
+        f' xmlns:xdsb="{NS["xdsb"]}"><xdsb:DocumentRequest>'
+        f"<xdsb:RepositoryUniqueId>{REPOSITORY_UNIQUE_ID}</xdsb:RepositoryUniqueId>"
+        f"<xdsb:DocumentUniqueId>{unique_id}</xdsb:DocumentUniqueId>"
+        "</xdsb:DocumentRequest></rmd:RemoveDocumentsRequest></soap:Body></soap:Envelope>"
+    ).encode()
+    return peer.simple(url, envelope, REMOVE_DOCUMENTS)
+
+
+def test_removal_on_one_process_keeps_the_blob_of_identical_documents_stored_on_another(
+    cluster: Cluster, patient: str
+) -> None:
+    remover = _process_peer(cluster.servers[0])
+    submitter = _process_peer(cluster.servers[1])
+    kept: dict[str, bytes] = {}  # uniqueId -> content of every document not removed
+    try:
+        for _ in range(BLOB_RACE_ROUNDS):
+            content = os.urandom(64 * 1024)
+            first, (removed_uid,) = remover.provide(patient, [("application/pdf", content)])
+            assert first.status == SUCCESS, first.registry_errors()
+
+            def act(n: int, uid: str = removed_uid, data: bytes = content) -> tuple[Reply, list]:
+                if n == 0:
+                    return _remove_documents(remover, uid), []
+                return submitter.provide(patient, [("application/pdf", data)])
+
+            with ThreadPoolExecutor(1 + BLOB_RACE_SUBMITTERS) as pool:
+                outcomes = list(pool.map(act, range(1 + BLOB_RACE_SUBMITTERS)))
+            replies = [reply for reply, _ in outcomes]
+            assert [r.status for r in replies] == [SUCCESS] * len(replies), _codes(replies)
+            kept |= {uid: content for _, uids in outcomes for uid in uids}
+
+        retrieved = submitter.retrieve(list(kept))
+        assert retrieved.body.find("rs:RegistryResponse", NS).get("status") == SUCCESS
+        documents = {
+            document.findtext("xdsb:DocumentUniqueId", namespaces=NS): document_bytes(
+                retrieved.package, document.find("xdsb:Document", NS)
+            )
+            for document in retrieved.body.iter(f"{{{NS['xdsb']}}}DocumentResponse")
+        }
+        assert documents == kept
+        # ITI TF-3 4.2.3.2.9: every blob is its content's SHA-1
+        for path in (cluster.directory / "blobs").glob("??/??/*"):
+            assert hashlib.sha1(path.read_bytes()).hexdigest() == path.name
+    finally:
+        remover.close()
+        submitter.close()

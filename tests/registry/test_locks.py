@@ -31,6 +31,7 @@ from registry.db import session_factory
 from registry.locks import lock_key, lock_names, lock_patients, lock_submission
 from registry.service import DocumentRegistry, RegistryConfig
 from registry.tables import DocumentEntryRow, SubmissionSetRow
+from registry.update import new_version
 
 RACERS = 8
 
@@ -95,6 +96,16 @@ def test_lock_names_include_logical_ids_of_new_versions() -> None:
     lid = "urn:uuid:00000000-0000-4000-8000-000000000003"
     sub = submit(document_entry(logical_id=lid))
     assert f"obj:{lid}" in lock_names(sub)[0]
+
+
+def test_lock_names_name_a_stored_version_by_its_logical_id() -> None:
+    entry = document_entry()
+    lid = "urn:uuid:00000000-0000-4000-8000-000000000004"
+    version_2 = "urn:uuid:00000000-0000-4000-8000-000000000005"
+    sub = submit(entry, extra=(relationship(AssociationType.RPLC, entry, version_2),))
+    exclusive = lock_names(sub, {version_2: lid})[0]
+    assert f"obj:{lid}" in exclusive
+    assert f"obj:{version_2}" not in exclusive
 
 
 def test_document_and_submission_set_unique_ids_share_one_namespace() -> None:
@@ -218,3 +229,48 @@ def test_unrelated_registrations_for_one_patient_all_succeed(
     responses = race(lambda n: registry.register(submit()), n=2 * RACERS)
     assert codes(responses) == [[]] * (2 * RACERS)
     assert count(registry, SubmissionSetRow) == 2 * RACERS
+
+
+# --- one logical document, whichever version is current ------------------------------
+
+VERSION_RACE_ROUNDS = 12
+
+
+def test_rplc_and_new_version_of_a_later_version_serialise_on_its_logical_id(
+    registry: DocumentRegistry,
+) -> None:
+    """An RPLC of version 2 (ITI TF-3 4.2.2) and an ITI-57 version 3 of the same logical
+    document (ITI TF-2 3.57.4.1.3.3.1) queue on one lock: never two Approved documents.
+    ITI-57 first: the RPLC target is Deprecated (XDSRegistryDeprecatedDocumentError).
+    RPLC first: the update of the now Deprecated version 2 is accepted and the new
+    version takes its status, Deprecated (3.57.4.1.3.3.1)."""
+    for _ in range(VERSION_RACE_ROUNDS):
+        original = document_entry()
+        assert registry.register(submit(original)).ok
+        lid = original.entry_uuid
+        second = replace(original, logical_id=lid, title="second version")
+        assert registry.update(new_version(second, "1", submission_set())).ok
+        with registry.sessions() as session:
+            current = session.scalar(
+                select(DocumentEntryRow.entry_uuid).where(
+                    DocumentEntryRow.logical_id == lid, DocumentEntryRow.version == "2"
+                )
+            )
+        replacement = document_entry()
+        rplc = submit(
+            replacement, extra=(relationship(AssociationType.RPLC, replacement, current),)
+        )
+        third = new_version(replace(second, title="third version"), "2", submission_set())
+
+        def act(n: int, rplc: Submission = rplc, third: Submission = third) -> RegistryResponse:
+            return registry.register(rplc) if n == 0 else registry.update(third)
+
+        replaced, updated = race(act, n=2)
+        assert [e.code for e in replaced.errors] in (
+            [],
+            [ErrorCode.XDSRegistryDeprecatedDocumentError],
+        )
+        assert updated.ok, codes([updated])
+        approved = DocumentEntryRow.status == AvailabilityStatus.APPROVED
+        chain = DocumentEntryRow.logical_id.in_([lid, replacement.entry_uuid])
+        assert count(registry, DocumentEntryRow, chain, approved) == 1
