@@ -165,6 +165,21 @@ def repository_busy(action: str) -> etree._Element:
     own response message (ITI-43 a RetrieveDocumentSetResponse, the others a
     RegistryResponse)."""
     error = RegistryError(ErrorCode.XDSRepositoryBusy, "too much activity, try again later")
+    return _refusal(action, error)
+
+
+def repository_spool_full(action: str) -> etree._Element:
+    """The answer to a request whose MIME parts found no room in the request spool
+    (``soap.mtom.SpoolFull``): ITI TF-3 Table 4.2.4.1-2 XDSRepositoryOutOfResources, as
+    for a full document store, in the request's own response message."""
+    error = RegistryError(
+        ErrorCode.XDSRepositoryOutOfResources,
+        "no room to receive the documents, try again later",
+    )
+    return _refusal(action, error)
+
+
+def _refusal(action: str, error: RegistryError) -> etree._Element:
     if action == Action.ITI43:
         failure = RetrieveDocumentSetResponse(ResponseStatus.FAILURE, errors=(error,))
         return retrieve_document_set_response(failure, [])
@@ -220,7 +235,13 @@ def repository_service(
         # options the composition root turns on: ITI-86
         **(extra_operations or {}),
     }
-    return Service(path, operations, repository_wsdl(), busy=repository_busy)
+    return Service(
+        path,
+        operations,
+        repository_wsdl(),
+        busy=repository_busy,
+        out_of_resources=repository_spool_full,
+    )
 
 
 __all__ = [
@@ -230,5 +251,6 @@ __all__ = [
     "repository_busy",
     "repository_out_of_resources",
     "repository_service",
+    "repository_spool_full",
     "repository_wsdl",
 ]

@@ -9,13 +9,21 @@ next is refused before its body is read, with the Service's busy body (an applic
 answer, HTTP 200) or, when the Service has none, HTTP 503 with Retry-After.
 
 An optional ``on_exchange`` observer sees every POSTed exchange once its answer is
-encoded - answered, faulted or refused - with the request (None when it never got
-that far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
+known - answered, faulted or refused - with the request (None when it never got that
+far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
 block; whatever it raises is logged and swallowed, so it can never change an answer.
+An answer is observed on the worker thread that then encodes it (faults and refusals
+on the event loop, once encoded); when the observer returns an awaitable (auditing:
+"the record is durable"), the answer is sent once that completes.
+
+An optional ``admit`` callable is asked before each request is read; False refuses it
+like an endpoint at its concurrency bound (the busy answer), e.g. while the audit
+spool is full.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,7 +34,7 @@ import anyio
 from lxml import etree
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from soap.addressing import (
@@ -42,6 +50,8 @@ from soap.envelope import (
     envelope_bytes,
     not_understood_blocks,
     read_envelope,
+    soap11_fault_envelope,
+    upgrade_block,
 )
 from soap.faults import FaultCode, SoapFault, sender_fault
 from soap.limits import Limits
@@ -49,11 +59,15 @@ from soap.message import Operation, Service, SoapRequest, SoapResponse
 from soap.mtom import (
     MessageReader,
     OutgoingMessage,
+    SpoolFull,
     discard_attachments,
     feed_reader,
     mtom_message,
     simple_message,
+    soap11_message,
 )
+from soap.mtom_response import MessageResponse
+from soap.splice import spliced_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +100,7 @@ class ExchangeInfo:
 
 
 ExchangeObserver = Callable[
-    [SoapRequest | None, etree._Element | None, SoapFault | None, ExchangeInfo], None
+    [SoapRequest | None, etree._Element | None, SoapFault | None, ExchangeInfo], object
 ]
 
 
@@ -100,8 +114,10 @@ class SoapEndpoint:
         *,
         accept_unvalidated_wsse_security: bool = True,
         on_exchange: ExchangeObserver | None = None,
+        admit: Callable[[], bool] | None = None,
     ) -> None:
         self.service = service
+        self.admit = admit
         self.limits = limits
         self.accept_unvalidated_wsse_security = accept_unvalidated_wsse_security
         self.on_exchange = on_exchange
@@ -128,7 +144,7 @@ class SoapEndpoint:
 
     async def _post(self, request: Request) -> Response:
         bound = self.limits.max_concurrent_requests
-        if bound and self._active >= bound:
+        if (bound and self._active >= bound) or (self.admit is not None and not self.admit()):
             return self._busy(request, datetime.now(UTC))
         self._active += 1
         try:
@@ -196,22 +212,51 @@ class SoapEndpoint:
                 client_port=client.port if client else None,
             )
             response = await operation.handler(soap_request)
-            outgoing = await anyio.to_thread.run_sync(
-                _encode_response, response, operation, addressing.message_id
+            info = self._info(request, received, 200, action)
+            outgoing, observed = await anyio.to_thread.run_sync(
+                self._encode_observed, response, operation, soap_request, info
             )
             status = 200
         except Exception as exc:
             if reader is not None:
                 reader.discard()
             discard_attachments(attachments)
+            if isinstance(exc, SpoolFull) and (answer := self._out_of_resources(request)):
+                return answer
             fault = _fault_for(exc)
             mtom = exchange.operation.mtom if exchange.operation else exchange.mtom
             outgoing = _encode_fault(fault, exchange.message_id, mtom=mtom)
             info = self._info(request, received, fault.http_status, action)
-            self._observe(soap_request, None, fault, info)
+            await _settled(self._observe(soap_request, None, fault, info))
             return _respond(outgoing, fault.http_status, None)
-        self._observe(soap_request, response.body, None, self._info(request, received, 200, action))
+        await _settled(observed)
         return _respond(outgoing, status, BackgroundTask(discard_attachments, attachments))
+
+    def _out_of_resources(self, request: Request) -> Response | None:
+        """The Service's answer to a request whose parts found no room in the spool,
+        for the Action named in the Content-Type (the envelope is not read yet)."""
+        action = content_type_action(request.headers.get("content-type", ""))
+        operation = self.service.operations.get(action or "")
+        if self.service.out_of_resources is None or operation is None:
+            return None
+        logger.warning("no room in the spool directory for a %s request", operation.action)
+        body = self.service.out_of_resources(operation.action)
+        outgoing = _encode_response(SoapResponse(body), operation, None)
+        self._observe(None, body, None, self._info(request, datetime.now(UTC), 200, action))
+        return _respond(outgoing, 200, None)
+
+    def _encode_observed(
+        self,
+        response: SoapResponse,
+        operation: Operation,
+        request: SoapRequest,
+        info: ExchangeInfo,
+    ) -> tuple[OutgoingMessage, object]:
+        """Let the observer see the exchange, then encode the answer - on the worker
+        thread: auditing reads the bodies here and its spool write runs while the
+        answer is encoded."""
+        observed = self._observe(request, response.body, None, info)
+        return _encode_response(response, operation, request.addressing.message_id), observed
 
     def _info(
         self, request: Request, received: datetime, status: int, action: str | None
@@ -233,14 +278,15 @@ class SoapEndpoint:
         body: etree._Element | None,
         fault: SoapFault | None,
         info: ExchangeInfo,
-    ) -> None:
+    ) -> object:
         if self.on_exchange is None:
-            return
+            return None
         try:
-            self.on_exchange(request, body, fault, info)
+            return self.on_exchange(request, body, fault, info)
         except Exception:
             # an observer (auditing) never changes the answer
             logger.exception("exchange observer failed for %s %s", info.endpoint, info.action)
+            return None
 
     def _check_declared_length(self, request: Request) -> None:
         declared = request.headers.get("content-length")
@@ -252,6 +298,15 @@ class SoapEndpoint:
     async def _read_body(self, request: Request, reader: MessageReader) -> None:
         """Feed the body to the reader, parsing off the event loop while receiving."""
         await feed_reader(reader, _timed(request.stream(), self.limits.read_timeout))
+
+
+async def _settled(observed: object) -> None:
+    """Wait for what the observer handed back, if it is awaitable; never raises."""
+    if inspect.isawaitable(observed):
+        try:
+            await observed
+        except Exception:
+            logger.exception("exchange observer failed while the answer waited")
 
 
 async def _timed(stream: AsyncIterator[bytes], timeout: float) -> AsyncIterator[bytes]:
@@ -286,6 +341,10 @@ def _fault_for(exc: Exception) -> SoapFault:
         return exc
     if isinstance(exc, ClientDisconnect):
         return sender_fault("the client disconnected before the message was read")
+    if isinstance(exc, SpoolFull):
+        # the server's resources, not the message: env:Receiver (SOAP 1.2 Part 1 5.4.6)
+        logger.warning("no room in the spool directory: %s", exc.strerror or exc)
+        return SoapFault(FaultCode.RECEIVER, "no room to spool the message, try again later")
     logger.error("unexpected error while answering a SOAP request", exc_info=exc)
     return SoapFault(FaultCode.RECEIVER, _GENERIC_REASON)
 
@@ -294,7 +353,10 @@ def _encode_response(
     response: SoapResponse, operation: Operation, relates_to: str | None
 ) -> OutgoingMessage:
     root = build_envelope(response.body, response_headers(operation.response_action, relates_to))
-    data = envelope_bytes(root)
+    if response.splices:
+        data = spliced_bytes(root, response.splices, envelope_bytes)
+    else:
+        data = envelope_bytes(root)
     # ITI TF-2 V.3: MTOM operations answer MTOM even without a binary part
     if operation.mtom:
         return mtom_message(data, response.attachments)
@@ -304,22 +366,19 @@ def _encode_response(
 
 
 def _encode_fault(fault: SoapFault, relates_to: str | None, *, mtom: bool) -> OutgoingMessage:
+    if fault.soap11:
+        # SOAP 1.2 Part 1 Appendix A: in the SOAP/1.1 form, over the SOAP 1.1 binding
+        return soap11_message(envelope_bytes(soap11_fault_envelope(fault)))
     headers = response_headers(fault.action, relates_to)
     headers.extend(not_understood_blocks(fault.not_understood))
+    if fault.code is FaultCode.VERSION_MISMATCH:
+        headers.append(upgrade_block())  # SOAP 1.2 Part 1 5.4.7
     data = envelope_bytes(build_envelope(fault.to_element(), headers))
     return mtom_message(data) if mtom else simple_message(data)
 
 
 def _respond(message: OutgoingMessage, status: int, background: BackgroundTask | None) -> Response:
-    return StreamingResponse(
-        message.aiter_bytes(),
-        status_code=status,
-        headers={
-            "content-type": message.content_type,
-            "content-length": str(message.content_length),
-        },
-        background=background,
-    )
+    return MessageResponse(message, status, background=background)
 
 
 def build_soap_routes(
@@ -328,6 +387,7 @@ def build_soap_routes(
     *,
     accept_unvalidated_wsse_security: bool = True,
     on_exchange: ExchangeObserver | None = None,
+    admit: Callable[[], bool] | None = None,
 ) -> list[Route]:
     """One route per Service path (POST: SOAP; GET ?wsdl: WSDL), to mount in an app;
     ``on_exchange`` observes every exchange (see the module docstring)."""
@@ -339,6 +399,7 @@ def build_soap_routes(
                 limits,
                 accept_unvalidated_wsse_security=accept_unvalidated_wsse_security,
                 on_exchange=on_exchange,
+                admit=admit,
             ).handle,
             methods=["GET", "POST"],
         )

@@ -33,6 +33,16 @@ FAULT = _ENV + "Fault"
 MUST_UNDERSTAND = _ENV + "mustUnderstand"
 ROLE = _ENV + "role"
 NOT_UNDERSTOOD = _ENV + "NotUnderstood"
+UPGRADE = _ENV + "Upgrade"
+SUPPORTED_ENVELOPE = _ENV + "SupportedEnvelope"
+_ENV11 = f"{{{NS_SOAP11}}}"
+# SOAP 1.2 Part 1 Appendix A: a SOAP/1.1 envelope whose header is the 5.4.7 Upgrade block
+_SOAP11_FAULT_ENVELOPE = (
+    f'<env:Envelope xmlns:env="{NS_SOAP11}"><env:Header>'
+    f'<env:Upgrade xmlns:env="{NS_SOAP12}">'
+    f'<env:SupportedEnvelope qname="ns1:Envelope" xmlns:ns1="{NS_SOAP12}"/>'
+    "</env:Upgrade></env:Header><env:Body><env:Fault/></env:Body></env:Envelope>"
+)
 WSSE_SECURITY = f"{{{NS_WSSE}}}Security"
 XOP_INCLUDE = f"{{{NS_XOP}}}Include"
 
@@ -231,8 +241,11 @@ def read_envelope(root: etree._Element) -> Envelope:
     """SOAP 1.2 Part 1 5: check the envelope; return its Header and first Body child."""
     qname = etree.QName(root)
     if qname.localname == "Envelope" and qname.namespace == NS_SOAP11:
-        # SOAP 1.2 Part 1 5.4.7: a SOAP 1.1 envelope is answered with VersionMismatch
-        raise SoapFault(FaultCode.VERSION_MISMATCH, "only SOAP 1.2 envelopes are accepted")
+        # SOAP 1.2 Part 1 Appendix A: a SOAP/1.1 message is answered with a
+        # VersionMismatch in the SOAP/1.1 form (soap11_fault_envelope)
+        raise SoapFault(
+            FaultCode.VERSION_MISMATCH, "only SOAP 1.2 envelopes are accepted", soap11=True
+        )
     if root.tag != ENVELOPE:
         if qname.localname == "Envelope":
             raise SoapFault(FaultCode.VERSION_MISMATCH, "unknown SOAP envelope namespace")
@@ -305,6 +318,30 @@ def not_understood_blocks(qnames: Iterable[etree.QName]) -> list[etree._Element]
     return blocks
 
 
+def upgrade_block() -> etree._Element:
+    """SOAP 1.2 Part 1 5.4.7: the env:Upgrade header block of a VersionMismatch fault,
+    naming the one envelope xdsi supports, SOAP 1.2's.  The qname uses the block's own
+    ``env`` prefix: a second prefix for the same namespace would be dropped by lxml as
+    redundant once the block is placed in an envelope."""
+    block = etree.Element(UPGRADE, nsmap={"env": NS_SOAP12})
+    etree.SubElement(block, SUPPORTED_ENVELOPE).set("qname", "env:Envelope")
+    return block
+
+
+def soap11_fault_envelope(fault: SoapFault) -> etree._Element:
+    """SOAP 1.2 Part 1 Appendix A: the version mismatch fault answering a SOAP/1.1
+    message, built on the SOAP/1.1 message construct - ``faultcode`` VersionMismatch in
+    the SOAP/1.1 envelope namespace, ``faultstring`` (SOAP 1.1 4.4) - with the SOAP 1.2
+    env:Upgrade header block (5.4.7) telling the sender which envelope to use."""
+    root = etree.fromstring(_SOAP11_FAULT_ENVELOPE)  # one document: declarations stay
+    fault_element = root.find(f"{_ENV11}Body/{_ENV11}Fault")
+    assert fault_element is not None
+    # SOAP 1.1 4.4: faultcode and faultstring are unqualified
+    etree.SubElement(fault_element, "faultcode").text = f"env:{fault.code.value}"
+    etree.SubElement(fault_element, "faultstring").text = fault.reason
+    return root
+
+
 def build_envelope(body: etree._Element, headers: Sequence[etree._Element] = ()) -> etree._Element:
     """An env:Envelope with the given header blocks and ``body`` as the Body's child."""
     root = etree.Element(ENVELOPE, nsmap={"env": NS_SOAP12})
@@ -325,6 +362,8 @@ __all__ = [
     "FAULT",
     "HEADER",
     "MUST_UNDERSTAND",
+    "SUPPORTED_ENVELOPE",
+    "UPGRADE",
     "WSSE_SECURITY",
     "XOP_INCLUDE",
     "BinarySink",
@@ -339,4 +378,6 @@ __all__ = [
     "parse_xml",
     "read_envelope",
     "secure_parser",
+    "soap11_fault_envelope",
+    "upgrade_block",
 ]

@@ -38,7 +38,8 @@ class SoapFault(Exception):
     ``QName(NS_WSA, "ActionNotSupported")``; ``detail`` is an element or text placed
     in ``env:Detail``; ``not_understood`` names header blocks for ``env:NotUnderstood``
     (SOAP 1.2 Part 1 5.4.8); ``http_status`` overrides the status of Part 2 7.5.1.2
-    (e.g. 413 for a body over its cap).
+    (e.g. 413 for a body over its cap); ``soap11`` marks the VersionMismatch answering a
+    SOAP/1.1 message, sent in the SOAP/1.1 form (SOAP 1.2 Part 1 Appendix A).
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class SoapFault(Exception):
         detail: etree._Element | str | None = None,
         not_understood: tuple[etree.QName, ...] = (),
         http_status: int | None = None,
+        soap11: bool = False,
     ) -> None:
         super().__init__(reason)
         self.code = FaultCode(code)
@@ -60,6 +62,7 @@ class SoapFault(Exception):
         self.detail = detail
         self.not_understood = not_understood
         self._http_status = http_status
+        self.soap11 = soap11
 
     @property
     def http_status(self) -> int:

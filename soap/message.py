@@ -13,6 +13,8 @@ from pathlib import Path
 
 from lxml import etree
 
+from soap.splice import XmlSplice
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
@@ -62,6 +64,8 @@ class OutgoingAttachment:
 class SoapResponse:
     body: etree._Element
     attachments: Sequence[OutgoingAttachment] = ()
+    # pre-serialised fragments written into ``body`` on the wire (``soap.splice``)
+    splices: Sequence[XmlSplice] = ()
 
 
 Handler = Callable[[SoapRequest], Awaitable[SoapResponse]]
@@ -94,13 +98,16 @@ class Service:
 
     ``busy`` makes the body answering a request (named by its Action) refused because
     the endpoint already handles ``Limits.max_concurrent_requests``; without it such a
-    request gets HTTP 503, the load balancer's signal.
+    request gets HTTP 503, the load balancer's signal.  ``out_of_resources`` makes the
+    body answering a request whose parts found no room in the spool directory; without
+    it (or when the Action is not known) such a request gets an env:Receiver fault.
     """
 
     path: str
     operations: Mapping[str, Operation]
     wsdl: str | None = None
     busy: BusyBody | None = None
+    out_of_resources: BusyBody | None = None
 
 
 __all__ = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import errno
 import hashlib
 import os
 import tempfile
@@ -38,6 +39,7 @@ XOP_MEDIA_TYPE = "application/xop+xml"
 SOAP12_MEDIA_TYPE = "application/soap+xml"
 MULTIPART_RELATED = "multipart/related"
 SIMPLE_SOAP_CONTENT_TYPE = f"{SOAP12_MEDIA_TYPE}; charset=UTF-8"
+SOAP11_CONTENT_TYPE = "text/xml; charset=UTF-8"
 ROOT_CONTENT_ID = "root.message@xdsi"
 INLINE_CONTENT_TYPE = "application/octet-stream"
 # Media types a root part may carry: the XOP package form, or a plain SOAP 1.2 envelope
@@ -121,6 +123,27 @@ def cid_of_href(href: str) -> str | None:
 
 # --- spooling --------------------------------------------------------------------------
 SPOOL_PREFIX = "xdsi-part-"
+# the errnos that mean "no room in the spool", not "something is wrong with it"
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+class SpoolFull(OSError):
+    """The spool directory's filesystem has no room (ENOSPC) or the quota is spent
+    (EDQUOT): the server's resources, not the message, are at fault.  Nothing of the
+    part is kept."""
+
+
+@contextlib.contextmanager
+def _spooling() -> Iterator[None]:
+    """Every write of the spool happens here: one place tells "full" apart."""
+    try:
+        yield
+    except SpoolFull:
+        raise
+    except OSError as exc:
+        if exc.errno not in _FULL_ERRNOS:
+            raise
+        raise SpoolFull(exc.errno, exc.strerror, exc.filename) from exc
 
 
 def spooled_parts(directory: Path) -> Iterator[Path]:
@@ -133,7 +156,8 @@ class SpoolWriter:
     """A temp file in the spool directory, hashed (SHA-1) and sized while written."""
 
     def __init__(self, limits: Limits, *, max_bytes: int, what: str) -> None:
-        fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=limits.spool_directory())
+        with _spooling():
+            fd, name = tempfile.mkstemp(prefix=SPOOL_PREFIX, dir=limits.spool_directory())
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb")
         self._sha1 = hashlib.sha1()
@@ -146,15 +170,19 @@ class SpoolWriter:
         if self.size > self._max_bytes:
             raise sender_fault(f"{self._what} exceeds {self._max_bytes} bytes", http_status=413)
         self._sha1.update(data)
-        self._file.write(data)
+        with _spooling():
+            self._file.write(data)
 
     def close(self, content_id: str, content_type: str) -> Attachment:
-        self._file.close()
+        with _spooling():
+            self._file.close()
         # ITI TF-3 4.2.3.2.9: the document hash is the SHA-1, hex encoded
         return Attachment(content_id, content_type, self.path, self.size, self._sha1.hexdigest())
 
     def discard(self) -> None:
-        self._file.close()
+        # closing flushes what is buffered, which fails on a full disk: the file goes anyway
+        with contextlib.suppress(OSError):
+            self._file.close()
         self.path.unlink(missing_ok=True)
 
 
@@ -297,8 +325,8 @@ class MessageReader:
             return
         try:
             self._multipart.write(chunk)
-        except SoapFault:
-            raise
+        except (SoapFault, OSError):
+            raise  # an OSError is the spool's (SpoolFull), not the message's
         except MultipartParseError as exc:
             if str(exc) in _HEADER_CAP_ERRORS:
                 raise self._headers_too_large() from None
@@ -510,6 +538,12 @@ def simple_message(envelope: bytes) -> OutgoingMessage:
     return OutgoingMessage(SIMPLE_SOAP_CONTENT_TYPE, len(envelope), (envelope,))
 
 
+def soap11_message(envelope: bytes) -> OutgoingMessage:
+    """A SOAP 1.1 message over the SOAP 1.1 HTTP binding (SOAP 1.1 6.1.1: text/xml);
+    xdsi sends one only as the version mismatch fault of SOAP 1.2 Part 1 Appendix A."""
+    return OutgoingMessage(SOAP11_CONTENT_TYPE, len(envelope), (envelope,))
+
+
 def mtom_message(
     envelope: bytes,
     attachments: Sequence[OutgoingAttachment] = (),
@@ -581,6 +615,8 @@ __all__ = [
     "new_boundary",
     "parse_content_type",
     "simple_message",
+    "soap11_message",
+    "SpoolFull",
     "spooled_parts",
     "strip_angle",
 ]

@@ -15,14 +15,15 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from xdsi.zero_copy import ZeroCopySendProtocol
 
 REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
 
 
-class HeaderTimeoutProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol; a request's headers must be complete within
-    ``header_timeout`` seconds (None: no bound)."""
+class HeaderTimeoutProtocol(ZeroCopySendProtocol):
+    """uvicorn's HTTP/1.1 protocol (with ASGI Zero Copy Send, ``xdsi.zero_copy``); a
+    request's headers must be complete within ``header_timeout`` seconds (None: no
+    bound)."""
 
     header_timeout: float | None = None
     _header_timer: asyncio.TimerHandle | None = None

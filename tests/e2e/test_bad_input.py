@@ -830,8 +830,21 @@ def test_soap11_envelope_is_a_version_mismatch(server: ServerProcess, peer: XdsP
         response = post(
             peer.registry_url, envelope, "text/xml; charset=UTF-8", SOAPAction=f'"{ITI18}"'
         )
-        # SOAP 1.2 Part 1 5.4.7; Part 2 7.5.1.2: every fault but env:Sender is HTTP 500
-        assert_fault(response, 500, soap("VersionMismatch"))
+        # SOAP 1.2 Part 1 Appendix A: a SOAP/1.1 VersionMismatch over the SOAP 1.1 HTTP
+        # binding (text/xml, HTTP 500), with the 5.4.7 Upgrade header naming SOAP 1.2
+        assert response.status_code == 500
+        assert response.headers["content-type"].startswith("text/xml")
+        root = etree.fromstring(response.content)
+        assert root.tag == f"{{{SOAP11_NS}}}Envelope"
+        fault = root.find(f"{{{SOAP11_NS}}}Body/{{{SOAP11_NS}}}Fault")
+        prefix, _, local = (fault.findtext("faultcode") or "").partition(":")
+        assert (fault.nsmap.get(prefix), local) == (SOAP11_NS, "VersionMismatch")
+        supported = root.find(
+            f"{{{SOAP11_NS}}}Header/{soap('Upgrade')}/{soap('SupportedEnvelope')}"
+        )
+        assert supported is not None
+        prefix, _, local = supported.get("qname", "").partition(":")
+        assert (supported.nsmap.get(prefix), local) == (NS["soap"], "Envelope")
 
 
 def _headers_envelope(headers: str) -> bytes:

@@ -169,6 +169,63 @@ def test_a_full_blob_store_is_out_of_resources_keeps_nothing_and_serving_goes_on
             peer.close()
 
 
+def test_a_full_spool_directory_is_out_of_resources_keeps_nothing_and_serving_goes_on(
+    tmp_path: Path, schemas: ResponseSchemas
+) -> None:
+    """The disk holding the request spool (MTOM parts, ``[limits] spool_dir``) is full:
+    ITI-41 answers XDSRepositoryOutOfResources (ITI TF-3 Table 4.2.4.1-2); a request
+    of another endpoint whose parts cannot be spooled gets a SOAP fault, not an
+    unexpected error; nothing is kept, and the server keeps serving."""
+    data_dir = tmp_path / "data"
+    with small_filesystem(data_dir / "spool", "1m") as spool_dir:
+        server = FaultServer(data_dir)
+        with running(server):
+            peer = TolerantPeer(server.base_url, schemas)
+            patient = fed_patient(server)
+            too_big = os.urandom(3 * 1024 * 1024)
+            reply, uids = peer.provide(patient, [("application/pdf", too_big)])
+
+            assert reply.status_code == 200
+            assert reply.status == FAILURE
+            assert registry_error_codes(reply) == ["XDSRepositoryOutOfResources"]
+            assert files_in(spool_dir) == []  # no spooled part left
+            assert repository_rows(server.data_dir, uids) == 0
+            assert files_in(server.data_dir / "blobs") == []
+
+            # the spool full to the last byte: an ITI-18 (nothing to spool) is answered,
+            # an MTOM request to the registry with a part to spool gets a SOAP fault
+            filler = spool_dir / "filler"
+            with contextlib.suppress(OSError), filler.open("wb") as out:
+                while True:
+                    out.write(b"\0" * 65536)
+            assert peer.find_documents(patient).status == SUCCESS
+            envelope = render(
+                "iti18_find_documents.xml",
+                message_id=new_id(),
+                to=peer.registry_url,
+                return_type="LeafClass",
+                patient_id=patient,
+                statuses="'urn:oasis:names:tc:ebxml-regrep:StatusType:Approved'",
+            )
+            part = [(f"extra.{new_id()}@xdsi.e2e", "application/octet-stream", too_big)]
+            faulted = peer.mtom(
+                peer.registry_url, envelope, part, "urn:ihe:iti:2007:RegistryStoredQuery"
+            )
+            assert faulted.body.tag == SOAP_FAULT
+            assert faulted.status_code == 500
+            reason = faulted.body.findtext("{*}Reason/{*}Text") or ""
+            assert "spool" in reason, reason
+            filler.unlink()
+            assert files_in(spool_dir) == []
+
+            small, small_uids = peer.provide(patient, [("text/plain", b"fits in the spool\n")])
+            assert small.status == SUCCESS, small.registry_errors()
+            retrieved = peer.retrieve(small_uids)
+            assert retrieve_status(retrieved) == SUCCESS
+            peer.close()
+        assert "Traceback" not in server.log()
+
+
 # --- 2. PostgreSQL restarted under load -------------------------------------------------------
 
 

@@ -134,14 +134,52 @@ async def test_wsse_security_refused_when_not_accepted(limits):
     assert response.status_code == 500
 
 
-async def test_soap11_envelope_is_version_mismatch(http, limits):
+SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+async def test_soap11_envelope_is_a_soap11_version_mismatch_with_upgrade(http):
+    """SOAP 1.2 Part 1 Appendix A: a SOAP/1.1 message is answered with a version mismatch
+    fault built on the SOAP/1.1 message construct (faultcode VersionMismatch in the 1.1
+    envelope namespace), over the SOAP 1.1 HTTP binding (text/xml, HTTP 500), with the
+    Upgrade header block of 5.4.7 naming the SOAP 1.2 envelope.  (It used to be a SOAP
+    1.2 env:VersionMismatch, which a SOAP 1.1 client cannot read.)"""
     soap11 = (
         b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/">'
         b"<s:Body><x/></s:Body></s:Envelope>"
     )
     response = await post(http, soap11, "text/xml; charset=utf-8")
-    _, body, _ = read(response, limits)
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "text/xml; charset=UTF-8"
+    root = etree.fromstring(response.content)
+    assert root.tag == f"{{{SOAP11}}}Envelope"
+    fault = root.find(f"{{{SOAP11}}}Body/{{{SOAP11}}}Fault")
+    code = fault.find("faultcode")
+    assert etree.QName(_resolve(code)) == etree.QName(SOAP11, "VersionMismatch")
+    assert fault.findtext("faultstring")
+    [upgrade] = root.find(f"{{{SOAP11}}}Header")
+    assert upgrade.tag == ENV + "Upgrade"
+    [supported] = upgrade
+    assert supported.tag == ENV + "SupportedEnvelope"
+    assert etree.QName(_resolve(supported, supported.get("qname"))) == etree.QName(
+        SOAP12, "Envelope"
+    )
+
+
+def _resolve(element: etree._Element, text: str | None = None) -> str:
+    prefix, _, local = (text if text is not None else element.text or "").partition(":")
+    return f"{{{element.nsmap[prefix]}}}{local}"
+
+
+async def test_unknown_envelope_namespace_is_version_mismatch_with_upgrade(http, limits):
+    """SOAP 1.2 Part 1 5.4.7: a VersionMismatch names the supported envelope."""
+    other = b'<s:Envelope xmlns:s="urn:example:other-envelope"><s:Body><x/></s:Body></s:Envelope>'
+    response = await post(http, other)
+    header, body, _ = read(response, limits)
     assert (response.status_code, fault_subcodes(body)) == (500, ["env:VersionMismatch"])
+    supported = header.find(f"{ENV}Upgrade/{ENV}SupportedEnvelope")
+    assert etree.QName(_resolve(supported, supported.get("qname"))) == etree.QName(
+        SOAP12, "Envelope"
+    )
 
 
 @pytest.mark.parametrize(

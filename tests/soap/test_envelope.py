@@ -96,6 +96,8 @@ def test_soap11_envelope_is_version_mismatch():
     with pytest.raises(SoapFault) as caught:
         read_envelope(etree.fromstring(soap11))
     assert caught.value.code is FaultCode.VERSION_MISMATCH
+    # SOAP 1.2 Part 1 Appendix A: answered in the SOAP/1.1 form
+    assert caught.value.soap11
 
 
 def test_non_envelope_root_is_sender_fault():

@@ -1,0 +1,224 @@
+"""xdsi/zero_copy.py: the ASGI Zero Copy Send and Path Send extensions on a real socket.
+
+A uvicorn server with xdsi's protocol, on asyncio's and on uvloop's event loop, answers
+from a small ASGI app that mixes body chunks with file ranges; the client reads the
+raw HTTP/1.1 bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import uvloop
+
+from soap.mtom_response import PATH_SEND, ZERO_COPY_SEND
+from xdsi.header_timeout import header_timeout_protocol
+
+CONTENT = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
+
+App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop,
+    "uvloop": uvloop.new_event_loop,  # the transports ``xdsi serve`` runs on
+}
+
+
+@pytest.fixture(params=sorted(LOOPS))
+def run(request: pytest.FixtureRequest) -> Callable[[Awaitable[None]], None]:
+    """Run a scenario to its end on each event loop."""
+
+    def run_on_loop(scenario: Awaitable[None]) -> None:
+        with asyncio.Runner(loop_factory=LOOPS[request.param]) as runner:
+            runner.run(scenario)  # type: ignore[arg-type]
+
+    return run_on_loop
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def blob(tmp_path: Path) -> Path:
+    path = tmp_path / "blob.bin"
+    path.write_bytes(CONTENT)
+    return path
+
+
+async def _serve(app: App) -> AsyncIterator[int]:
+    port = _free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+        http=header_timeout_protocol(None),
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await serving
+
+
+async def _exchange(port: int, method: str = "GET") -> tuple[bytes, bytes]:
+    """One request on its own connection; (head, body) as the server sent them."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{method} / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    data = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def _range_app(blob: Path, seen: list[dict[str, Any]]) -> App:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(scope.get("extensions", {}))
+        length = 6 + 1000 + 4 + 5
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-length", str(length).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"begin|", "more_body": True})
+        with blob.open("rb") as file:
+            await send(
+                {
+                    "type": ZERO_COPY_SEND,
+                    "file": file,
+                    "offset": 300,
+                    "count": 1000,
+                    "more_body": True,
+                }
+            )
+            file.seek(len(CONTENT) - 4)  # no offset: from the file's position
+            await send({"type": ZERO_COPY_SEND, "file": file, "more_body": True})
+            assert file.tell() == len(CONTENT)
+        await send({"type": "http.response.body", "body": b"|end.", "more_body": False})
+
+    return app
+
+
+def test_file_ranges_come_between_body_chunks(
+    blob: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_file_ranges_come_between_body_chunks(blob))
+
+
+async def _file_ranges_come_between_body_chunks(blob: Path) -> None:
+    seen: list[dict[str, Any]] = []
+    async for port in _serve(_range_app(blob, seen)):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b"begin|" + CONTENT[300:1300] + b"tail" + b"|end."
+        head, body = await _exchange(port, "HEAD")
+        assert head.startswith(b"HTTP/1.1 200") and body == b""
+    assert ZERO_COPY_SEND in seen[0] and PATH_SEND in seen[0]
+
+
+def test_a_whole_file_by_path_without_a_content_length_is_chunked(
+    blob: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_a_whole_file_by_path_without_a_content_length_is_chunked(blob))
+
+
+async def _a_whole_file_by_path_without_a_content_length_is_chunked(blob: Path) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": PATH_SEND, "path": str(blob)})
+
+    async for port in _serve(app):
+        head, body = await _exchange(port)
+        assert b"transfer-encoding: chunked" in head.lower()
+        assert body == b"%x\r\n" % len(CONTENT) + CONTENT + b"\r\n0\r\n\r\n"
+
+
+def test_a_range_longer_than_the_content_length_is_refused(
+    blob: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_a_range_longer_than_the_content_length_is_refused(blob))
+
+
+async def _a_range_longer_than_the_content_length_is_refused(blob: Path) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+        )
+        with blob.open("rb") as file:
+            await send({"type": ZERO_COPY_SEND, "file": file, "offset": 0, "count": 11})
+
+    async for port in _serve(app):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b""  # nothing of the range went out; the connection was closed
+
+
+def test_a_file_shorter_than_its_range_ends_the_connection(
+    blob: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_a_file_shorter_than_its_range_ends_the_connection(blob))
+
+
+async def _a_file_shorter_than_its_range_ends_the_connection(blob: Path) -> None:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        length = len(CONTENT) + 100
+        headers = [(b"content-length", str(length).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        with blob.open("rb") as file:
+            await send({"type": ZERO_COPY_SEND, "file": file, "offset": 0, "count": length})
+
+    async for port in _serve(app):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == CONTENT  # what there was, then the close: the client sees it short
+
+
+def test_clients_that_do_not_read_hold_up_no_other(
+    tmp_path: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_clients_that_do_not_read_hold_up_no_other(tmp_path))
+
+
+async def _clients_that_do_not_read_hold_up_no_other(tmp_path: Path) -> None:
+    big = tmp_path / "big.bin"
+    big.write_bytes(CONTENT * 24)  # more than loopback socket buffers hold
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(big.stat().st_size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": PATH_SEND, "path": str(big)})
+
+    async for port in _serve(app):
+        stalled = []
+        for _ in range(12):  # more than a default thread pool's workers
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            stalled.append(writer)
+        await asyncio.sleep(0.5)
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200") and body == CONTENT * 24
+        for writer in stalled:
+            writer.transport.abort()

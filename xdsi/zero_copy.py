@@ -1,0 +1,291 @@
+"""ASGI Zero Copy Send and Path Send in uvicorn's HTTP/1.1 protocol.
+
+The ASGI extensions ``http.response.zerocopysend`` (a byte range of an open file, which
+may come between ordinary ``http.response.body`` messages, any number of times) and
+``http.response.pathsend`` (a whole file by its path, ending the response) are named in
+every request's ``scope["extensions"]`` by :class:`ZeroCopySendProtocol`; the MTOM
+writer (``soap.mtom_response``) sends each document part with the first, so a
+multi-gigabyte ITI-43 response never passes through Python.
+
+On a plain TCP connection the bytes move with ``os.sendfile`` from the file to the
+socket: whatever the transport still holds is flushed first, then a thread of the
+transfer's own calls ``sendfile`` on a duplicate of the socket's descriptor, waiting
+with ``poll`` whenever the non-blocking socket is full (uvloop's ``loop.sendfile`` is
+not implemented).  The event loop keeps reading the connection meanwhile; a closed
+connection stops the thread, and a client that goes away mid-file ends the response
+(the connection is aborted, the application's later messages are dropped, as uvicorn
+drops them for a disconnected client).  Over TLS there is no ``sendfile``: the file is
+read in :data:`READ_SIZE` pieces in a worker thread, one read ahead, and written
+through the transport with its flow control.
+
+The Content-Length the application declared is kept exact: a range longer than what
+is left of it is refused (``RuntimeError``), as uvicorn refuses a body chunk, and a
+file shorter than its range aborts the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import select
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from soap.mtom_response import PATH_SEND, ZERO_COPY_SEND
+
+log = logging.getLogger(__name__)
+
+READ_SIZE = 4 * 1024 * 1024  # bytes read at a time when the file goes through the transport
+SENDFILE_STEP = 16 * 1024 * 1024  # bytes asked of one sendfile call
+POLL_MS = 250  # how long the sending thread waits for the socket before re-checking
+_ERROR_EVENTS = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+Send = Callable[[Any], Awaitable[None]]
+
+
+class FileShorterThanRange(RuntimeError):
+    """The file ended before the range the application asked to send."""
+
+
+class ZeroCopySendProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with the Zero Copy Send and Path Send extensions."""
+
+    _stop_sending: threading.Event | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        extensions = self.scope.setdefault("extensions", {})  # type: ignore[typeddict-item]
+        extensions[ZERO_COPY_SEND] = {}
+        extensions[PATH_SEND] = {}
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        cycle = self.cycle
+        # an upgrade request makes no cycle of its own: the one there is the last one's
+        if cycle is not None and cycle.scope is self.scope:
+            cycle.send = _FileSendingCycle(cycle, self).send  # type: ignore[method-assign]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stop_sending is not None:
+            self._stop_sending.set()
+        super().connection_lost(exc)
+
+
+class _FileSendingCycle:
+    """One request's ``send``: the two extensions here, everything else to uvicorn."""
+
+    def __init__(self, cycle: RequestResponseCycle, protocol: ZeroCopySendProtocol) -> None:
+        self._cycle = cycle
+        self._protocol = protocol
+        self._send: Send = cycle.send  # uvicorn's own, bound before it is replaced
+
+    async def send(self, message: Any) -> None:
+        kind = message["type"]
+        if kind == ZERO_COPY_SEND:
+            file = message["file"]
+            await self._send_range(
+                file, message.get("offset"), message.get("count"), message.get("more_body", False)
+            )
+        elif kind == PATH_SEND:
+            with Path(message["path"]).open("rb") as file:
+                await self._send_range(file, 0, None, more_body=False)
+        else:
+            await self._send(message)
+
+    async def _send_range(
+        self, file: IO[bytes], offset: int | None, count: int | None, more_body: bool
+    ) -> None:
+        cycle = self._cycle
+        flow = cycle.flow
+        if flow.write_paused and not cycle.disconnected:
+            await flow.drain()
+        if cycle.disconnected:
+            return
+        if not cycle.response_started or cycle.response_complete:
+            raise RuntimeError(
+                f"Unexpected ASGI message {ZERO_COPY_SEND!r} outside a response body"
+            )
+        fd = file.fileno()
+        from_position = offset is None
+        start = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else offset
+        length = os.fstat(fd).st_size - start if count is None else count
+        if cycle.scope["method"] != "HEAD" and length > 0:
+            if not cycle.chunked_encoding:
+                if length > cycle.expected_content_length:
+                    raise RuntimeError("Response content longer than Content-Length")
+                cycle.expected_content_length -= length
+            try:
+                await self._transfer(fd, start, length)
+            except (OSError, FileShorterThanRange) as exc:
+                self._abort(exc)
+                if isinstance(exc, FileShorterThanRange):
+                    raise
+                return
+            if from_position:
+                os.lseek(fd, start + length, os.SEEK_SET)
+        if not more_body:
+            await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _transfer(self, fd: int, start: int, length: int) -> None:
+        cycle, transport = self._cycle, self._cycle.transport
+        chunked = bool(cycle.chunked_encoding)
+        if chunked:
+            transport.write(b"%x\r\n" % length)
+        sock = transport.get_extra_info("socket")
+        if sock is None or transport.get_extra_info("ssl_object") is not None:
+            await self._through_transport(fd, start, length)
+        else:
+            await self._sendfile(sock.fileno(), fd, start, length)
+        if chunked and not cycle.disconnected:
+            transport.write(b"\r\n")
+
+    async def _flush(self) -> None:
+        """Wait until the transport has written everything it was given: the file's
+        bytes must follow them on the socket.  A write-buffer bound of 0 pauses the
+        protocol (uvicorn's flow control) until the buffer is empty."""
+        cycle, transport = self._cycle, self._cycle.transport
+        while transport.get_write_buffer_size() and not cycle.disconnected:
+            low, high = transport.get_write_buffer_limits()
+            transport.set_write_buffer_limits(high=0, low=0)
+            try:
+                if cycle.flow.write_paused:
+                    await cycle.flow.drain()
+                else:
+                    await asyncio.sleep(0)
+            finally:
+                if not transport.is_closing():
+                    transport.set_write_buffer_limits(high=high, low=low)
+
+    async def _sendfile(self, socket_fd: int, fd: int, start: int, length: int) -> None:
+        await self._flush()
+        if self._cycle.disconnected:
+            raise ConnectionResetError("the client disconnected")
+        stop = threading.Event()
+        self._protocol._stop_sending = stop
+        # a duplicate descriptor: should the loop close the connection's own while the
+        # thread sends, the number is never reused under the thread
+        own = os.dup(socket_fd)
+        sending = _in_own_thread(_sendfile_blocking, own, fd, start, length, stop)
+        try:
+            sent = await asyncio.shield(sending)
+        except asyncio.CancelledError:
+            stop.set()
+            with contextlib.suppress(Exception):
+                await sending
+            raise
+        finally:
+            self._protocol._stop_sending = None
+        if sent < length:
+            raise ConnectionResetError("the connection was closed while the file was sent")
+
+    async def _through_transport(self, fd: int, start: int, length: int) -> None:
+        cycle, transport = self._cycle, self._cycle.transport
+        loop = asyncio.get_running_loop()
+        position, end = start, start + length
+
+        def read_next() -> asyncio.Future[bytes]:
+            return loop.run_in_executor(
+                None, os.pread, fd, min(READ_SIZE, end - position), position
+            )
+
+        pending = read_next()
+        try:
+            while True:
+                chunk = await pending
+                if not chunk:
+                    raise FileShorterThanRange(f"the file ends at {position}, before {end}")
+                position += len(chunk)
+                if position < end:
+                    pending = read_next()  # read ahead while this chunk goes out
+                transport.write(chunk)
+                if cycle.flow.write_paused:
+                    await cycle.flow.drain()
+                if cycle.disconnected:
+                    raise ConnectionResetError("the client disconnected")
+                if position >= end:
+                    return
+        finally:
+            if not pending.done():
+                with contextlib.suppress(Exception):
+                    await pending
+
+    def _abort(self, exc: BaseException) -> None:
+        """The response cannot be completed: the connection ends, the rest is dropped."""
+        log.info("response to %s ended: %s", self._cycle.scope.get("client"), exc)
+        self._cycle.disconnected = True
+        self._cycle.keep_alive = False
+        transport = self._cycle.transport
+        if not transport.is_closing():
+            transport.abort()
+
+
+def _in_own_thread(function: Callable[..., int], *args: Any) -> asyncio.Future[int]:
+    """``function(*args)`` in a thread of its own, as a future of the running loop.
+
+    Not the loop's default executor: a transfer holds its thread as long as the client
+    takes to read, and a handful of slow clients would hold every worker of a shared
+    pool (the default executor has ``cpu_count + 4``)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[int] = loop.create_future()
+
+    def settle(result: int | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, exc = function(*args), None
+        except BaseException as raised:  # noqa: BLE001 - handed to the awaiting task
+            result, exc = None, raised
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=run, name="xdsi-sendfile", daemon=True).start()
+    return future
+
+
+def _sendfile_blocking(
+    socket_fd: int, fd: int, start: int, length: int, stop: threading.Event
+) -> int:
+    """``length`` bytes of ``fd`` from ``start`` to the non-blocking socket ``socket_fd``
+    (which this function closes), waiting for the socket to drain when it is full;
+    the bytes sent (fewer when ``stop`` was set)."""
+    try:
+        poller = select.poll()
+        poller.register(socket_fd, select.POLLOUT)
+        sent = 0
+        while sent < length and not stop.is_set():
+            try:
+                n = os.sendfile(socket_fd, fd, start + sent, min(length - sent, SENDFILE_STEP))
+            except BlockingIOError:
+                for _fd, events in poller.poll(POLL_MS):
+                    if events & _ERROR_EVENTS and not events & select.POLLOUT:
+                        raise ConnectionResetError("the client's connection failed") from None
+                continue
+            if n == 0:
+                raise FileShorterThanRange(
+                    f"the file ends at {start + sent}, before {start + length}"
+                )
+            sent += n
+        return sent
+    finally:
+        os.close(socket_fd)
+
+
+__all__ = [
+    "POLL_MS",
+    "READ_SIZE",
+    "SENDFILE_STEP",
+    "FileShorterThanRange",
+    "ZeroCopySendProtocol",
+]
