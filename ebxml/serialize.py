@@ -10,6 +10,7 @@ the canonical XML of an object is the same every time it is written.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -55,9 +56,19 @@ _LONG_NAME = 256
 _SubElement = etree.SubElement
 
 
-def _child_id(parent_id: str, scheme: str, index: int) -> str:
-    """A stable UUID for the index-th nested object of ``scheme`` under ``parent_id``."""
-    return f"{UUID_PREFIX}{uuid.uuid5(uuid.NAMESPACE_URL, f'{parent_id}#{scheme}#{index}')}"
+_URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
+
+
+def child_id(parent_id: str, scheme: str, index: int) -> str:
+    """A stable UUID for the index-th nested object of ``scheme`` under ``parent_id``:
+    ``uuid.uuid5(NAMESPACE_URL, "<parent>#<scheme>#<index>")`` (RFC 4122 4.3), computed
+    without the ``uuid.UUID`` object."""
+    name = f"{parent_id}#{scheme}#{index}".encode()
+    digest = bytearray(hashlib.sha1(_URL_NAMESPACE + name).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    x = digest.hex()
+    return f"{UUID_PREFIX}{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
 
 
 def _set(elem: etree._Element, name: str, value: str | None) -> None:
@@ -109,7 +120,7 @@ class _Writer:
     def next_id(self, scheme: str) -> str:
         index = self.counts.get(scheme, 0)
         self.counts[scheme] = index + 1
-        return _child_id(self.obj_id, scheme, index)
+        return child_id(self.obj_id, scheme, index)
 
     def classification(
         self,
@@ -347,6 +358,7 @@ def registry_response(response: RegistryResponse) -> etree._Element:
 
 __all__ = [
     "with_patient_id",
+    "child_id",
     "cid_href",
     "highest_severity",
     "leaf_class",

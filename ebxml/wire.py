@@ -8,7 +8,11 @@ meaning (ITI TF-2 3.18.4.1.2.3.5).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from dataclasses import replace
+from functools import lru_cache
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -124,6 +128,89 @@ def adhoc_query_response(
     return elem
 
 
+# The canonical LeafClass bytes the registry stores (``etree.tostring`` of
+# ``ebxml.serialize.leaf_class``): one rim: element with the rim namespace declared on
+# it; every attribute written name="value", with '"', '<' and '>' escaped in values
+# (XML 1.0 2.4, 3.1), so the first '>' ends the start tag and splitting it on '"'
+# alternates names and values.
+_RIM_ELEMENT = b"<rim:"
+_RIM_NAMESPACE = NSMAP["rim"].encode()
+_ATTRIBUTE_NAME = re.compile(rb"[A-Za-z_:][-\w:.]*=")
+_ATTRIBUTE_ESCAPES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+
+
+@lru_cache(maxsize=64)  # statuses and homeCommunityIds: a handful of values
+def _attribute(value: str) -> bytes:
+    return escape(value, _ATTRIBUTE_ESCAPES).encode("ascii", "xmlcharrefreplace")
+
+
+def _start_tag(xml: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, int] | None:
+    """(``<rim:Name``, attributes in order, ``/`` or nothing, end) of canonical bytes."""
+    end = xml.find(b">")
+    if end < 0 or not xml.startswith(_RIM_ELEMENT):
+        return None
+    parts = xml[:end].split(b'"')
+    if len(parts) % 2 == 0 or parts[-1] not in (b"", b"/"):
+        return None
+    element, space, first = parts[0].partition(b" ")
+    names = [first] if space else []
+    for separator in parts[2:-1:2]:
+        if separator[:1] != b" ":
+            return None
+        names.append(separator[1:])
+    if len(names) != len(parts) // 2 or not all(map(_ATTRIBUTE_NAME.fullmatch, names)):
+        return None
+    return element, dict(zip((n[:-1] for n in names), parts[1::2], strict=True)), parts[-1], end
+
+
+def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
+    """What ``adhoc_query_response`` writes for ``stored``, as bytes, without parsing
+    it: the start tag's status (and home) written over, its rim declaration left to
+    the enclosing AdhocQueryResponse.  None when the bytes are not in the canonical
+    form (then only parsing them can tell)."""
+    tag = _start_tag(stored.xml)
+    if tag is None:
+        return None
+    element, attributes, slash, end = tag
+    if attributes.pop(b"xmlns:rim", None) != _RIM_NAMESPACE:
+        return None
+    if any(name.startswith(b"xmlns") for name in attributes):
+        return None
+    attributes[b"status"] = _attribute(stored.availability_status)
+    if stored.home:
+        attributes[b"home"] = _attribute(stored.home)
+    return b"".join(
+        [
+            element,
+            *(b' %s="%s"' % item for item in attributes.items()),
+            slash,
+            stored.xml[end:],
+        ]
+    )
+
+
+def adhoc_query_response_parts(
+    response: AdhocQueryResponse, return_type: ReturnType | str
+) -> tuple[etree._Element, etree._Element | None, tuple[bytes, ...]]:
+    """As :func:`adhoc_query_response`, with the StoredObjects of a LeafClass answer left
+    as bytes (:func:`stored_leaf_bytes`): (the response, its rim:RegistryObjectList, the
+    objects to write as that list's children, in order).  A response that holds anything
+    else is built whole, with no bytes left over."""
+    objects = response.objects
+    eligible = (
+        return_type != ReturnType.OBJECT_REF
+        and bool(objects)
+        and not response.object_refs
+        and all(isinstance(o, StoredObject) for o in objects)
+    )
+    fragments = [stored_leaf_bytes(o) for o in objects] if eligible else []  # type: ignore[arg-type]
+    if not eligible or any(f is None for f in fragments):
+        elem = adhoc_query_response(response, return_type)
+        return elem, elem.find(RIM.RegistryObjectList), ()
+    elem = adhoc_query_response(replace(response, objects=()), return_type)
+    return elem, elem.find(RIM.RegistryObjectList), tuple(fragments)  # type: ignore[arg-type]
+
+
 def parse_adhoc_query_response(elem: etree._Element) -> AdhocQueryResponse:
     """query:AdhocQueryResponse as a Document Consumer reads it: LeafClass objects back
     into model objects (ids kept as returned), ObjectRefs into ``object_refs``."""
@@ -144,8 +231,10 @@ def parse_adhoc_query_response(elem: etree._Element) -> AdhocQueryResponse:
 __all__ = [
     "adhoc_query_request",
     "adhoc_query_response",
+    "adhoc_query_response_parts",
     "parse_adhoc_query_request",
     "parse_adhoc_query_response",
     "parse_registry_errors",
     "parse_registry_response",
+    "stored_leaf_bytes",
 ]

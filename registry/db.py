@@ -82,6 +82,15 @@ def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Sess
     return sessionmaker(bind=bind, expire_on_commit=False)
 
 
+def single_statement_sessions(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for work that reads with ONE statement (an ITI-18 stored query): on
+    PostgreSQL in autocommit, so the statement is its own transaction (one snapshot)
+    and no BEGIN and ROLLBACK travel with it; elsewhere plain read sessions."""
+    if engine.dialect.name == "postgresql":
+        return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    return session_factory(engine)
+
+
 def alembic_config(engine: Engine | None = None) -> Config:
     """A programmatic Alembic configuration for the registry's migrations."""
     config = Config()
@@ -103,6 +112,7 @@ __all__ = [
     "alembic_config",
     "make_engine",
     "session_factory",
+    "single_statement_sessions",
     "upgrade",
     "write_engine",
 ]

@@ -24,7 +24,7 @@ from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
 from ebxml.vocabulary import Transaction
 from registry.codes import CodeSet, check_codes
-from registry.db import session_factory
+from registry.db import session_factory, single_statement_sessions
 from registry.register import Registered, register_submission
 from registry.uow import DEFAULT_ATTEMPTS, transact
 from registry.update import Updated, update_document_set
@@ -93,6 +93,8 @@ class DocumentRegistry:
         self.config = config or RegistryConfig()
         self._validate = validator or standard_validator(self.config.code_set)
         self.sessions: sessionmaker[Session] = session_factory(engine)
+        # ITI-18: each stored query is one statement (registry.stored_query)
+        self.query_sessions: sessionmaker[Session] = single_statement_sessions(engine)
         self.write_sessions: sessionmaker[Session] = session_factory(engine, write=True)
         self._subscribers: list[Subscriber] = []
 

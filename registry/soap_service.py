@@ -20,10 +20,15 @@ from ebxml.parse import parse_submit_objects_request
 from ebxml.serialize import registry_response
 from ebxml.tags import LCM, QUERY
 from ebxml.vocabulary import RESPONSE_ACTION, Action, ResponseStatus, Transaction
-from ebxml.wire import adhoc_query_response, parse_adhoc_query_request
+from ebxml.wire import (
+    adhoc_query_response,
+    adhoc_query_response_parts,
+    parse_adhoc_query_request,
+)
 from registry.service import DocumentRegistry
 from registry.stored_query import StoredQueryConfig, execute_stored_query
 from soap.message import Operation, Service, SoapRequest, SoapResponse
+from soap.splice import XmlSplice
 
 REGISTRY_PATH = "/xds/registry"
 WSDL_RESOURCE = "wsdl/DocumentRegistry.wsdl"
@@ -71,8 +76,9 @@ def register(registry: DocumentRegistry, body: object) -> RegistryResponse:
 def stored_query(
     registry: DocumentRegistry, request: AdhocQueryRequest, config: StoredQueryConfig
 ) -> AdhocQueryResponse:
-    """ITI-18 (ITI TF-2 3.18.4.1.3) in one read session; runs in a worker thread."""
-    with registry.sessions() as session:
+    """ITI-18 (ITI TF-2 3.18.4.1.3), one statement in its own read session; runs in a
+    worker thread."""
+    with registry.query_sessions() as session:
         return execute_stored_query(session, request, config)
 
 
@@ -102,7 +108,11 @@ def registry_service(
             return SoapResponse(adhoc_query_response(failure, "LeafClass"))
         query = parse_adhoc_query_request(request.body)
         response = await run_in_threadpool(stored_query, registry, query, settings.stored_query)
-        return SoapResponse(adhoc_query_response(response, query.return_type))
+        # the stored metadata goes out as stored, not parsed and serialised again
+        body, object_list, stored = adhoc_query_response_parts(response, query.return_type)
+        if not stored or object_list is None:
+            return SoapResponse(body)
+        return SoapResponse(body, splices=(XmlSplice(object_list, stored),))
 
     operations = {
         Action.ITI42: Operation(Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler),

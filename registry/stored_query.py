@@ -95,7 +95,8 @@ def execute_stored_query(
     object_refs = request.return_type == ReturnType.OBJECT_REF
     limit = config.max_object_refs if object_refs else config.max_results
     statement = query_statement(implementation, parsed.params, object_refs=object_refs)
-    rows = session.execute(statement.limit(limit + 1)).all()
+    # a Core statement of columns, run on the session's connection (no ORM state)
+    rows = session.connection().execute(statement.limit(limit + 1)).all()
 
     if len(rows) > limit:
         return _failure(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from enum import IntEnum
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +34,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.orm import aliased
 
 from ebxml.vocabulary import AssociationType, AvailabilityStatus
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow, SubmissionSetRow
@@ -71,7 +71,9 @@ def superseded(row: type[DocumentEntryRow | FolderRow]) -> ColumnElement[bool]:
     digit - without a cast, so a submitted versionName that is not a number (ebRIM's
     default is "1.1") cannot make the query fail.  Probes the (logical_id, version)
     unique index."""
-    newer = aliased(row)
+    # a Core alias of the table: the same SQL as an ORM alias, built in a fraction
+    # of the time (this runs for every query)
+    newer = row.__table__.alias().c  # type: ignore[attr-defined]
     longer = func.length(newer.version) > func.length(row.version)
     same_length_higher = and_(
         func.length(newer.version) == func.length(row.version), newer.version > row.version
@@ -100,9 +102,12 @@ def association_level_1_hidden() -> ColumnElement[bool]:
     )
 
 
-def object_columns(row: type[SubmissionSetRow | DocumentEntryRow | FolderRow]) -> list[Any]:
+# The result columns are the same expressions for every query: built once per table
+# (SQL expressions are immutable, so statements share them), not on each request.
+@cache
+def object_columns(row: type[SubmissionSetRow | DocumentEntryRow | FolderRow]) -> tuple[Any, ...]:
     """The result columns of a SubmissionSet, DocumentEntry or Folder table."""
-    return [
+    return (
         literal(int(_KIND_OF[row]), Integer).label("kind"),
         row.id.label("row_id"),
         row.entry_uuid.label("entry_uuid"),
@@ -111,13 +116,14 @@ def object_columns(row: type[SubmissionSetRow | DocumentEntryRow | FolderRow]) -
         row.patient_id.label("patient_id"),
         row.home.label("home"),
         _LEVEL_1_HIDDEN[row]().label("level_1_hidden"),
-    ]
+    )
 
 
-def association_columns() -> list[Any]:
+@cache
+def association_columns() -> tuple[Any, ...]:
     """The result columns of the association table (no patient)."""
     a = AssociationRow
-    return [
+    return (
         literal(int(ResultKind.ASSOCIATION), Integer).label("kind"),
         a.id.label("row_id"),
         a.entry_uuid.label("entry_uuid"),
@@ -126,7 +132,7 @@ def association_columns() -> list[Any]:
         cast(null(), String).label("patient_id"),
         a.home.label("home"),
         association_level_1_hidden().label("level_1_hidden"),
-    ]
+    )
 
 
 __all__ = [
