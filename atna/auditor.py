@@ -1,21 +1,27 @@
 """The one object actors talk to: ``Auditor.record(event)``.
 
-``record`` never blocks and never raises: it puts the event on an in-memory queue.
-What the request path hands over is small: a SOAP exchange is recorded as it was seen
-(``atna.observe.ObservedExchange``) and read only here.  A writer thread takes the
-first event, reads it if it is such a record, builds its audit messages (``atna.events``)
-and frames them (RFC 5424, ``atna.syslog``), goes on with whatever else arrives in
-the next ``linger`` seconds (5 ms; at most ``MAX_GROUP`` events), and spools the
-group for every destination in one transaction (group commit), then wakes the
-shipper.  Building the XML off the request path and paying one commit (one fsync)
-per group is what keeps auditing from slowing the transactions it records.
+``record`` never raises and hands back a ticket (a ``concurrent.futures.Future``)
+that resolves once the event is durable in the spool; the request paths wait for it
+before they answer (``wait_durable`` / ``durable``), so an answered transaction has
+its audit record in the spool.  How it gets there depends on the caller:
 
-The durability window: an event is in memory from ``record`` until its group
-commits - ``linger`` plus the build and the commit, a few milliseconds when the
-spool's disk keeps up.  A crash (SIGKILL, power loss) inside that window loses the
-events of the open group; everything committed survives and is shipped after the
-restart.  ``flush`` waits for the commit of everything recorded so far; ``stop``
-(``xdsi serve`` shutdown) drains the queue before it returns.
+- From a thread (a request's worker thread, the HL7 feed, a DICOM association):
+  ``record`` builds the audit messages (``atna.events``), frames them (RFC 5424,
+  ``atna.syslog``) and writes them itself through ``atna.group_commit`` - durable when
+  ``record`` returns, no thread hop; concurrent callers share one transaction.
+- From an event loop, which must not wait for a disk: the event is queued for the
+  writer thread, which takes every event queued at that moment (at most
+  ``MAX_GROUP``) and spools them in one transaction; the caller awaits the ticket.
+
+Either way the events that arrive while one commit runs form the next group: group
+commit without an artificial delay, one fsync per group, a lone event pays its own.
+
+Full spool (an ATNA Secure Node may hold records back while a repository is down,
+never drop them): with
+``spool_limit`` set, once that many events wait for a destination the auditor stops
+``accepting``: the actors refuse new transactions with their busy answers
+(``XDSRegistryBusy`` / ``XDSRepositoryBusy``) and one Security Alert records it; it
+accepts again when the shippers have brought the backlog under 90 % of the limit.
 
 The shipper (``atna.shipper``) runs with ``await auditor.run()`` in the caller's
 event loop, or with ``start()`` / ``stop()`` on a thread of its own.
@@ -30,9 +36,13 @@ import socket
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
-from atna.events import AuditContext, AuditEvent, audit_messages
+from atna.codes import EventOutcomeIndicator, SecurityAlertType
+from atna.events import AuditContext, AuditEvent, Endpoint, SecurityAlert, audit_messages
+from atna.group_commit import GroupCommit
 from atna.message import to_xml
 from atna.shipper import Shipper
 from atna.spool import AuditSpool
@@ -42,7 +52,70 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "xdsi"
 MAX_GROUP = 500  # events written in one spool transaction at most
-LINGER = 0.005  # seconds a group stays open for more events after its first
+DURABLE_TIMEOUT = 10.0  # seconds a transaction waits for its audit record to be spooled
+SPOOL_RECOUNT_INTERVAL = 30.0  # seconds between exact counts of the spool's backlog
+RESUME_FRACTION = 0.9  # accept again below this share of ``spool_limit``
+
+Ticket = Future  # resolves to True once the event is durable, False if it never will be
+
+
+@dataclass(frozen=True)
+class _Queued:
+    event: AuditEvent | None  # None: ``messages`` were built by the caller
+    ticket: Ticket
+    messages: tuple[bytes, ...] = ()
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def resolved(value: bool = True) -> Ticket:
+    """A ticket that is already resolved (an event that needs no waiting)."""
+    ticket: Ticket = Future()
+    ticket.set_result(value)
+    return ticket
+
+
+def wait_durable(ticket: object, timeout: float = DURABLE_TIMEOUT) -> bool:
+    """Block until ``ticket`` (what an observer returned, if a ticket) is durable.
+    For threads (the HL7 feed, the DICOM association handlers); never raises."""
+    if not isinstance(ticket, Future):
+        return True
+    try:
+        return bool(ticket.result(timeout))
+    except Exception:  # noqa: BLE001 - a late or failed spool write is logged by the writer
+        log.warning("audit record not yet spooled after %.1f s; answering anyway", timeout)
+        return False
+
+
+async def durable(ticket: object, timeout: float = DURABLE_TIMEOUT) -> bool:
+    """``wait_durable`` for the event loop."""
+    if not isinstance(ticket, Future):
+        return True
+    if ticket.done():
+        return bool(ticket.result())
+    try:
+        return bool(await asyncio.wait_for(asyncio.wrap_future(ticket), timeout))
+    except Exception:  # noqa: BLE001
+        log.warning("audit record not yet spooled after %.1f s; answering anyway", timeout)
+        return False
+
+
+@dataclass(frozen=True)
+class DurableWait:
+    """``await`` it for ``durable(ticket)``; dropping it unawaited is harmless (an
+    observer's answer that a refusal path does not wait for)."""
+
+    ticket: object
+    timeout: float = DURABLE_TIMEOUT
+
+    def __await__(self) -> Any:
+        return durable(self.ticket, self.timeout).__await__()
 
 
 class Auditor:
@@ -58,10 +131,14 @@ class Auditor:
         app_name: str = APP_NAME,
         senders: Mapping[str, Sender] | None = None,
         shipper_options: Mapping[str, Any] | None = None,
-        linger: float = LINGER,
+        spool_limit: int = 0,
+        reporter: Endpoint | None = None,
     ) -> None:
         """``destinations``: ``tls://host:port`` / ``udp://host:port`` URLs.  ``senders``
-        replaces the network senders (keyed by the same URLs), e.g. in tests."""
+        replaces the network senders (keyed by the same URLs), e.g. in tests.
+        ``spool_limit``: events waiting for a destination beyond which new
+        transactions are refused (0: no limit); ``reporter`` names this node in the
+        Security Alert that says so."""
         self.spool = spool
         self.destinations = [parse_destination(url).url for url in destinations]
         self.context = AuditContext(audit_source_id, enterprise_site_id)
@@ -70,20 +147,54 @@ class Auditor:
         if senders is None:
             senders = {url: make_sender(parse_destination(url), tls) for url in self.destinations}
         self.shipper = Shipper(spool, senders, **dict(shipper_options or {}))
-        self._linger = linger
-        self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
+        self._queue: queue.Queue[_Queued | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_guard = threading.Lock()
         self._thread: threading.Thread | None = None
+        self.spool_limit = spool_limit
+        self._reporter = reporter or Endpoint(f"xdsi@{self._hostname}")
+        self._backlog = 0  # events waiting for a destination, as last counted plus since
+        self._counted_at = float("-inf")
+        self._accepting = True
+        self._group = GroupCommit(self._spool_now)
 
     # --- recording -----------------------------------------------------------------------
-    def record(self, event: AuditEvent) -> None:
-        """Queue ``event`` for auditing.  Non-blocking, thread-safe, never raises."""
+    def record(self, event: AuditEvent) -> Ticket:
+        """Audit ``event``.  Thread-safe, never raises; the ticket resolves once the
+        event is durable in the spool - before ``record`` returns when called from a
+        thread, later (await it) when called from an event loop."""
+        if not _on_event_loop():
+            messages: list[bytes] = []
+            self._build(event, messages)
+            return resolved(bool(messages) and self._group.commit(messages))
+        return self._hand_over(_Queued(event, Future()))
+
+    def record_started(self, event: AuditEvent) -> Ticket:
+        """Like ``record``, but a thread does not wait: the messages are built here (the
+        event's request and response are read now, before the caller moves on) and
+        written by the writer thread while the caller goes on - a request thread
+        encodes its answer meanwhile, then waits for the ticket."""
+        if _on_event_loop():
+            return self.record(event)
+        messages: list[bytes] = []
+        self._build(event, messages)
+        if not messages:
+            return resolved(False)
+        return self._hand_over(_Queued(None, Future(), tuple(messages)))
+
+    def _hand_over(self, item: _Queued) -> Ticket:
         try:
             self._ensure_writer()
-            self._queue.put_nowait(event)
+            self._queue.put_nowait(item)
         except Exception:
-            log.exception("audit event not recorded: %r", event)
+            log.exception("audit event not recorded: %r", item.event)
+            item.ticket.set_result(False)
+        return item.ticket
+
+    @property
+    def accepting(self) -> bool:
+        """False while the spool is full (``spool_limit``): refuse new transactions."""
+        return self._accepting
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event recorded so far is spooled (or given up on)."""
@@ -97,6 +208,8 @@ class Auditor:
         return done.wait(timeout)
 
     def _ensure_writer(self) -> None:
+        if self._writer is not None and self._writer.is_alive():
+            return
         with self._writer_guard:
             if self._writer is None or not self._writer.is_alive():
                 self._writer = threading.Thread(
@@ -116,35 +229,93 @@ class Auditor:
             for message in audit_messages(event, self.context)
         ]
 
-    def _build(self, event: AuditEvent | None, into: list[bytes]) -> None:
-        if event is None:
-            return
+    def _build(self, event: AuditEvent, into: list[bytes]) -> None:
         try:
             into.extend(self._frame(event))
         except Exception:
             log.exception("audit message could not be built for %r", event)
 
+    def _take_group(self) -> list[_Queued | None]:
+        """The next event (waiting for it) and every event queued behind it."""
+        group: list[_Queued | None] = [self._queue.get()]
+        while group[-1] is not None and len(group) < MAX_GROUP:
+            try:
+                group.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return group
+
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            group = [first]
+            group = self._take_group()
+            items = [item for item in group if item is not None]
             messages: list[bytes] = []
-            self._build(first, messages)
-            deadline = time.monotonic() + self._linger
-            while first is not None and group[-1] is not None and len(group) < MAX_GROUP:
-                try:
-                    event = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                group.append(event)
-                self._build(event, messages)
-            if messages:
-                self.spool.enqueue(messages, self.destinations)
-                self.shipper.wake()
+            for item in items:
+                if item.event is None:
+                    messages.extend(item.messages)
+                else:
+                    self._build(item.event, messages)
+            durable = self._group.commit(messages) if messages else True
+            for item in items:
+                if not item.ticket.done():
+                    item.ticket.set_result(durable)
             for _ in group:
                 self._queue.task_done()
             if group[-1] is None:
                 return
+
+    def _spool_now(self, messages: Sequence[bytes]) -> bool:
+        """One group commit's transaction, then the shipper and the backlog are told."""
+        durable = self.spool.enqueue(messages, self.destinations)
+        self.shipper.wake()
+        self._note_spooled(len(messages))
+        return durable
+
+    # --- the full-spool policy -------------------------------------------------------------
+    def _note_spooled(self, count: int) -> None:
+        """Keep the backlog estimate; count exactly when near the limit or now and then."""
+        if not self.spool_limit or not self.destinations:
+            return
+        self._backlog += count
+        now = time.monotonic()
+        near = self._backlog >= RESUME_FRACTION * self.spool_limit
+        if near or now - self._counted_at >= SPOOL_RECOUNT_INTERVAL:
+            self.recount()
+
+    def recount(self) -> int:
+        """Count the events waiting for a destination and update ``accepting``."""
+        try:
+            self._backlog = self.spool.backlog()
+        except Exception:
+            log.warning("audit spool backlog not counted", exc_info=True)
+            return self._backlog
+        self._counted_at = time.monotonic()
+        if self._accepting and self._backlog >= self.spool_limit:
+            self._accepting = False
+            self._alert(SecurityAlertType.AUDIT_RECORDING_STOPPED, "refused")
+        elif not self._accepting and self._backlog < RESUME_FRACTION * self.spool_limit:
+            self._accepting = True
+            self._alert(SecurityAlertType.AUDIT_RECORDING_STARTED, "accepted again")
+        return self._backlog
+
+    def _alert(self, kind: Any, verb: str) -> None:
+        text = (
+            f"audit spool holds {self._backlog} undelivered events (limit {self.spool_limit}): "
+            f"new transactions {verb}"
+        )
+        log.error(text) if verb == "refused" else log.warning(text)
+        alert = SecurityAlert(
+            event_type=kind,
+            reporter=self._reporter,
+            description=text,
+            outcome=EventOutcomeIndicator.SERIOUS_FAILURE
+            if verb == "refused"
+            else EventOutcomeIndicator.SUCCESS,
+        )
+        # spooled directly: the alert itself is never refused by the limit it reports
+        messages: list[bytes] = []
+        self._build(alert, messages)
+        self.spool.enqueue(messages, self.destinations)
 
     def _stop_writer(self) -> None:
         with self._writer_guard:
@@ -154,8 +325,17 @@ class Auditor:
             writer.join()
 
     # --- shipping ------------------------------------------------------------------------
+    def _on_shipped(self, count: int) -> None:
+        if self.spool_limit and count:
+            self._backlog = max(0, self._backlog - count)
+            if not self._accepting:
+                self.recount()
+
     async def run(self) -> None:
         """Ship spooled messages until ``stop``."""
+        self.shipper.on_shipped = self._on_shipped
+        if self.spool_limit and self.destinations:
+            await asyncio.to_thread(self.recount)
         await self.shipper.run()
 
     def start(self) -> None:
@@ -176,4 +356,14 @@ class Auditor:
             self._thread = None
 
 
-__all__ = ["APP_NAME", "LINGER", "MAX_GROUP", "Auditor"]
+__all__ = [
+    "APP_NAME",
+    "DURABLE_TIMEOUT",
+    "DurableWait",
+    "MAX_GROUP",
+    "Auditor",
+    "Ticket",
+    "durable",
+    "resolved",
+    "wait_durable",
+]

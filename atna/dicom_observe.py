@@ -17,6 +17,14 @@ on the auditor's writer thread, to the DICOM PS3.15 A.5.3 message the table
 - C-FIND: Query (110112), E - the requester is the Source, the SOP Class UID is the
   participant object with the Identifier as ParticipantObjectQuery and its
   TransferSyntax (A.5.3.10).
+- QIDO-RS search (RAD-129 "QIDO-RS Query"): Query (110112), E, as C-FIND - A.5.3.10
+  Note 2 admits non-DICOM queries; the object is the Study Root C-FIND SOP Class
+  (PS3.18 10.6 maps a search to it) with the request's path and query string as
+  ParticipantObjectQuery.
+
+Over TLS the peer's certificate subject is the requester's AlternativeUserID (ITI-19):
+the DIMSE server reads it from the association (``DicomExchange.peer_subject``), the
+HTTP routes from the connection being served (``peer``).
 
 Each message names one patient (ITI TF-2 3.20.7): instances of several patients give
 one message each, with that patient's studies (Study Instance UID, and per SOP Class
@@ -25,11 +33,13 @@ the number of instances, A.5.3.5).  Mapping never raises into the operation.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from atna.auditor import wait_durable
 from atna.codes import (
     CodedValue,
     EventActionCode,
@@ -55,7 +65,7 @@ from imaging_source.exchange import DicomExchange, DicomOperation, ExchangeStatu
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[AuditEvent], None]
+Record = Callable[[AuditEvent], object]  # Auditor.record: a ticket
 PeerSubject = Callable[[], str | None]
 
 # DICOM PS3.15 A.5.1 EventOutcomeIndicator: part done 4 (minor), refused 8 (serious)
@@ -107,6 +117,9 @@ DICOM_AUDITS: dict[DicomOperation, DicomAudit] = {
     ),
     DicomOperation.C_FIND: DicomAudit(
         EventID.QUERY, EventActionCode.EXECUTE, Flow.QUERIED, "DICOM PS3.15 A.5.3.10"
+    ),
+    DicomOperation.QIDO_RS: DicomAudit(
+        EventID.QUERY, EventActionCode.EXECUTE, Flow.QUERIED, "DICOM PS3.15 A.5.3.10; RAD-129"
     ),
 }
 
@@ -218,8 +231,12 @@ def _query(exchange: DicomExchange) -> ParticipantObjectIdentification:
     )
 
 
+def _is_query(exchange: DicomExchange) -> bool:
+    return DICOM_AUDITS[exchange.operation].flow == Flow.QUERIED
+
+
 def _per_patient(exchange: DicomExchange) -> list[tuple[str | None, list[InstanceTouched]]]:
-    if exchange.operation is DicomOperation.C_FIND:
+    if _is_query(exchange):
         return [(exchange.patient_id, [])]
     by_patient: dict[str | None, list[InstanceTouched]] = {}
     for instance in exchange.instances:
@@ -231,7 +248,7 @@ def _objects(
     exchange: DicomExchange, patient_id: str | None, instances: list[InstanceTouched]
 ) -> tuple[ParticipantObjectIdentification, ...]:
     objects = [_patient(patient_id)] if patient_id else []
-    if exchange.operation is DicomOperation.C_FIND:
+    if _is_query(exchange):
         objects += [_study(uid, ()) for uid in exchange.study_instance_uids]
         objects.append(_query(exchange))
         return tuple(objects)
@@ -247,7 +264,8 @@ def dicom_exchange_messages(
 ) -> list[AuditMessage]:
     """The audit messages of one DICOM exchange, one per patient."""
     audit = DICOM_AUDITS[exchange.operation]
-    participants = _participants(exchange, audit.flow, context, peer_subject)
+    subject = peer_subject or exchange.peer_subject
+    participants = _participants(exchange, audit.flow, context, subject)
     event = EventIdentification(
         event_id=audit.event_id,
         event_date_time=exchange.event_date_time,
@@ -281,10 +299,25 @@ class DicomAuditObserver:
 
     def __call__(self, exchange: DicomExchange) -> None:
         try:
-            subject = self._peer() if self._peer is not None else None
-            self._record(ObservedDicomExchange(exchange, subject))
+            subject = exchange.peer_subject
+            if subject is None and self._peer is not None:
+                subject = self._peer()
+            ticket = self._record(ObservedDicomExchange(exchange, subject))
         except Exception:
             log.exception("audit record of %s not made", exchange.operation)
+            return
+        if not _on_event_loop():
+            # a DIMSE handler thread: its response waits for a durable record (a
+            # DICOMweb route records once its answer has been streamed: nothing to hold)
+            wait_durable(ticket)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 __all__ = [

@@ -242,12 +242,14 @@ TRANSACTION_AUDITS: dict[tuple[Transaction, Side], TransactionAudit] = {
     (Transaction.ITI62, _RSP): TransactionAudit(
         _PATIENT_RECORD, _DEL, True, (_P, _RO), "ITI TF-2 3.62.5.1.2 (RMD)"
     ),
-    # RMD 3.86.5: documents removed from a repository, DICOM's deletion event (D)
+    # RMD 3.86.5.1: documents removed from a repository are a Patient Record event
+    # (110110) with D, the documents as participant objects - not DICOM Study Deleted
+    # (110105), whose objects must be studies by Study Instance UID (PS3.15 A.5.3.8)
     (Transaction.ITI86, _REQ): TransactionAudit(
-        EventID.DICOM_STUDY_DELETED, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.1 (RMD)"
+        _PATIENT_RECORD, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.1 (RMD)"
     ),
     (Transaction.ITI86, _RSP): TransactionAudit(
-        EventID.DICOM_STUDY_DELETED, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.2 (RMD)"
+        _PATIENT_RECORD, _DEL, True, (_P, _D), "ITI TF-2 3.86.5.1.2 (RMD)"
     ),
     # RAD TF-3 4.69.4.1.4: the Imaging Document Source exports the instances (R), the
     # Consumer imports them (C); the source of the data is the responder, as in ITI-43

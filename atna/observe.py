@@ -36,6 +36,7 @@ from typing import Any
 
 from lxml import etree
 
+from atna.auditor import DurableWait, wait_durable
 from atna.codes import EventOutcomeIndicator, SecurityAlertType
 from atna.events import (
     AuditEvent,
@@ -76,7 +77,7 @@ from soap.namespaces import WSA_ANONYMOUS
 
 log = logging.getLogger(__name__)
 
-Record = Callable[[AuditEvent], None]
+Record = Callable[[AuditEvent], object]  # Auditor.record: a ticket
 PeerSubject = Callable[[], str | None]
 _O = EventOutcomeIndicator
 
@@ -504,16 +505,17 @@ class SoapAuditObserver:
         response_body: etree._Element | None,
         fault: SoapFault | None,
         info: ExchangeInfo,
-    ) -> None:
+    ) -> DurableWait | None:
         if (info.action or "") not in self._audits:
-            return
+            return None
         try:
             subject = self._peer() if self._peer is not None else None
             observed = ObservedExchange(request, response_body, fault, info, self._audits, subject)
         except Exception:
             log.exception("audit record of %s %s not made", info.endpoint, info.action)
-            return
-        self._record(observed)
+            return None
+        # the answer waits for this: the record is durable before the exchange answers
+        return DurableWait(self._record(observed))
 
 
 # --- ITI-8 -----------------------------------------------------------------------------
@@ -559,7 +561,8 @@ class FeedAuditObserver:
 
     def __call__(self, outcome: FeedOutcome) -> None:
         subject = self._peer() if self._peer is not None else None
-        self._record(feed_outcome(outcome, self._receiver, peer_subject=subject))
+        # the feed answers from a worker thread: its ACK waits for a durable record
+        wait_durable(self._record(feed_outcome(outcome, self._receiver, peer_subject=subject)))
 
 
 # --- ITI-19 refusals ---------------------------------------------------------------------

@@ -129,6 +129,12 @@ _delivery = SpoolDelivery.__table__
 _destination = SpoolDestination.__table__
 
 
+_SQLITE_INSERT_EVENT = "INSERT INTO atna_spool_event (created_at, message) VALUES (?, ?)"
+_SQLITE_INSERT_DELIVERY = (
+    "INSERT INTO atna_spool_delivery (event_id, destination, status, attempts) VALUES (?, ?, ?, 0)"
+)
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     # SQLite hands back naive datetimes; everything stored is UTC
     if moment is not None and moment.tzinfo is None:
@@ -141,14 +147,26 @@ def _now() -> datetime:
 
 
 # --- engine and migrations -----------------------------------------------------------
-def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook issues BEGIN
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")  # the spool is the audit's durability
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.close()
+# SQLite durability of an enqueued event (the ``[audit] spool_sync`` setting):
+# "full" - every commit is fsynced: the record survives a power loss;
+# "normal" - WAL commits reach the operating system, fsynced at checkpoints: the record
+# survives any crash of xdsi (SIGKILL, OOM), and a power loss may take the last
+# commits - the durability the embedded registry gives the registrations themselves
+# (registry.db).  PostgreSQL spools follow the server's synchronous_commit.
+SPOOL_SYNC = {"full": "FULL", "normal": "NORMAL"}
+
+
+def _sqlite_connect_with(synchronous: str) -> Any:
+    def connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" hook issues BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={SPOOL_SYNC[synchronous]}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    return connect
 
 
 def _pragma(connection: Connection, setting: str) -> None:
@@ -160,11 +178,12 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN")
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the spool at ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``)."""
+def make_engine(url: str, *, synchronous: str = "full", **kwargs: Any) -> Engine:
+    """An engine for the spool at ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``);
+    ``synchronous``: "full" or "normal" (SQLite only, see ``SPOOL_SYNC``)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect_with(synchronous))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -280,11 +299,22 @@ class AuditSpool:
         self._locks_guard = threading.Lock()
         self._known_destinations: set[str] = set()  # rows known to exist
         self._sqlite = engine.dialect.name == "sqlite"
+        # how SQLAlchemy stores a created_at on this dialect (the raw SQLite path)
+        self._created_at_bind = _event.c.created_at.type.bind_processor(engine.dialect) or (
+            lambda value: value
+        )
+        self._synchronous = "FULL"
+        if self._sqlite:
+            with engine.connect() as connection:
+                level = connection.exec_driver_sql("PRAGMA synchronous").scalar()
+            self._synchronous = {1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(level, "FULL")
 
     @classmethod
-    def open(cls, url: str, *, backoff: Backoff | None = None) -> AuditSpool:
+    def open(
+        cls, url: str, *, backoff: Backoff | None = None, synchronous: str = "full"
+    ) -> AuditSpool:
         """The spool at ``url``, its tables migrated to the latest revision."""
-        engine = make_engine(url)
+        engine = make_engine(url, synchronous=synchronous)
         upgrade(engine)
         return cls(engine, backoff=backoff)
 
@@ -307,6 +337,9 @@ class AuditSpool:
                 pass  # another process added it first
 
     def _insert(self, messages: Sequence[bytes], destinations: Sequence[str]) -> None:
+        if self._sqlite and self._known_destinations.issuperset(destinations):
+            self._insert_sqlite(messages, destinations)
+            return
         now = _now()
         with self.engine.begin() as connection:
             self._ensure_destinations(connection, destinations)
@@ -329,6 +362,33 @@ class AuditSpool:
                     ],
                 )
         self._known_destinations.update(destinations)
+
+    def _insert_sqlite(self, messages: Sequence[bytes], destinations: Sequence[str]) -> None:
+        """The per-event path on SQLite, on the driver connection: the same rows as
+        ``_insert`` at a fraction of its CPU (no statement objects, no result objects)."""
+        created_at = self._created_at_bind(_now())
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN IMMEDIATE")
+            try:
+                ids = []
+                for message in messages:
+                    cursor.execute(_SQLITE_INSERT_EVENT, (created_at, message))
+                    ids.append(cursor.lastrowid)
+                cursor.executemany(
+                    _SQLITE_INSERT_DELIVERY,
+                    [(event_id, name, PENDING) for event_id in ids for name in destinations],
+                )
+                cursor.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    cursor.execute("ROLLBACK")
+                raise
+            finally:
+                cursor.close()
+        finally:
+            connection.close()
 
     def enqueue(self, messages: Sequence[bytes], destinations: Sequence[str]) -> bool:
         """Store ``messages`` (in this order) for every destination, in one transaction.
@@ -443,7 +503,7 @@ class AuditSpool:
         finally:
             if relaxed:
                 with contextlib.suppress(Exception):
-                    _pragma(connection, "synchronous=FULL")
+                    _pragma(connection, f"synchronous={self._synchronous}")
             connection.close()
             claim._local_lock.release()
         return retry_at
@@ -474,6 +534,17 @@ class AuditSpool:
             query = query.where(_delivery.c.destination == destination)
         with self.engine.connect() as connection:
             return connection.scalar(query) or 0
+
+    def backlog(self) -> int:
+        """Events the most behind destination still waits for (the full-spool measure)."""
+        query = (
+            select(func.count())
+            .select_from(_delivery)
+            .where(_delivery.c.status == PENDING)
+            .group_by(_delivery.c.destination)
+        )
+        with self.engine.connect() as connection:
+            return max(connection.scalars(query).all(), default=0)
 
     def events(self, *, last: int | None = None, after_id: int = 0) -> list[tuple[int, bytes]]:
         """Spooled messages (id, message) in order: the ``last`` n, or all after

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -181,6 +182,17 @@ class TlsSender:
         try:
             writer = await self._connect()
             writer.write(octet_counted(message))
+            await asyncio.wait_for(writer.drain(), SEND_TIMEOUT)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def send_many(self, messages: Sequence[bytes]) -> None:
+        """Send ``messages`` in order in one write (TLS packs them into full records):
+        RFC 5425 has no acknowledgement, so a batch is as confirmed as its last frame."""
+        try:
+            writer = await self._connect()
+            writer.writelines([octet_counted(message) for message in messages])
             await asyncio.wait_for(writer.drain(), SEND_TIMEOUT)
         except BaseException:
             await self.close()

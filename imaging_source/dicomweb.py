@@ -57,6 +57,8 @@ OCTET_STREAM = "application/octet-stream"
 CHUNK_SIZE = 64 * 1024
 # PS3.18 8.7.3.5.2 (Table 8.7.3-2): the default transfer syntax of application/dicom
 DEFAULT_TRANSFER_SYNTAX = ExplicitVRLittleEndian
+# PS3.4 C.6.2: Study Root Query/Retrieve Information Model - FIND, what QIDO-RS searches
+STUDY_ROOT_FIND = "1.2.840.10008.5.1.4.1.2.2.1"
 # PS3.18 10.6.1.2: query parameters that are not match keys
 _QIDO_CONTROLS = frozenset({"limit", "offset", "includefield", "fuzzymatching"})
 _TAG = re.compile(r"[0-9A-Fa-f]{8}")
@@ -204,7 +206,8 @@ class DicomWeb:
         on_event: OnExchange | None = None,
     ) -> None:
         """``on_event``: called with a :class:`DicomExchange` as each WADO-RS or WADO-URI
-        retrieve of instances ends (auditing observes through it)."""
+        retrieve of instances, and each QIDO-RS search, ends (auditing observes through
+        it)."""
         self.on_event = on_event
         self.source = source
         self.transcoder = transcoder
@@ -327,10 +330,20 @@ class DicomWeb:
             else QueryLevel.STUDY
         )
         keys, unsupported = _match_keys(request, level)
-        offset, limit = _paging(request, self.max_results)
-        matches = await run_in_threadpool(
-            lambda: list(itertools.islice(self.source.find(level, keys), offset, offset + limit))
-        )
+        try:
+            offset, limit = _paging(request, self.max_results)
+            matches = await run_in_threadpool(
+                lambda: list(
+                    itertools.islice(self.source.find(level, keys), offset, offset + limit)
+                )
+            )
+        except HttpProblem as exc:
+            notify(self.on_event, partial(_searched, request, keys, exc.status, str(exc)))
+            raise
+        except Exception as exc:
+            notify(self.on_event, partial(_searched, request, keys, 500, repr(exc)))
+            raise
+        notify(self.on_event, partial(_searched, request, keys, 200, None))
         base = self.base_url or _base_url(request)
         body = [_json_item(m, base + _retrieve_path(level, m)) for m in matches]
         headers = {}
@@ -402,6 +415,29 @@ async def _observing(
         raise
     outcome = ExchangeStatus.PARTIAL if sent.partial else ExchangeStatus.SUCCESS
     notify(hook, partial(record, outcome, 206 if sent.partial else 200, None))
+
+
+def _searched(
+    request: Request, keys: dict[str, str], status: int, text: str | None
+) -> DicomExchange:
+    """A QIDO-RS search as an exchange: the query string as received is the query, the
+    Study Root C-FIND SOP Class the model it searches (PS3.18 10.6 maps a search to
+    it), the PatientID and StudyInstanceUID match keys the patient and studies."""
+    client = request.client
+    studies = keys.get("StudyInstanceUID", "")
+    return DicomExchange(
+        operation=DicomOperation.QIDO_RS,
+        peer=client.host if client is not None else "unknown",
+        peer_address=client.host if client is not None else None,
+        local=str(request.url),
+        outcome=ExchangeStatus.SUCCESS if status < 400 else ExchangeStatus.FAILURE,
+        status=status,
+        description=text,
+        query=f"{request.url.path}?{request.url.query}".encode(),
+        query_sop_class_uid=STUDY_ROOT_FIND,
+        patient_id=keys.get("PatientID") or None,
+        study_instance_uids=tuple(u for u in re.split(r"[,\\]", studies) if u),
+    )
 
 
 def _answering(

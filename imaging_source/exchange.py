@@ -30,6 +30,7 @@ class DicomOperation(StrEnum):
     WADO_RS = "WADO-RS"  # PS3.18 10.4 retrieve
     WADO_URI = "WADO-URI"  # PS3.18 9.1 (RAD-55)
     STOW_RS = "STOW-RS"  # PS3.18 10.5 store
+    QIDO_RS = "QIDO-RS"  # PS3.18 10.6 search
 
 
 class ExchangeStatus(StrEnum):
@@ -67,7 +68,9 @@ class DicomExchange:
 
     ``peer``: the calling AE title, or the HTTP client's address; ``local``: the called
     AE title, or the URL served.  ``status``: the final DIMSE status or the HTTP status.
-    C-FIND carries its Identifier (``query``, encoded as received) and matching keys."""
+    C-FIND carries its Identifier (``query``, encoded as received) and matching keys;
+    QIDO-RS its query string and the match keys.  ``peer_subject``: the subject of the
+    peer's certificate when the association ran over TLS (ITI-19, PS3.15 B.1)."""
 
     operation: DicomOperation
     peer: str
@@ -83,6 +86,7 @@ class DicomExchange:
     query_transfer_syntax: str | None = None
     patient_id: str | None = None  # C-FIND: the PatientID matching key, if any
     study_instance_uids: tuple[str, ...] = ()  # C-FIND: the StudyInstanceUID keys
+    peer_subject: str | None = None
     event_date_time: datetime = field(default_factory=_now)
 
 

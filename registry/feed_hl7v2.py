@@ -280,6 +280,9 @@ class FeedProcessor:
     clock: Callable[[], datetime] = _now
     control_ids: Callable[[], str] = _new_control_id
     on_outcome: Callable[[FeedOutcome], None] | None = None
+    # asked before a message is processed; False rejects it unprocessed (AR), e.g.
+    # while the audit spool is full - the sender keeps it and sends it again
+    admit: Callable[[], bool] | None = None
 
     def handle(self, data: bytes) -> bytes:
         """Process one message; return its ACK.  Never raises."""
@@ -293,6 +296,11 @@ class FeedProcessor:
             result = _reject(ErrorCondition.SEGMENT_SEQUENCE_ERROR, str(exc), 0)
             return self._ack(_header_of(data), result)
         result = _header_problem(message, self.versions, self.processing_ids)
+        if result is None and self.admit is not None and not self.admit():
+            # HL7 v2.3.1 2.13.1: a problem unrelated to the content is an AR
+            result = _reject(
+                ErrorCondition.APPLICATION_INTERNAL_ERROR, "not accepting now: try again later", 0
+            )
         if result is None:
             result = self._process(message)
         return self._ack(message, result)

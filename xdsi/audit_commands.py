@@ -4,14 +4,24 @@ Who accessed this patient's images?  ``xdsi audit search --patient PID`` prints 
 audit record naming the patient, with who (user, address, ITI-19 certificate subject),
 what (transaction, outcome), when and which objects (``atna.viewer``).  The spool
 holds what this node recorded until it is purged after delivery.
+
+Reading the audit trail is itself audited when ``record`` is given: Audit Log Used
+(DICOM PS3.15 A.5.3.2, ``atna.admin.AuditLogUsed``), the OS user as the person who
+read it.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
+from sqlalchemy.engine import make_url
+
+from atna.admin import AuditLogUsed
+from atna.events import AuditEvent
+from atna.requester import operator
 from atna.spool import AuditSpool
 from atna.viewer import format_record, matches, read_records
 from xdsi.client_commands import UsageError
@@ -32,6 +42,16 @@ def parse_since(text: str) -> datetime:
     except ValueError as exc:
         raise UsageError(f"--since: not a DTM or ISO date/time: {text!r}") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+Record = Callable[[AuditEvent], None]
+
+
+def _log_used(record: Record | None, config: Config, command: str) -> None:
+    if record is None:
+        return
+    uri = make_url(config.audit.spool_url).render_as_string(hide_password=True)
+    record(AuditLogUsed(uri, operator(), f"xdsi {command}"))
 
 
 def _open(config: Config) -> AuditSpool:
@@ -59,10 +79,12 @@ def audit_tail(
     out: TextIO,
     interval: float = FOLLOW_INTERVAL,
     rounds: int | None = None,
+    record: Record | None = None,
 ) -> int:
     """Print the ``last`` records; with ``follow``, keep printing new ones (``rounds``
     bounds the loop in tests)."""
     spool = _open(config)
+    _log_used(record, config, "audit tail")
     try:
         rows = spool.events(last=last)
         _print(rows, out)
@@ -87,10 +109,12 @@ def audit_search(
     since: str | None = None,
     event: str | None = None,
     out: TextIO,
+    record: Record | None = None,
 ) -> int:
     """Print every record naming ``patient``; 1 when there is none."""
     moment = parse_since(since) if since else None
     spool = _open(config)
+    _log_used(record, config, "audit search")
     try:
         shown = _print(spool.events(), out, patient=patient, since=moment, transaction=event)
     finally:

@@ -1,5 +1,5 @@
 """The ``xdsi`` command: ``serve``, the client commands ``patients add``, ``submit``,
-``query``, ``retrieve`` and ``publish`` (RAD-68), ``check``, ``certs`` (a test PKI for ITI-19) and ``audit tail`` / ``audit search``.  Exit codes: 0 success, 1 XDS Failure (or,
+``query``, ``retrieve`` and ``publish`` (RAD-68), ``check``, ``certs`` (a test PKI for ITI-19), ``audit tail`` / ``audit search`` and ``bench load``.  Exit codes: 0 success, 1 XDS Failure (or,
 for ``check``, an inconsistency), 2 usage or transport error (argparse's own usage
 errors are 2 as well)."""
 
@@ -24,6 +24,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", type=Path, default=None, help="TOML file (default <data-dir>/xdsi.toml)"
     )
+
+
+def _audit_options(parser: argparse.ArgumentParser) -> None:
+    """ATNA (ITI-20): where this command's audit records go, as ``xdsi serve``'s."""
+    parser.add_argument(
+        "--audit", action="append", default=None, metavar="URL",
+        help="audit record repository tls://HOST:PORT or udp://HOST:PORT; repeatable "
+        "([audit] destinations)",
+    )  # fmt: skip
+    parser.add_argument("--audit-tls-cert", help="client certificate for tls:// audit "
+                        "destinations ([audit] tls_cert)")  # fmt: skip
+    parser.add_argument("--audit-tls-key", help="its key ([audit] tls_key)")
+    parser.add_argument("--audit-tls-ca", help="CA of the audit record repository "
+                        "([audit] tls_ca)")  # fmt: skip
+
+
+def _audit_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    return {
+        "audit": {
+            "destinations": args.audit,
+            "tls_cert": args.audit_tls_cert,
+            "tls_key": args.audit_tls_key,
+            "tls_ca": args.audit_tls_ca,
+        }
+    }
 
 
 def _serve_parser(sub: Any) -> None:
@@ -56,11 +81,7 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument(
         "--registry-url", help="a remote registry for ITI-42 ([repository] registry_url)"
     )
-    p.add_argument(
-        "--audit", action="append", default=None, metavar="URL",
-        help="audit record repository tls://HOST:PORT or udp://HOST:PORT; repeatable "
-        "([audit] destinations)",
-    )  # fmt: skip
+    _audit_options(p)
     p.add_argument("--tls-cert", help="ITI-19: this node's certificate; turns on mutual TLS "
                    "on every listener ([tls] cert)")  # fmt: skip
     p.add_argument("--tls-key", help="its private key ([tls] key; default: in the cert file)")
@@ -96,12 +117,14 @@ def _tools_parsers(sub: Any) -> None:
     _common(tail)
     tail.add_argument("-n", type=int, default=10, help="how many (default 10)")
     tail.add_argument("--follow", action="store_true", help="keep printing new records")
+    _audit_options(tail)
     tail.set_defaults(run=_audit_tail)
     search = asub.add_parser("search", help="audit records about a patient")
     _common(search)
     search.add_argument("--patient", required=True, help="patient id (ID or ID^^^&OID&ISO)")
     search.add_argument("--since", help="DTM or ISO date/time, e.g. 20250101 or 2025-01-01")
     search.add_argument("--event", help="a transaction, e.g. ITI-18")
+    _audit_options(search)
     search.set_defaults(run=_audit_search)
 
 
@@ -114,6 +137,7 @@ def _client_parsers(sub: Any) -> None:
     add.add_argument("--mllp", help="HOST:PORT of the patient feed (default: the local server)")
     add.add_argument("--name", default="", help="patient name as FAMILY^GIVEN")
     _client_tls(add)
+    _audit_options(add)
     add.set_defaults(run=_patients_add)
 
     submit = sub.add_parser("submit", help="provide and register documents (ITI-41)")
@@ -128,6 +152,7 @@ def _client_parsers(sub: Any) -> None:
     submit.add_argument("--title", help="default: each file name")
     submit.add_argument("--repository", help="repository URL (default: the local server)")
     _client_tls(submit)
+    _audit_options(submit)
     submit.set_defaults(run=_submit)
 
     query = sub.add_parser("query", help="find a patient's documents (ITI-18)")
@@ -141,6 +166,7 @@ def _client_parsers(sub: Any) -> None:
     query.add_argument("--registry", help="registry URL (default: the local server)")
     query.add_argument("--json", action="store_true", help="JSON instead of a table")
     _client_tls(query)
+    _audit_options(query)
     query.set_defaults(run=_query)
 
     retrieve = sub.add_parser("retrieve", help="retrieve a document (ITI-43)")
@@ -150,6 +176,7 @@ def _client_parsers(sub: Any) -> None:
     retrieve.add_argument("--repository", help="repository URL (default: the local server)")
     retrieve.add_argument("-o", "--output", type=Path, help="file to write (default: stdout)")
     _client_tls(retrieve)
+    _audit_options(retrieve)
     retrieve.set_defaults(run=_retrieve)
 
     publish = sub.add_parser("publish", help="publish a study's imaging manifest (RAD-68)")
@@ -168,6 +195,7 @@ def _client_parsers(sub: Any) -> None:
     publish_pacs.add_argument("--pacs-dimse", metavar="AET@HOST:PORT",
                               help="read the study from this PACS ([imaging_source] pacs_dimse)")  # fmt: skip
     _client_tls(publish)
+    _audit_options(publish)
     publish.set_defaults(run=_publish)
 
 
@@ -193,6 +221,7 @@ def _check_parser(sub: Any) -> None:
         "(default 3600)",
     )  # fmt: skip
     p.add_argument("--no-hash", action="store_true", help="check blob sizes, not their SHA-1")
+    _audit_options(p)
     p.set_defaults(run=_check)
 
 
@@ -204,13 +233,22 @@ def build_parser() -> argparse.ArgumentParser:
     _check_parser(sub)
     _tools_parsers(sub)
     from conformance.cli import add_parser as _conformance_parser
+    from xdsi.bench_commands import add_parser as _bench_parser
 
     _conformance_parser(sub)
+    _bench_parser(sub)
     return parser
 
 
 def _load(args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
     return load_config(args.data_dir, args.config, overrides)
+
+
+def _load_audited(
+    args: argparse.Namespace, overrides: dict[str, dict[str, Any]] | None = None
+) -> Config:
+    """The configuration of a command that audits (``--audit`` and its TLS options)."""
+    return _load(args, {**(overrides or {}), **_audit_overrides(args)})
 
 
 # --- commands ------------------------------------------------------------------------------
@@ -226,7 +264,7 @@ def _serve(args: argparse.Namespace) -> int:
         "connection.dicom": {"host": host, "port": args.dicom_port},
         "database": {"url": args.database},
         "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
-        "audit": {"destinations": args.audit},
+        **_audit_overrides(args),
         "imaging_source": {
             "ae_title": args.ae_title,
             "peers": args.dicom_peer,
@@ -244,6 +282,10 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # pynetdicom logs each sub-operation at INFO (a C-MOVE of a study: thousands of
+        # lines); its warnings still show, everything with --log-level debug
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
     return asyncio.run(run(config))
 
 
@@ -252,15 +294,20 @@ def _code(value: str | None, what: str, default: Any) -> Any:
 
 
 def _patients_add(args: argparse.Namespace) -> int:
-    return cc.patients_add(
-        _load(args),
-        args.patient,
-        args.mllp,
-        name=args.name,
-        out=sys.stdout,
-        err=sys.stderr,
-        tls=_tls_of(args),
-    )
+    from xdsi.client_audit import client_auditing
+
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return cc.patients_add(
+            config,
+            args.patient,
+            args.mllp,
+            name=args.name,
+            out=sys.stdout,
+            err=sys.stderr,
+            tls=_tls_of(args),
+            record=record,
+        )
 
 
 def _submit(args: argparse.Namespace) -> int:
@@ -275,62 +322,86 @@ def _submit(args: argparse.Namespace) -> int:
         mime_type=args.mime_type,
         title=args.title,
     )
-    return cc.submit(
-        _load(args),
-        args.files,
-        options,
-        args.repository,
-        out=sys.stdout,
-        err=sys.stderr,
-        tls=_tls_of(args),
-    )
+    from xdsi.client_audit import client_auditing
+
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return cc.submit(
+            config,
+            args.files,
+            options,
+            args.repository,
+            out=sys.stdout,
+            err=sys.stderr,
+            tls=_tls_of(args),
+            record=record,
+        )
 
 
 def _query(args: argparse.Namespace) -> int:
+    from xdsi.client_audit import client_auditing
+
     class_codes = [cc.parse_code(c, "--class-code") for c in args.class_code]
-    return cc.query(
-        _load(args),
-        args.patient,
-        args.status or ["approved"],
-        class_codes,
-        args.registry,
-        as_json=args.json,
-        out=sys.stdout,
-        err=sys.stderr,
-        tls=_tls_of(args),
-    )
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return cc.query(
+            config,
+            args.patient,
+            args.status or ["approved"],
+            class_codes,
+            args.registry,
+            as_json=args.json,
+            out=sys.stdout,
+            err=sys.stderr,
+            tls=_tls_of(args),
+            record=record,
+        )
 
 
 def _retrieve(args: argparse.Namespace) -> int:
-    return cc.retrieve(
-        _load(args),
-        args.unique_id,
-        args.repository_id,
-        args.repository,
-        args.output,
-        out=sys.stdout,
-        err=sys.stderr,
-        tls=_tls_of(args),
-    )
+    from xdsi.client_audit import client_auditing
+
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return cc.retrieve(
+            config,
+            args.unique_id,
+            args.repository_id,
+            args.repository,
+            args.output,
+            out=sys.stdout,
+            err=sys.stderr,
+            tls=_tls_of(args),
+            record=record,
+        )
 
 
 def _publish(args: argparse.Namespace) -> int:
+    from xdsi.client_audit import client_auditing
     from xdsi.publish_command import publish
 
     pacs = {"pacs_wado_rs": args.pacs_wado_rs, "pacs_dimse": args.pacs_dimse}
-    return publish(
-        _load(args, {"imaging_source": pacs}),
-        args.study_uid,
-        args.patient_id,
-        args.server,
-        force=args.force,
-        out=sys.stdout,
-        err=sys.stderr,
-        tls=_tls_of(args),
-    )
+    config = _load_audited(args, {"imaging_source": pacs})
+    with client_auditing(config) as record:
+        return publish(
+            config,
+            args.study_uid,
+            args.patient_id,
+            args.server,
+            force=args.force,
+            out=sys.stdout,
+            err=sys.stderr,
+            tls=_tls_of(args),
+            record=record,
+        )
 
 
 def _certs(args: argparse.Namespace) -> int:
+    # Not audited: writing a test PKI into --out changes no node's security
+    # configuration (ITI TF-2 3.20.4.1.1.1 "Security Alert" is about a node's own
+    # security administration); a node takes the certificates when ``xdsi serve
+    # --tls-cert`` starts it, and that start is audited (Application Start, PS3.15
+    # A.5.3.1).  The command has no data directory, hence no spool, either.
     from xdsi.certs import make_test_pki
 
     pki = make_test_pki(args.out, hosts=args.host)
@@ -346,23 +417,49 @@ def _certs(args: argparse.Namespace) -> int:
 
 def _audit_tail(args: argparse.Namespace) -> int:
     from xdsi.audit_commands import audit_tail
+    from xdsi.client_audit import client_auditing
 
-    return audit_tail(_load(args), args.n, follow=args.follow, out=sys.stdout)
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return audit_tail(config, args.n, follow=args.follow, out=sys.stdout, record=record)
 
 
 def _audit_search(args: argparse.Namespace) -> int:
     from xdsi.audit_commands import audit_search
+    from xdsi.client_audit import client_auditing
 
-    return audit_search(
-        _load(args), args.patient, since=args.since, event=args.event, out=sys.stdout
-    )
+    config = _load_audited(args)
+    with client_auditing(config) as record:
+        return audit_search(
+            config, args.patient, since=args.since, event=args.event, out=sys.stdout, record=record
+        )
 
 
 def _check(args: argparse.Namespace) -> int:
     """``xdsi check``: the repository's index and blobs against the registry, which is
     the one in this process (its tables listed) or ``registry_url`` (asked by ITI-18)."""
+    if args.grace < 0:
+        raise cc.UsageError("--grace must not be negative")
+    config = _load_audited(
+        args,
+        {
+            "database": {"url": args.database},
+            "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
+        },
+    )
+    if args.repair:
+        from xdsi.client_audit import client_auditing
+
+        with client_auditing(config) as record:
+            return _check_run(args, config, record)
+    return _check_run(args, config, None)
+
+
+def _check_run(args: argparse.Namespace, config: Config, record: Any) -> int:
+    """``xdsi check`` itself; a repair is audited through ``record`` (``atna.admin``)."""
     from datetime import timedelta
 
+    from atna.codes import EventOutcomeIndicator
     from registry import db as registry_db
     from registry.service import DocumentRegistry
     from repository import db as repository_db
@@ -371,15 +468,6 @@ def _check(args: argparse.Namespace) -> int:
     from repository.check import RegistryInventory, RegistryTables, check, check_and_repair
     from xdsi.serve import _sqlalchemy_url as database_url
 
-    if args.grace < 0:
-        raise cc.UsageError("--grace must not be negative")
-    config = _load(
-        args,
-        {
-            "database": {"url": args.database},
-            "repository": {"blob_dir": args.blob_dir, "registry_url": args.registry_url},
-        },
-    )
     url = database_url(config.database.url)
     engines = [repository_db.make_engine(url)]
     try:
@@ -405,9 +493,26 @@ def _check(args: argparse.Namespace) -> int:
             verify_hashes=not args.no_hash,
             spool_dir=config.limits.spool_dir,
         )
+    except Exception as exc:
+        if record is not None:
+            record(
+                _repair_alert(
+                    config, f"repair failed: {exc!r}", EventOutcomeIndicator.SERIOUS_FAILURE
+                )
+            )
+        raise
     finally:
         for engine in engines:
             engine.dispose()
+    if record is not None:
+        # the repair left problems: minor failure (PS3.15 A.5.1 EventOutcomeIndicator 4)
+        outcome = (
+            EventOutcomeIndicator.SUCCESS
+            if report.consistent
+            else EventOutcomeIndicator.MINOR_FAILURE
+        )
+        text = f"{report.repair}; {len(report.findings)} problems left"
+        record(_repair_alert(config, text, outcome))
     if report.repair is not None:
         print(f"repaired: {report.repair}", file=sys.stdout)
     for finding in report.findings:
@@ -415,6 +520,19 @@ def _check(args: argparse.Namespace) -> int:
     verdict = "consistent" if report.consistent else f"{len(report.findings)} problems"
     print(f"{report.documents} documents, {report.blobs} blobs: {verdict}", file=sys.stdout)
     return 0 if report.consistent else 1
+
+
+def _repair_alert(config: Config, report: str, outcome: Any) -> Any:
+    """``xdsi check --repair`` as ``atna.admin.repository_repair_alert`` names it."""
+    import socket
+
+    from atna.admin import repository_repair_alert
+    from atna.events import Endpoint
+    from atna.requester import operator
+
+    reporter = Endpoint(config.device.name, network_access_point=socket.getfqdn())
+    store = Path(config.repository.blob_dir).resolve().as_uri()
+    return repository_repair_alert(reporter, operator(), store, report, outcome)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,11 @@
 Each targets any XDS.b endpoint by URL (defaults: the local server of the loaded
 Config) and uses the same ``ebxml`` and ``soap`` code as the server.  Exit codes:
 0 success, 1 an XDS Failure (its errors printed), 2 a usage or transport error.
+
+Given ``record`` (``xdsi.client_audit``), each command audits its transaction as the
+requesting actor, failures included (``atna.requester``): ITI-8 as the Patient
+Identity Source, ITI-41 as the Document Source, ITI-18 and ITI-43 as the Document
+Consumer.
 """
 
 from __future__ import annotations
@@ -13,14 +18,26 @@ import ssl
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
+from atna.codes import EventOutcomeIndicator
+from atna.events import AuditEvent, DocumentReference, Endpoint
+from atna.observe import ACK_OUTCOME
+from atna.requester import (
+    describe_errors,
+    error_outcome,
+    local_address,
+    query_facts,
+    requester_outcome,
+    status_outcome,
+    submission_facts,
+)
 from ebxml.errors import RegistryError
 from ebxml.messages import (
     AdhocQueryRequest,
@@ -47,6 +64,7 @@ from ebxml.vocabulary import (
     ResponseStatus,
     ReturnType,
     StoredQuery,
+    Transaction,
 )
 from ebxml.wire import adhoc_query_request, parse_adhoc_query_response, parse_registry_response
 from registry.hl7v2 import build_adt_a01
@@ -59,6 +77,8 @@ from xdsi.tls import TlsConfigError, client_context
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+
+Record = Callable[[AuditEvent], None]
 
 # A small default code set (from the IHE Connectathon affinity domain, codes.xml)
 DEFAULT_CLASS_CODE = Code("REPORTS", "1.3.6.1.4.1.19376.1.2.6.1", "Reports")
@@ -132,6 +152,26 @@ def _fault_exit(fault: SoapFault, err: TextIO) -> int:
     return EXIT_USAGE
 
 
+def _audit(
+    record: Record | None,
+    transaction: Transaction,
+    url: str,
+    outcome: EventOutcomeIndicator,
+    description: str | None = None,
+    **facts: Any,
+) -> None:
+    """The requester's audit record of ``transaction`` with ``url`` (``atna.requester``)."""
+    if record is not None:
+        record(requester_outcome(transaction, url, outcome, description, **facts))
+
+
+def _audit_error(
+    record: Record | None, transaction: Transaction, url: str, error: BaseException, **facts: Any
+) -> None:
+    outcome, description = error_outcome(error)
+    _audit(record, transaction, url, outcome, description, **facts)
+
+
 # --- xdsi patients add -------------------------------------------------------------------
 
 
@@ -175,6 +215,7 @@ def patients_add(
     out: TextIO,
     err: TextIO,
     tls: ClientTls | None = None,
+    record: Record | None = None,
 ) -> int:
     """Send one ITI-8 ADT^A01 and report the acknowledgement code."""
     host, port = (
@@ -186,25 +227,47 @@ def patients_add(
         )
     )
     cx = patient_cx(patient, config)
+    control_id = uuid.uuid4().hex[:20]
+    facility = config.device.name.upper()
     message = build_adt_a01(
         cx,
-        control_id=uuid.uuid4().hex[:20],
+        control_id=control_id,
         timestamp=dtm_now(),
         name=name,
-        sending_application="XDSI-CLI",
-        sending_facility=config.device.name.upper(),
+        sending_application=SENDING_APPLICATION,
+        sending_facility=facility,
     )
+    # ITI TF-2 3.8.5.1.1: the source is MSH-3|MSH-4; the destination MSH-5|MSH-6, left
+    # empty in the message, so the feed is named by its address
+    feed = {
+        "requester": Endpoint(
+            f"{SENDING_APPLICATION}|{facility}", network_access_point=local_address(host, port)
+        ),
+        "responder": Endpoint(f"mllp://{host}:{port}", network_access_point=host),
+        "patient_ids": (cx,),
+        "hl7_message_control_id": control_id,
+        "hl7_trigger_event": "A01",
+    }
+    url = f"mllp://{host}:{port}"
     try:
         reply = send_mllp(host, port, message, ssl=client_ssl_context(config, tls))
     except (MllpError, OSError) as exc:
+        _audit_error(record, Transaction.ITI8, url, exc, **feed)
         print(f"cannot reach the patient feed at {host}:{port}: {exc}", file=err)
         return EXIT_USAGE
     ack = _ack_code(reply)
+    # HL7 Table 0008: the enhanced-mode codes (CA/CE/CR) as their original-mode twins
+    outcome = ACK_OUTCOME.get(f"A{ack[1:]}", EventOutcomeIndicator.SERIOUS_FAILURE)
+    description = None if outcome is EventOutcomeIndicator.SUCCESS else f"MSA-1 {ack or '?'}"
+    _audit(record, Transaction.ITI8, url, outcome, description, **feed)
     if ack in ("AA", "CA"):
         print(f"patient {cx} accepted ({ack})", file=out)
         return EXIT_OK
     print(f"patient {cx} not accepted ({ack}): {reply.decode('utf-8', 'replace')}", file=err)
     return EXIT_FAILURE
+
+
+SENDING_APPLICATION = "XDSI-CLI"  # MSH-3 of the feed messages the command sends
 
 
 def _ack_code(reply: bytes) -> str:
@@ -306,6 +369,7 @@ def submit(
     out: TextIO,
     err: TextIO,
     tls: ClientTls | None = None,
+    record: Record | None = None,
 ) -> int:
     """ITI-41 Provide and Register (MTOM) of ``files``; prints the uniqueIds."""
     from soap.client import SoapClient
@@ -325,14 +389,19 @@ def submit(
         for cid, (_, _, mime), path in zip(content_ids, documents, files, strict=True)
     ]
     client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
+    facts = submission_facts(submission)
     try:
         reply = client.call_sync(Action.ITI41, body, attachments=attachments, mtom=True)
     except SoapFault as fault:
+        _audit_error(record, Transaction.ITI41, client.url, fault, **facts)
         return _fault_exit(fault, err)
     except (httpx.HTTPError, OSError) as exc:
+        _audit_error(record, Transaction.ITI41, client.url, exc, **facts)
         print(f"cannot reach the repository at {client.url}: {exc}", file=err)
         return EXIT_USAGE
     response = parse_registry_response(reply.body)
+    outcome = status_outcome(response.status)
+    _audit(record, Transaction.ITI41, client.url, outcome, describe_errors(response), **facts)
     return _report_registry_response(response, submission, documents, out, err)
 
 
@@ -428,6 +497,7 @@ def query(
     out: TextIO,
     err: TextIO,
     tls: ClientTls | None = None,
+    record: Record | None = None,
 ) -> int:
     """ITI-18 FindDocuments for one patient; prints a table or JSON."""
     from soap.client import SoapClient
@@ -436,16 +506,24 @@ def query(
     unknown = [s for s in status_values if not s.startswith("urn:")]
     if unknown:
         raise UsageError(f"--status: expected approved, deprecated or a status URN: {unknown}")
-    request = find_documents_request(patient_cx(patient, config), status_values, class_codes)
+    cx = patient_cx(patient, config)
+    request = find_documents_request(cx, status_values, class_codes)
     client = SoapClient(registry_url or config.registry_endpoint, **_tls_options(config, tls))
+    facts = query_facts(request, (cx,))
     try:
         reply = client.call_sync(Action.ITI18, adhoc_query_request(request), mtom=False)
     except SoapFault as fault:
+        _audit_error(record, Transaction.ITI18, client.url, fault, **facts)
         return _fault_exit(fault, err)
     except (httpx.HTTPError, OSError) as exc:
+        _audit_error(record, Transaction.ITI18, client.url, exc, **facts)
         print(f"cannot reach the registry at {client.url}: {exc}", file=err)
         return EXIT_USAGE
     response = parse_adhoc_query_response(reply.body)
+    description = "; ".join(str(e.code) for e in response.errors) or None
+    _audit(
+        record, Transaction.ITI18, client.url, status_outcome(response.status), description, **facts
+    )
     _print_errors(response.errors, err)
     if response.status == ResponseStatus.FAILURE:
         return EXIT_FAILURE
@@ -472,24 +550,31 @@ def retrieve(
     out: TextIO,
     err: TextIO,
     tls: ClientTls | None = None,
+    record: Record | None = None,
 ) -> int:
     """ITI-43 for one document; writes it to ``output`` (or standard output)."""
     from soap.client import SoapClient
     from soap.mtom import discard_attachments
 
-    request = RetrieveDocumentSetRequest(
-        (DocumentRequest(repository_id or config.repository.repository_unique_id, unique_id),)
-    )
+    repository_unique_id = repository_id or config.repository.repository_unique_id
+    request = RetrieveDocumentSetRequest((DocumentRequest(repository_unique_id, unique_id),))
     client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
+    # ITI TF-2 3.43.6.1.1: the documents asked for, with their repository
+    asked = {"documents": (DocumentReference(unique_id, repository_unique_id),)}
     try:
         reply = client.call_sync(Action.ITI43, retrieve_document_set_request(request), mtom=True)
     except SoapFault as fault:
+        _audit_error(record, Transaction.ITI43, client.url, fault, **asked)
         return _fault_exit(fault, err)
     except (httpx.HTTPError, OSError) as exc:
+        _audit_error(record, Transaction.ITI43, client.url, exc, **asked)
         print(f"cannot reach the repository at {client.url}: {exc}", file=err)
         return EXIT_USAGE
     try:
         response = parse_retrieve_document_set_response(reply.body, reply.attachments)
+        description = "; ".join(str(e.code) for e in response.errors) or None
+        outcome = status_outcome(response.status)
+        _audit(record, Transaction.ITI43, client.url, outcome, description, **asked)
         _print_errors(response.errors, err)
         if not response.documents:
             return EXIT_FAILURE

@@ -213,6 +213,14 @@ class AuditSettings:
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
+    # events waiting for a destination beyond which new SOAP transactions are refused
+    # with XDSRegistryBusy / XDSRepositoryBusy and a Security Alert is raised (records
+    # are never dropped); 0 = no limit.  At ~3 KiB an event, the default is ~3 GiB.
+    spool_limit: int = 1_000_000
+    # SQLite spool only: "full" fsyncs every commit (a record survives a power loss);
+    # "normal" survives any crash of xdsi, and a power loss may take the last commits -
+    # as the embedded registry's own registrations (atna.spool.SPOOL_SYNC)
+    spool_sync: str = "full"
 
 
 @dataclass(frozen=True, slots=True)
@@ -646,6 +654,11 @@ def validate(config: Config) -> None:
     _check(
         "://" in audit.spool_url, f"[audit] spool_url: not an SQLAlchemy URL: {audit.spool_url!r}"
     )
+    _check(
+        audit.spool_sync in ("full", "normal"),
+        f'[audit] spool_sync: {audit.spool_sync!r} is not "full" or "normal"',
+    )
+    _check(audit.spool_limit >= 0, f"[audit] spool_limit: {audit.spool_limit} < 0 (0: none)")
     for name in (
         "max_envelope_bytes",
         "max_attachments",

@@ -10,18 +10,24 @@ study replaces its manifest (RAD68-006).  No admin endpoint is involved: the ser
 own endpoints are the interface.  Prints the manifest's uniqueId (the KOS SOP Instance
 UID).  Exit codes as the other client commands: 0 success, 1 XDS Failure or no such
 study, 2 usage or transport error.
+
+Given ``record``, the command audits as the Imaging Document Source: the RAD-68 (the
+ITI-41 Document Source's audit, ``atna.requester``) and the ITI-18 of the manifest
+lookup (as a Document Consumer), failures included.
 """
 
 from __future__ import annotations
 
 from typing import TextIO
 
+from atna.requester import AuditingRepositoryClient, auditing_query
 from imaging_source import instances as instance_index
 from imaging_source import published as published_journal
 from imaging_source.instances import InstanceStore
 from imaging_source.pacs import PacsError
 from imaging_source.publish import (
     TRANSPORT_ERRORS,
+    DocumentRepositoryClient,
     RegistryQueryFailed,
     SoapRepositoryClient,
     StoredQueryManifestLocator,
@@ -50,6 +56,7 @@ def publish(
     out: TextIO,
     err: TextIO,
     tls: cc.ClientTls | None = None,
+    record: cc.Record | None = None,
 ) -> int:
     """RAD-68 of ``study_uid`` for ``patient_id`` (ID in the affinity domain, or CX)."""
     base = (server_url or config.http_base_url()).rstrip("/")
@@ -71,14 +78,20 @@ def publish(
         if not described:
             print(f"study {study_uid} not found", file=err)
             return cc.EXIT_FAILURE
+        repository_url, registry_url = f"{base}{REPOSITORY_PATH}", f"{base}{REGISTRY_PATH}"
+        repository: DocumentRepositoryClient = SoapRepositoryClient(repository_url, **options)
+        query = soap_query(registry_url, **options)
+        if record is not None:
+            repository = AuditingRepositoryClient(repository, record, repository_url)
+            query = auditing_query(query, record, registry_url)
         try:
             result = publish_study(
                 study_uid,
                 described,
                 cc.patient_cx(patient_id, config),
-                repository=SoapRepositoryClient(f"{base}{REPOSITORY_PATH}", **options),
+                repository=repository,
                 config=publish_config(config),
-                locator=StoredQueryManifestLocator(soap_query(f"{base}{REGISTRY_PATH}", **options)),
+                locator=StoredQueryManifestLocator(query),
                 journal=PublishedManifests(engine),
                 force=force,
             )

@@ -278,7 +278,7 @@ def build_auditor(config: Config) -> Auditor:
     """The spool (migrated now) and the auditor shipping it to ``[audit] destinations``."""
     audit = config.audit
     tls = _audit_tls(config)
-    spool = AuditSpool.open(_sqlalchemy_url(audit.spool_url))
+    spool = AuditSpool.open(_sqlalchemy_url(audit.spool_url), synchronous=audit.spool_sync)
     if not audit.destinations:
         log.warning("no [audit] destinations: audit events are kept in %s", audit.spool_url)
     try:
@@ -289,10 +289,18 @@ def build_auditor(config: Config) -> Auditor:
             audit.enterprise_site_id,
             tls=tls,
             hostname=_node_address(config.connection.http.host),
+            spool_limit=audit.spool_limit,
         )
     except BaseException:
         spool.engine.dispose()
         raise
+
+
+def _audit_admission(auditor: Auditor | None) -> Callable[[], bool] | None:
+    """Refuse new transactions while the audit spool is full (``[audit] spool_limit``)."""
+    if auditor is None or not auditor.spool_limit:
+        return None
+    return lambda: auditor.accepting
 
 
 def node_tls(config: Config) -> NodeTls:
@@ -400,6 +408,7 @@ def build_application(config: Config) -> Application:
                     if auditor
                     else None
                 ),
+                admit=_audit_admission(auditor),
             )
         if config.repository.enabled:
             repository = _build_repository(config, registry, engines, auditor)
@@ -431,13 +440,14 @@ def build_application(config: Config) -> Application:
             accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
             on_exchange=(
                 SoapAuditObserver(
-                    auditor.record,
+                    auditor.record_started,
                     exchange_audits(config.registry.affinity_domain),
                     peer=current_peer_subject,
                 )
                 if auditor
                 else None
             ),
+            admit=_audit_admission(auditor),
         ),
         *(imaging.routes if imaging is not None else ()),
     ]

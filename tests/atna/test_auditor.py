@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Future
 
 from atna_support import PATIENT, ScriptedSender, TlsCollector, stored_query, submission
 from lxml import etree
 
 from atna import Auditor, AuditSpool, Side, TlsConfig
+from atna.auditor import _Queued, durable, wait_durable
 from atna.spool import make_engine
 from ebxml.vocabulary import Transaction
 
@@ -74,7 +76,7 @@ def test_events_recorded_together_are_spooled_in_one_transaction(spool_url: str)
     spool.groups = []
     audit = Auditor(spool, [DEST], "xdsi", senders={DEST: ScriptedSender()})
     for _ in range(20):  # 20 record() calls arriving before the writer takes any
-        audit._queue.put_nowait(stored_query(Side.RESPONDER))
+        audit._queue.put_nowait(_Queued(stored_query(Side.RESPONDER), Future()))
     audit._ensure_writer()
     assert audit.flush(10)
     audit.stop()
@@ -104,3 +106,48 @@ async def test_auditor_ships_over_mutual_tls_with_start_and_stop(spool_url: str,
     patient = xml_of(message).find("ParticipantObjectIdentification")
     assert patient.get("ParticipantObjectID") == PATIENT
     assert message.split(b" ", 6)[5] == b"IHE+RFC-3881"
+
+
+def test_record_hands_back_a_ticket_resolved_once_the_event_is_durable(spool_url: str) -> None:
+    audit = auditor(spool_url, ScriptedSender())
+    ticket = audit.record(stored_query(Side.RESPONDER))
+    assert wait_durable(ticket, 10) is True
+    # durable means committed: another connection sees it before anything is flushed
+    assert AuditSpool(make_engine(spool_url)).pending_count(DEST) == 1
+    audit.stop()
+    audit.spool.engine.dispose()
+
+
+async def test_durable_awaits_the_ticket_on_the_event_loop(spool_url: str) -> None:
+    audit = auditor(spool_url, ScriptedSender())
+    assert await durable(audit.record(stored_query(Side.RESPONDER)), 10) is True
+    assert await durable(None) is True  # an observer that recorded nothing
+    audit.stop()
+    audit.spool.engine.dispose()
+
+
+def test_a_full_spool_refuses_then_accepts_again_with_security_alerts(spool_url: str) -> None:
+    audit = auditor(spool_url, ScriptedSender())
+    audit.spool_limit = 5
+    for _ in range(4):
+        audit.record(stored_query(Side.RESPONDER))
+    assert audit.flush(10) and audit.accepting
+    assert wait_durable(audit.record(stored_query(Side.RESPONDER)), 10)
+    assert not audit.accepting  # 5 waiting for the destination: the limit
+    messages = [m for _, m in audit.spool.events()]
+    alert = xml_of(messages[-1])
+    assert alert.find("EventIdentification/EventID").get("csd-code") == "110113"
+    assert alert.find("EventIdentification/EventTypeCode").get("csd-code") == "110133"
+    assert "undelivered" in etree.tostring(alert).decode()
+    # the shipper delivers the backlog: accepting again, with the matching alert
+    audit.shipper.on_shipped = audit._on_shipped
+
+    async def ship() -> None:
+        await audit.shipper.ship_once(DEST)
+
+    asyncio.run(ship())
+    assert audit.accepting
+    last = xml_of([m for _, m in audit.spool.events()][-1])
+    assert last.find("EventIdentification/EventTypeCode").get("csd-code") == "110134"
+    audit.stop()
+    audit.spool.engine.dispose()

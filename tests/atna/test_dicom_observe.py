@@ -57,6 +57,11 @@ CASES: dict[str, DicomExchange] = {
         query_sop_class_uid=FIND, query_transfer_syntax="1.2.840.10008.1.2",
         patient_id="PAT-1", study_instance_uids=("1.2.3",),
     ),
+    "qido-rs": DicomExchange(
+        DicomOperation.QIDO_RS, "10.0.0.9", "http://xdsi/dicomweb/studies?PatientID=PAT-1",
+        "10.0.0.9", query=b"/dicomweb/studies?PatientID=PAT-1", query_sop_class_uid=FIND,
+        patient_id="PAT-1",
+    ),
 }  # fmt: skip
 
 
@@ -102,6 +107,7 @@ def test_message_is_valid_against_audit_schema(case: str, schema: etree.XMLSchem
         ("wado-rs", ("110104", "R", "0")),
         ("wado-uri", ("110104", "R", "8")),
         ("c-find", ("110112", "E", "0")),
+        ("qido-rs", ("110112", "E", "0")),
     ],
 )
 def test_event_and_action_follow_the_operation(case: str, expected: tuple[str, ...]) -> None:
@@ -177,3 +183,27 @@ def test_observer_records_an_event_the_auditor_builds() -> None:
     (message,) = audit_messages(observed, CONTEXT)
     destination = message.active_participants[1]
     assert (destination.user_id, destination.alternative_user_id) == ("VIEWER", "CN=viewer")
+
+
+def test_qido_rs_carries_the_query_string_as_query() -> None:
+    (document,) = _documents(CASES["qido-rs"])
+    assert (_role(document, SOURCE), _role(document, DESTINATION)) == (
+        ["10.0.0.9"],
+        ["http://xdsi/dicomweb/studies?PatientID=PAT-1"],
+    )
+    query = document.find(
+        f"ParticipantObjectIdentification[@ParticipantObjectID='{FIND}']/ParticipantObjectQuery"
+    )
+    assert base64.b64decode(query.text) == b"/dicomweb/studies?PatientID=PAT-1"
+
+
+def test_the_dimse_peer_certificate_wins_over_the_connection_context() -> None:
+    recorded: list[object] = []
+    exchange = DicomExchange(
+        DicomOperation.C_STORE, "MODALITY", "XDSI", "10.0.0.5",
+        instances=ONE_PATIENT[:1], peer_subject="CN=modality-1,O=Hospital",
+    )  # fmt: skip
+    DicomAuditObserver(recorded.append, peer=lambda: None)(exchange)
+    (message,) = audit_messages(recorded[0], CONTEXT)
+    source = message.active_participants[0]
+    assert (source.user_id, source.alternative_user_id) == ("MODALITY", "CN=modality-1,O=Hospital")

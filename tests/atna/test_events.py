@@ -447,7 +447,7 @@ def test_remove_metadata_deletes_each_object_of_the_request() -> None:
 
 def test_remove_documents_is_a_deletion_naming_the_repository() -> None:
     (document,) = documents(remove_documents(RSP))
-    assert event_of(document) == ("110105", "D", "ITI-86")
+    assert event_of(document) == ("110110", "D", "ITI-86")  # RMD 3.86.5.1: Patient Record
     (detail,) = document.xpath(
         "ParticipantObjectIdentification/ParticipantObjectDetail[@type='Repository Unique Id']"
     )

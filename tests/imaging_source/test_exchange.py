@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
 from dicom_studies import make_study
 from dimse_fixtures import MOVE_DESTINATION, destination_port, source
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
@@ -283,3 +284,77 @@ async def test_wado_uri_of_an_unknown_instance_reports_a_failure(imaging, tmp_pa
         404,
         (),
     )
+
+
+async def test_qido_rs_search_reports_its_query_and_keys(imaging, tmp_path: Path) -> None:  # noqa: ANN001
+    seen: list[DicomExchange] = []
+    ds = make_study()[0]
+    imaging.store.add(ds)
+    async with _web(imaging, tmp_path, seen) as client:
+        response = await client.get(
+            "/dicomweb/studies", params={"PatientID": ds.PatientID, "limit": "5"}
+        )
+    assert response.status_code == 200 and len(response.json()) == 1
+    (search,) = seen
+    assert (search.operation, search.outcome, search.patient_id, search.peer_address) == (
+        DicomOperation.QIDO_RS,
+        ExchangeStatus.SUCCESS,
+        ds.PatientID,
+        "127.0.0.1",
+    )
+    assert search.query == f"/dicomweb/studies?PatientID={ds.PatientID}&limit=5".encode()
+    assert search.query_sop_class_uid == StudyRootQueryRetrieveInformationModelFind
+
+
+async def test_qido_rs_refused_search_reports_a_failure(imaging, tmp_path: Path) -> None:  # noqa: ANN001
+    seen: list[DicomExchange] = []
+    async with _web(imaging, tmp_path, seen) as client:
+        response = await client.get("/dicomweb/studies/1.2.3/series", params={"limit": "x"})
+    assert response.status_code == 400
+    (search,) = seen
+    assert (search.operation, search.outcome, search.status, search.study_instance_uids) == (
+        DicomOperation.QIDO_RS,
+        ExchangeStatus.FAILURE,
+        400,
+        ("1.2.3",),
+    )
+
+
+# --- DIMSE over TLS (ITI-19, PS3.15 B.1) -------------------------------------------------
+def test_dimse_over_tls_names_the_peer_certificate_subject(
+    sqlite_index_engine: Engine, tmp_path: Path
+) -> None:
+    from xdsi.certs import make_test_pki
+    from xdsi.tls import NodeTls, client_context, ensure_dh_params, socket_server_context
+
+    pki = make_test_pki(tmp_path / "pki")
+    node = NodeTls(
+        pki.node_cert, pki.node_key, (pki.ca,), (), ensure_dh_params(tmp_path / "dh.pem")
+    )
+    config = ImagingSourceConfig(
+        storage_dir=tmp_path / "store", dicom_host="127.0.0.1", dicom_port=0
+    )
+    seen: list[DicomExchange] = []
+    imaging = ImagingSource(
+        config,
+        engine=sqlite_index_engine,
+        ssl_context=socket_server_context(node, "dicom://127.0.0.1:0", None),
+    )
+    imaging.dimse.on_event = seen.append
+    imaging.start()
+    try:
+        ae = AE(ae_title="TLSSCU")
+        ae.add_requested_context(CTImageStorage, SYNTAXES)
+        tls = (client_context(pki.client_cert, pki.client_key, (pki.ca,)), "localhost")
+        assoc = ae.associate("127.0.0.1", imaging.dimse.port, ae_title="XDSI", tls_args=tls)
+        assert assoc.is_established
+        try:
+            assert assoc.send_c_store(make_study()[0]).Status == 0x0000
+        finally:
+            assoc.release()
+        _wait_for(seen, 1)
+    finally:
+        imaging.stop()
+    subject = x509.load_pem_x509_certificate(pki.client_cert.read_bytes()).subject
+    (stored,) = seen
+    assert stored.peer_subject == subject.rfc4514_string()
