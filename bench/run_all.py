@@ -24,6 +24,8 @@ SCENARIOS: dict[str, tuple[str, list[str], list[str]]] = {
     "documents": ("documents", [], ["--size", "256MiB", "--rounds", "2"]),
     "registrations": ("registrations", [], ["--single", "400", "--sets", "10"]),
     "audit": ("audit", [], ["--queries", "600", "--events", "10000"]),
+    "imaging": ("imaging", [], ["--instances", "100", "--rounds", "2"]),
+    "find_documents": ("find_documents", [], ["--sizes", "10000,100000", "--queries", "400"]),
 }
 
 

@@ -22,6 +22,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from cryptography import x509
+from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
@@ -57,6 +59,7 @@ from imaging_source.exchange import (
     touched,
 )
 from imaging_source.instances import (
+    InstanceMismatch,
     InstanceStore,
     InvalidInstance,
     QueryLevel,
@@ -64,6 +67,7 @@ from imaging_source.instances import (
 )
 from imaging_source.pacs import InstanceRef, InstanceSource, LocalSource
 from imaging_source.peers import PeerDirectory
+from imaging_source.tcp import NO_DELAY_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +110,7 @@ class IdentifierError(ValueError):
 # The one place exceptions become statuses: the first class in an exception's MRO found
 # here decides (PS3.4 B.2.3, C.4.1.1.4).
 FAILURE_STATUS: dict[type[BaseException], int] = {
+    InstanceMismatch: IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,  # A900 "does not match SOP Class"
     InvalidInstance: CANNOT_UNDERSTAND,
     IdentifierError: IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
     OSError: OUT_OF_RESOURCES,
@@ -244,6 +249,23 @@ def _find_facts(event: evt.Event) -> dict[str, Any]:
     return facts
 
 
+def peer_certificate_subject(assoc: Any) -> str | None:
+    """The subject (RFC 4514) of the certificate the peer authenticated with, when the
+    association runs over TLS (PS3.15 B.1 / ITI-19: the certificate is required)."""
+    try:
+        sock = assoc.dul.socket.socket
+    except AttributeError:
+        return None
+    if not isinstance(sock, ssl.SSLSocket):
+        return None
+    try:
+        der = sock.getpeercert(binary_form=True)
+        return x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else None
+    except (OSError, ValueError):
+        log.warning("DICOM peer certificate not readable", exc_info=True)
+        return None
+
+
 # --- the server -------------------------------------------------------------------------
 class DimseServer:
     """The AE listening on the configured DICOM port, handlers bound at start()."""
@@ -305,8 +327,10 @@ class DimseServer:
             evt.EVT_C_MOVE: self.on_move,
             evt.EVT_C_GET: self.on_get,
         }
-        return [(event, guarded(handler)) for event, handler in plain.items()] + [
-            (event, guarded_each(handler, event)) for event, handler in yielding.items()
+        return [
+            *NO_DELAY_HANDLERS,
+            *((event, guarded(handler)) for event, handler in plain.items()),
+            *((event, guarded_each(handler, event)) for event, handler in yielding.items()),
         ]
 
     def start(self) -> None:
@@ -342,18 +366,17 @@ class DimseServer:
             source = None
         if source is None:
             source = io.BytesIO(event.encoded_dataset(include_meta=True))
+        # PS3.7 9.1.1.1: the request names the SOP Class and Instance it stores; a data
+        # set that is another is refused (PS3.4 B.2.3 A900), as is an incomplete one
+        expected = (
+            str(event.request.AffectedSOPClassUID or ""),
+            str(event.request.AffectedSOPInstanceUID or ""),
+        )
         try:
-            instance = self.store.add(source)
+            instance = self.store.add(source, expected=expected)
         except Exception as exc:
             self._report(event, DicomOperation.C_STORE, failure=exc)
             raise
-        affected = str(event.request.AffectedSOPInstanceUID or "")
-        if affected and affected != instance.sop_instance_uid:
-            log.warning(
-                "C-STORE: Affected SOP Instance UID %s, data set has %s",
-                affected,
-                instance.sop_instance_uid,
-            )
         self._on_stored(instance)
         self._report(event, DicomOperation.C_STORE, instances=(instance,))
         return SUCCESS
@@ -398,7 +421,8 @@ class DimseServer:
             if event.is_cancelled:
                 yield CANCEL, None
                 return
-            yield PENDING, self.store.dataset(instance.sop_instance_uid)
+            # the file located by the retrieve plan, read once: no index lookup per instance
+            yield PENDING, dcmread(instance.path)
 
     def on_move(self, event: evt.Event) -> Iterator[Any]:
         destination = self.peers.destination(event.move_destination or "")
@@ -465,6 +489,7 @@ class DimseServer:
             status=SUCCESS if failure is None else failure_status(failure),
             description=None if failure is None else str(failure)[:1024] or type(failure).__name__,
             instances=tuple(touched(i) for i in instances),
+            peer_subject=peer_certificate_subject(event.assoc),
             **extra,
         )
 

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -50,8 +50,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from imaging_source.completeness import IncompleteDataSet, check_complete
 from storage import migrations as storage_migrations
 from storage.engine import make_engine as storage_engine
 
@@ -69,6 +70,7 @@ NAMING_CONVENTION = {
 # PS3.5 9.1: a UID is dot-separated numeric components, at most 64 characters
 _UID = re.compile(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")
 _STREAM_BATCH = 500
+_LOOKUP_BATCH = 500  # UIDs per IN (...) list: well under SQLite's bound-parameter limit
 _PREAMBLE = 128  # PS3.10 7.1: 128-byte preamble, then "DICM"
 _PREFIX = b"DICM"
 _PREFIX_END = _PREAMBLE + len(_PREFIX)
@@ -138,6 +140,11 @@ class InvalidInstance(ValueError):
     understand")."""
 
 
+class InstanceMismatch(InvalidInstance):
+    """The data set is not the SOP Class or SOP Instance its C-STORE request names
+    (PS3.4 B.2.3: A900 "Data Set does not match SOP Class")."""
+
+
 class UnknownInstance(KeyError):
     """No instance with this SOP Instance UID is stored."""
 
@@ -189,6 +196,9 @@ class StoredSeries:
     body_part_examined: str
     instances: tuple[StoredInstance, ...]
 
+
+# StoredInstance fields read from the index row as they are
+_ROW_FIELDS = tuple(f.name for f in fields(StoredInstance) if f.name not in ("path", "change"))
 
 # DICOM keyword -> index column, for the attributes copied from each instance.
 # PS3.4 C.6.2.1.2 (Study Root): the unique and required keys of each level are among them.
@@ -305,6 +315,30 @@ def check_uid(value: str, what: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class ReceivedFile:
+    """A file written under the store's ``INCOMING_DIR``, hashed as it was written."""
+
+    path: Path
+    sha1: str
+    size: int
+
+
+def is_intact(instance: StoredInstance) -> bool:
+    """The instance's file is there with the size its row records (a cached copy cut
+    short by a crash is not, see :meth:`InstanceStore.add_cached`)."""
+    try:
+        return instance.path.stat().st_size == instance.size
+    except OSError:
+        return False
+
+
+def _is_part10(path: Path) -> bool:
+    """PS3.10 7.1: a 128-byte preamble, then "DICM"."""
+    with open(path, "rb") as stream:
+        return stream.read(_PREFIX_END)[_PREAMBLE:] == _PREFIX
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -367,6 +401,21 @@ def _read_header(path: Path) -> Dataset:
         raise InvalidInstance(f"not a DICOM Part 10 file: {exc}") from exc
 
 
+def _check_expected(values: Mapping[str, Any], expected: tuple[str, str] | None) -> None:
+    if expected is None:
+        return
+    sop_class, sop_instance = (uid.strip() for uid in expected)
+    if sop_class and sop_class != values["sop_class_uid"]:
+        raise InstanceMismatch(
+            f"the request names SOP Class {sop_class}, the data set is {values['sop_class_uid']}"
+        )
+    if sop_instance and sop_instance != values["sop_instance_uid"]:
+        raise InstanceMismatch(
+            f"the request names SOP Instance {sop_instance}, "
+            f"the data set is {values['sop_instance_uid']}"
+        )
+
+
 class InstanceStore:
     """DICOM instances under ``root`` indexed in the database behind ``engine``."""
 
@@ -375,9 +424,17 @@ class InstanceStore:
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
     # --- writing --------------------------------------------------------------------
-    def add(self, source: Path | str | Dataset | BinaryIO) -> StoredInstance:
+    def add(
+        self,
+        source: Path | str | Dataset | BinaryIO,
+        *,
+        expected: tuple[str, str] | None = None,
+    ) -> StoredInstance:
         """Store one instance from a Part 10 file, a readable binary stream of one, or a
-        dataset.  InvalidInstance when it is not DICOM or lacks its identifying UIDs."""
+        dataset.  InvalidInstance when it is not DICOM, lacks its identifying UIDs or
+        ends inside a data element; InstanceMismatch when ``expected`` (SOP Class UID,
+        SOP Instance UID, as a C-STORE request names them) is not what it holds.
+        Nothing of a refused instance is kept."""
         incoming = self.root / INCOMING_DIR
         incoming.mkdir(parents=True, exist_ok=True)
         temp = incoming / uuid.uuid4().hex
@@ -392,6 +449,11 @@ class InstanceStore:
                 sha1, size = _copy_hashing(source, temp)
             header = _read_header(temp)
             values = self._identify(header)
+            _check_expected(values, expected)
+            try:  # the header read stops before the pixel data: the rest is walked
+                check_complete(temp, values["transfer_syntax_uid"])
+            except IncompleteDataSet as exc:
+                raise InvalidInstance(f"incomplete data set: {exc}") from exc
             relative = Path(
                 values["study_instance_uid"],
                 values["series_instance_uid"],
@@ -425,41 +487,122 @@ class InstanceStore:
         )
         return values
 
-    def _index(self, values: dict[str, Any]) -> StoredInstance:
-        uid = values["sop_instance_uid"]
-        stale: str | None = None
+    def add_cached(
+        self, files: Sequence[ReceivedFile]
+    ) -> tuple[list[StoredInstance], list[InvalidInstance]]:
+        """Take in copies of a backing PACS's instances, spooled under ``INCOMING_DIR``:
+        each file is moved into place (not copied) and all are indexed in one
+        transaction; returns what was stored and what was refused.
+
+        A cached copy can be fetched again, so it is not fsynced.  After a crash a file
+        may be shorter than its row says (ext4 ``data=ordered`` writes a file's blocks
+        before its size, so never longer or with stale blocks); a reader checks the
+        size (:func:`is_intact`) and fetches such an instance again."""
+        refused: list[InvalidInstance] = []
+        placed: list[dict[str, Any]] = []
+        stored: list[StoredInstance] = []
+        for file in files:
+            try:
+                if not _is_part10(file.path):  # no preamble: add() gives it one
+                    stored.append(self.add(file.path))
+                    continue
+                placed.append(self._place(file))
+            except InvalidInstance as exc:
+                refused.append(exc)
+        added = self._insert_new(placed)
+        if added is not None:
+            return stored + added, refused
+        stale: list[str] = []
         with self._sessions.begin() as session:
-            row = session.scalars(
-                select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
-            ).one_or_none()
-            if row is None:
-                try:
-                    with session.begin_nested():
-                        row = ImagingInstance(**values)
-                        session.add(row)
-                    change = InstanceChange.ADDED
-                except IntegrityError:  # another process stored it first: update theirs
-                    row = session.scalars(
-                        select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
-                    ).one()
-                    change = None
-            else:
-                change = None
-            if change is None:
-                change = (
-                    InstanceChange.UNCHANGED
-                    if row.sha1 == values["sha1"]
-                    else InstanceChange.REPLACED
-                )
-                if row.file_path != values["file_path"]:
-                    stale = row.file_path
-                for name, value in values.items():
-                    if change is InstanceChange.REPLACED or name == "file_path":
-                        setattr(row, name, value)
-            stored = self._stored(row, change)
+            for values in placed:
+                instance, old = self._index_row(session, values)
+                stored.append(instance)
+                stale += [old] if old is not None else []
+        for relative in stale:
+            self._unlink(relative)
+        return stored, refused
+
+    def _insert_new(self, placed: list[dict[str, Any]]) -> list[StoredInstance] | None:
+        """Rows for instances none of which is indexed yet, in one plain transaction
+        (no savepoint per row: with SQLite each would be a commit of its own); None
+        when some are indexed already, or another process inserted one meanwhile."""
+        uids = [values["sop_instance_uid"] for values in placed]
+        if len(set(uids)) != len(uids):
+            return None
+        try:
+            with self._sessions.begin() as session:
+                for start in range(0, len(uids), _LOOKUP_BATCH):
+                    batch = uids[start : start + _LOOKUP_BATCH]
+                    column = ImagingInstance.sop_instance_uid
+                    if session.scalar(select(func.count()).where(column.in_(batch))):
+                        return None
+                rows = [ImagingInstance(**values) for values in placed]
+                session.add_all(rows)
+                session.flush()
+                return [self._stored(row, InstanceChange.ADDED) for row in rows]
+        except IntegrityError:
+            return None
+
+    def _place(self, file: ReceivedFile) -> dict[str, Any]:
+        """Index values of a spooled file, moved to its place in the store."""
+        values = self._identify(_read_header(file.path))
+        try:
+            check_complete(file.path, values["transfer_syntax_uid"])
+        except IncompleteDataSet as exc:
+            raise InvalidInstance(f"incomplete data set: {exc}") from exc
+        relative = Path(
+            values["study_instance_uid"],
+            values["series_instance_uid"],
+            f"{values['sop_instance_uid']}-{file.sha1[:12]}.dcm",
+        )
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(file.path, target)
+        values.update(
+            file_path=relative.as_posix(), size=file.size, sha1=file.sha1, received=utcnow()
+        )
+        return values
+
+    def _index(self, values: dict[str, Any]) -> StoredInstance:
+        with self._sessions.begin() as session:
+            stored, stale = self._index_row(session, values)
         if stale is not None:
             self._unlink(stale)
         return stored
+
+    def _index_row(
+        self, session: Session, values: dict[str, Any]
+    ) -> tuple[StoredInstance, str | None]:
+        """Insert or update one row in ``session``; the stored instance and the file
+        path it no longer uses (to remove after the commit)."""
+        uid = values["sop_instance_uid"]
+        stale: str | None = None
+        row = session.scalars(
+            select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+        ).one_or_none()
+        if row is None:
+            try:
+                with session.begin_nested():
+                    row = ImagingInstance(**values)
+                    session.add(row)
+                change = InstanceChange.ADDED
+            except IntegrityError:  # another process stored it first: update theirs
+                row = session.scalars(
+                    select(ImagingInstance).where(ImagingInstance.sop_instance_uid == uid)
+                ).one()
+                change = None
+        else:
+            change = None
+        if change is None:
+            change = (
+                InstanceChange.UNCHANGED if row.sha1 == values["sha1"] else InstanceChange.REPLACED
+            )
+            if row.file_path != values["file_path"]:
+                stale = row.file_path
+            for name, value in values.items():
+                if change is InstanceChange.REPLACED or name == "file_path":
+                    setattr(row, name, value)
+        return self._stored(row, change), stale
 
     def remove(
         self,
@@ -511,11 +654,7 @@ class InstanceStore:
 
     # --- reading --------------------------------------------------------------------
     def _stored(self, row: ImagingInstance, change: InstanceChange | None = None) -> StoredInstance:
-        values = {
-            f.name: getattr(row, f.name)
-            for f in fields(StoredInstance)
-            if f.name not in ("path", "change")
-        }
+        values = {name: getattr(row, name) for name in _ROW_FIELDS}
         received = values["received"]
         if received.tzinfo is None:  # SQLite returns naive datetimes
             values["received"] = received.replace(tzinfo=UTC)
@@ -527,6 +666,20 @@ class InstanceStore:
                 select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_instance_uid)
             ).one_or_none()
             return None if row is None else self._stored(row)
+
+    def get_many(self, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance]:
+        """The stored instances among ``sop_instance_uids``, keyed by SOP Instance UID:
+        one query per :data:`_LOOKUP_BATCH` UIDs, not one per instance (a RAD-69 or a
+        C-MOVE of a study names hundreds)."""
+        uids = list(dict.fromkeys(sop_instance_uids))
+        found: dict[str, StoredInstance] = {}
+        with self._sessions() as session:
+            for start in range(0, len(uids), _LOOKUP_BATCH):
+                batch = uids[start : start + _LOOKUP_BATCH]
+                stmt = select(ImagingInstance).where(ImagingInstance.sop_instance_uid.in_(batch))
+                for row in session.scalars(stmt):
+                    found[row.sop_instance_uid] = self._stored(row)
+        return found
 
     def open(self, sop_instance_uid: str) -> BinaryIO:
         """The instance's Part 10 file, opened for reading (UnknownInstance if absent)."""
@@ -715,14 +868,17 @@ __all__ = [
     "ImagingSourceBase",
     "InstanceChange",
     "InstanceStore",
+    "InstanceMismatch",
     "InvalidInstance",
     "QueryLevel",
+    "ReceivedFile",
     "StoredInstance",
     "StoredSeries",
     "UnknownInstance",
     "VERSION_TABLE",
     "alembic_config",
     "check_uid",
+    "is_intact",
     "make_engine",
     "upgrade",
 ]

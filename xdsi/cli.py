@@ -286,6 +286,10 @@ def _serve(args: argparse.Namespace) -> int:
         # pynetdicom logs each sub-operation at INFO (a C-MOVE of a study: thousands of
         # lines); its warnings still show, everything with --log-level debug
         logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from xdsi.allocator import tune_allocator
+
+    # before the first worker thread: its malloc arena is made under these settings
+    logging.getLogger("xdsi.allocator").info("glibc malloc: %s", tune_allocator() or "as is")
     return asyncio.run(run(config))
 
 

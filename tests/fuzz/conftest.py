@@ -19,27 +19,23 @@ from pathlib import Path
 
 import httpx
 import pytest
-from lxml import etree
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from e2e_support import (  # noqa: E402
-    NS,
     TEST_CONFIG,
     adt_a01,
     new_patient_number,
-    parse_response,
     patient_cx,
 )
+from soap_answers import Answer, well_formed  # noqa: E402
 
 from registry.tables import AssociationRow, DocumentEntryRow, FolderRow, SubmissionSetRow  # noqa: E402
 from repository.tables import RepositoryDocument  # noqa: E402
 from xdsi.config import load_config  # noqa: E402
 from xdsi.serve import Application, build_application  # noqa: E402
 
-FAULT = f"{{{NS['soap']}}}Fault"
-FAULT_STATUSES = frozenset({400, 413, 415, 500})
 FAILURE = "urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Failure"
 _COUNTED = (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
 
@@ -51,25 +47,6 @@ class Snapshot:
     registry_rows: tuple[int, ...]
     repository_rows: int
     files: frozenset[str]
-
-
-@dataclass(frozen=True)
-class Answer:
-    status_code: int
-    body: etree._Element  # the env:Body child: a response element or env:Fault
-
-    @property
-    def is_fault(self) -> bool:
-        return self.body.tag == FAULT
-
-    @property
-    def registry_status(self) -> str | None:
-        """The ebRS status of the response (nested in an ITI-43 response)."""
-        status = self.body.get("status")
-        if status is None:
-            nested = self.body.find("rs:RegistryResponse", NS)
-            status = nested.get("status") if nested is not None else None
-        return status
 
 
 class Harness:
@@ -111,23 +88,6 @@ class Harness:
         if answer.is_fault or answer.registry_status == FAILURE:
             assert self.snapshot() == before, f"stored something, answered {response.status_code}"
         return answer
-
-
-def well_formed(response: httpx.Response) -> Answer:
-    """A SOAP 1.2 envelope whose Body holds one element; a Fault only with a fault status,
-    anything else only with 200."""
-    package = parse_response(response.headers.get("content-type", ""), response.content)
-    parser = etree.XMLParser(resolve_entities=False, no_network=True)
-    envelope = etree.fromstring(package.root, parser)
-    assert envelope.tag == f"{{{NS['soap']}}}Envelope", envelope.tag
-    body = envelope.find("soap:Body", NS)
-    assert body is not None and len(body) == 1
-    answer = Answer(response.status_code, body[0])
-    if answer.is_fault:
-        assert response.status_code in FAULT_STATUSES, response.status_code
-    else:
-        assert response.status_code == 200, (response.status_code, answer.body.tag)
-    return answer
 
 
 @pytest.fixture(scope="session")

