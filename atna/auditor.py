@@ -61,9 +61,8 @@ Ticket = Future  # resolves to True once the event is durable, False if it never
 
 @dataclass(frozen=True)
 class _Queued:
-    event: AuditEvent | None  # None: ``messages`` were built by the caller
+    event: AuditEvent
     ticket: Ticket
-    messages: tuple[bytes, ...] = ()
 
 
 def _on_event_loop() -> bool:
@@ -169,19 +168,6 @@ class Auditor:
             return resolved(bool(messages) and self._group.commit(messages))
         return self._hand_over(_Queued(event, Future()))
 
-    def record_started(self, event: AuditEvent) -> Ticket:
-        """Like ``record``, but a thread does not wait: the messages are built here (the
-        event's request and response are read now, before the caller moves on) and
-        written by the writer thread while the caller goes on - a request thread
-        encodes its answer meanwhile, then waits for the ticket."""
-        if _on_event_loop():
-            return self.record(event)
-        messages: list[bytes] = []
-        self._build(event, messages)
-        if not messages:
-            return resolved(False)
-        return self._hand_over(_Queued(None, Future(), tuple(messages)))
-
     def _hand_over(self, item: _Queued) -> Ticket:
         try:
             self._ensure_writer()
@@ -251,10 +237,7 @@ class Auditor:
             items = [item for item in group if item is not None]
             messages: list[bytes] = []
             for item in items:
-                if item.event is None:
-                    messages.extend(item.messages)
-                else:
-                    self._build(item.event, messages)
+                self._build(item.event, messages)
             durable = self._group.commit(messages) if messages else True
             for item in items:
                 if not item.ticket.done():

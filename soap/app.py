@@ -12,9 +12,9 @@ An optional ``on_exchange`` observer sees every POSTed exchange once its answer 
 known - answered, faulted or refused - with the request (None when it never got that
 far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
 block; whatever it raises is logged and swallowed, so it can never change an answer.
-An answer is observed on the worker thread that then encodes it (faults and refusals
-on the event loop, once encoded); when the observer returns an awaitable (auditing:
-"the record is durable"), the answer is sent once that completes.
+An answer is observed on the worker thread that encoded it (faults and refusals on the
+event loop); when the observer returns an awaitable (auditing: "the record is
+durable"), the answer is sent once that completes.
 
 An optional ``admit`` callable is asked before each request is read; False refuses it
 like an endpoint at its concurrency bound (the busy answer), e.g. while the audit
@@ -252,11 +252,10 @@ class SoapEndpoint:
         request: SoapRequest,
         info: ExchangeInfo,
     ) -> tuple[OutgoingMessage, object]:
-        """Let the observer see the exchange, then encode the answer - on the worker
-        thread: auditing reads the bodies here and its spool write runs while the
-        answer is encoded."""
-        observed = self._observe(request, response.body, None, info)
-        return _encode_response(response, operation, request.addressing.message_id), observed
+        """Encode the answer, then let the observer see the exchange - on the worker
+        thread, where auditing makes its record durable without another thread hop."""
+        outgoing = _encode_response(response, operation, request.addressing.message_id)
+        return outgoing, self._observe(request, response.body, None, info)
 
     def _info(
         self, request: Request, received: datetime, status: int, action: str | None

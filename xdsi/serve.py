@@ -440,7 +440,7 @@ def build_application(config: Config) -> Application:
             accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
             on_exchange=(
                 SoapAuditObserver(
-                    auditor.record_started,
+                    auditor.record,
                     exchange_audits(config.registry.affinity_domain),
                     peer=current_peer_subject,
                 )
