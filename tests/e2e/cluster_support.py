@@ -125,6 +125,9 @@ http {{
     upstream xdsi {{
 {http_servers}
         keepalive 32;
+        # below uvicorn's 5 s keep-alive: nginx must not reuse a connection xdsi is
+        # closing, or a POST it will not re-send is answered 502
+        keepalive_timeout 4s;
     }}
     server {{
         listen 127.0.0.1:{http_port};
