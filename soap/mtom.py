@@ -446,25 +446,32 @@ async def feed_reader(reader: MessageReader, chunks: AsyncIterator[bytes]) -> No
     """Feed a body to ``reader`` in batches of FEED_BATCH bytes, each parsed (hashed,
     spooled) in a worker thread while the next one is received.  At most
     FEED_DEPTH + 2 batches are held; an exception of either side is raised as it is."""
-    send, receive = anyio.create_memory_object_stream[bytes](FEED_DEPTH)
+    send, receive = anyio.create_memory_object_stream[list[bytes]](FEED_DEPTH)
+
+    def feed_all(batch: list[bytes]) -> None:
+        for chunk in batch:
+            reader.feed(chunk)
 
     async def parse() -> None:
         async with receive:
             async for batch in receive:
-                await anyio.to_thread.run_sync(reader.feed, batch)
+                await anyio.to_thread.run_sync(feed_all, batch)
 
     try:
         async with anyio.create_task_group() as group:
             group.start_soon(parse)
             async with send:
-                batch = bytearray()
+                # the chunks as received, not joined: no copy of the body on the loop
+                batch: list[bytes] = []
+                size = 0
                 async for chunk in chunks:
-                    batch += chunk
-                    if len(batch) >= FEED_BATCH:
-                        await send.send(bytes(batch))
-                        batch.clear()
+                    batch.append(chunk)
+                    size += len(chunk)
+                    if size >= FEED_BATCH:
+                        await send.send(batch)
+                        batch, size = [], 0
                 if batch:
-                    await send.send(bytes(batch))
+                    await send.send(batch)
     except BaseExceptionGroup as failed:
         raise _cause(failed) from None
 

@@ -35,9 +35,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import IO, Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 
 from soap.mtom_response import PATH_SEND, ZERO_COPY_SEND
+from xdsi.request_body import BodyChunksProtocol
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ class FileShorterThanRange(RuntimeError):
     """The file ended before the range the application asked to send."""
 
 
-class ZeroCopySendProtocol(HttpToolsProtocol):
+class ZeroCopySendProtocol(BodyChunksProtocol):
     """uvicorn's HTTP/1.1 protocol with the Zero Copy Send and Path Send extensions."""
 
     _stop_sending: threading.Event | None = None
