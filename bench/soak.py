@@ -5,7 +5,9 @@
 ``--processes`` ``xdsi serve`` processes share one PostgreSQL database, one blob
 directory and one DICOM storage directory behind a private nginx
 (``tests/e2e/cluster_support.py``).  ``--clients`` threads, each with its own patient
-(ITI-8), loop a mix through the balancer:
+(ITI-8), loop a mix through the balancer; after ``--documents-per-patient`` documents
+(100) a client goes on with a new patient, so that an ITI-18 answer stays the size of a
+real patient's and does not grow with the length of the run:
 
 - ITI-41 Provide and Register of one document of a few KiB to a few MiB;
 - ITI-18 FindDocuments of the client's patient: every document submitted so far is found;
@@ -361,6 +363,9 @@ class Client:
     patient_number: str = field(default_factory=new_patient_number)
     submitted: list[Submitted] = field(default_factory=list)
     studies: list[str] = field(default_factory=list)
+    per_patient: int = 100
+    # the earlier patients of this client and what was submitted for each
+    earlier: list[tuple[str, list[Submitted]]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.number)
@@ -373,7 +378,27 @@ class Client:
     def patient(self) -> str:
         return patient_cx(self.patient_number)
 
+    def episodes(self) -> list[tuple[str, list[Submitted]]]:
+        """Every patient of this client (CX) with its submitted documents."""
+        return [(patient_cx(n), docs) for n, docs in self.earlier] + [
+            (self.patient, self.submitted)
+        ]
+
+    def _next_patient(self) -> bool:
+        number = new_patient_number()
+        server = self.cluster.servers[self.number % len(self.cluster.servers)]
+        fed = self.tally.timed(
+            "ITI-8",
+            lambda: _fed(self.cluster.feed_tls(server, adt_a01(number))),
+        )
+        if fed:
+            self.earlier.append((self.patient_number, self.submitted))
+            self.patient_number, self.submitted = number, []
+        return fed
+
     def one(self, name: str) -> bool:
+        if name == "ITI-41" and len(self.submitted) >= self.per_patient:
+            return self._next_patient()
         if name == "ITI-41" or (name in ("ITI-18", "ITI-43") and not self.submitted):
             content = _content(self.rng)
             return self.tally.timed(
@@ -406,6 +431,11 @@ class Client:
 # --- the end -----------------------------------------------------------------------------
 
 
+def _fed(ack: bytes | str) -> None:
+    if ack_code(ack) != "AA":
+        raise RuntimeError(f"ITI-8 not accepted: {ack!r}"[:200])
+
+
 def _manifest_count(peer: XdsPeer, patient: str) -> int:
     reply = peer.find_documents(patient)
     return sum(
@@ -421,13 +451,16 @@ def consistency(clients: list[Client], cluster: Cluster, dsn: str) -> dict[str, 
     problems: dict[str, float] = defaultdict(float)
     checker = Tally()
     for client in clients:
-        if not checker.timed("find", lambda c=client: find(c.peer, c.patient, c.submitted)):
-            problems["documents not found by ITI-18"] += 1
-        for start in range(0, len(client.submitted), 8):
-            batch = client.submitted[start : start + 8]
-            if not checker.timed("retrieve", lambda b=batch, c=client: retrieve(c.peer, b)):
-                problems["documents not retrieved hash-identical"] += len(batch)
-    submitted = sum(len(c.submitted) for c in clients)
+        for patient, documents in client.episodes():
+            if not checker.timed(
+                "find", lambda c=client, p=patient, d=documents: find(c.peer, p, d)
+            ):
+                problems["documents not found by ITI-18"] += 1
+            for start in range(0, len(documents), 8):
+                batch = documents[start : start + 8]
+                if not checker.timed("retrieve", lambda b=batch, c=client: retrieve(c.peer, b)):
+                    problems["documents not retrieved hash-identical"] += len(batch)
+    submitted = sum(len(d) for c in clients for _, d in c.episodes())
     registered = _sql_count(
         dsn, "SELECT count(*) FROM document_entry WHERE format_code <> %s", KOS_FORMAT_CODE
     )
@@ -435,7 +468,9 @@ def consistency(clients: list[Client], cluster: Cluster, dsn: str) -> dict[str, 
     studies = sum(len(c.studies) for c in clients)
     deadline = time.monotonic() + PUBLISH_WAIT
     while True:  # RAD-68 follows the C-STOREs once a study is stable
-        manifests = sum(_manifest_count(c.peer, c.patient) for c in clients)
+        manifests = sum(
+            _manifest_count(c.peer, patient) for c in clients for patient, _ in c.episodes()
+        )
         if manifests >= studies or time.monotonic() > deadline:
             break
         time.sleep(1.0)
@@ -467,7 +502,10 @@ def run(args: argparse.Namespace) -> list[Figure]:
 
 def _soak(cluster: Cluster, dsn: str, args: argparse.Namespace) -> list[Figure]:
     warm = Tally()
-    clients = [Client(n, cluster, [], warm) for n in range(args.clients)]
+    clients = [
+        Client(n, cluster, [], warm, per_patient=args.documents_per_patient)
+        for n in range(args.clients)
+    ]
     study = make_study(patient_id=clients[0].patient_number)  # published as well
     for client in clients:
         client.study = study
@@ -585,6 +623,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long (default 10)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (8)")
     parser.add_argument("--processes", type=int, default=3, help="xdsi serve processes (3)")
+    parser.add_argument(
+        "--documents-per-patient",
+        type=int,
+        default=100,
+        help="documents submitted for one patient before a client takes a new one (100)",
+    )
 
 
 main = main_of(TITLE, run, add_arguments)
