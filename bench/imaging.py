@@ -36,19 +36,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import httpx
 from common import REPO_ROOT, Figure, free_port, higher_is_better, lower_is_better, main_of
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "imaging_source"))
 
-from e2e_support import TEST_CONFIG, ServerProcess, mtom_request  # noqa: E402
+from e2e_support import TEST_CONFIG, ServerProcess, mtom_request, rad69_request  # noqa: E402
 from orthanc_fixtures import ORTHANC_AET, start_orthanc, stop_orthanc  # noqa: E402
 
 __all__ = ["StudyFiles", "make_ct_study", "run"]
@@ -74,31 +72,6 @@ repository_unique_id = "{IMAGING_SOURCE_ID}"
 ae_title = "{XDSI_AET}"
 auto_publish = false
 peers = ["{STORESCP_AET}@127.0.0.1:{{storescp_port}}"]
-"""
-
-# RAD TF-3 4.69.4.1.2: StudyRequest / SeriesRequest / xdsb:DocumentRequest, then the
-# transfer syntaxes the consumer accepts
-RAD69_REQUEST = """<?xml version="1.0" encoding="UTF-8"?>
-<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
-               xmlns:wsa="http://www.w3.org/2005/08/addressing">
-  <soap:Header>
-    <wsa:Action soap:mustUnderstand="1">{action}</wsa:Action>
-    <wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>
-    <wsa:ReplyTo><wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address></wsa:ReplyTo>
-    <wsa:To soap:mustUnderstand="1">{to}</wsa:To>
-  </soap:Header>
-  <soap:Body>
-    <iherad:RetrieveImagingDocumentSetRequest xmlns:iherad="urn:ihe:rad:xdsi-b:2009"
-        xmlns:xdsb="urn:ihe:iti:xds-b:2007">
-      <iherad:StudyRequest studyInstanceUID="{study}">
-{series}
-      </iherad:StudyRequest>
-      <iherad:TransferSyntaxUIDList>
-        <iherad:TransferSyntaxUID>{syntax}</iherad:TransferSyntaxUID>
-      </iherad:TransferSyntaxUIDList>
-    </iherad:RetrieveImagingDocumentSetRequest>
-  </soap:Body>
-</soap:Envelope>
 """
 
 
@@ -314,23 +287,17 @@ def read_multipart(
     return Transfer(seconds, size, delimiters - 2)  # the first part and the close delimiter
 
 
-def rad69_request(study: StudyFiles, url: str) -> tuple[str, bytes]:
-    series = "\n".join(
-        f'        <iherad:SeriesRequest seriesInstanceUID="{series_uid}">\n'
-        + "\n".join(
-            "          <xdsb:DocumentRequest>"
-            f"<xdsb:RepositoryUniqueId>{IMAGING_SOURCE_ID}</xdsb:RepositoryUniqueId>"
-            f"<xdsb:DocumentUniqueId>{escape(uid)}</xdsb:DocumentUniqueId>"
-            "</xdsb:DocumentRequest>"
+def rad69_mtom(study: StudyFiles, url: str) -> tuple[str, bytes]:
+    """The whole study, series by series, in explicit VR little endian only."""
+    envelope = rad69_request(
+        url,
+        [
+            (study.study_instance_uid, series_uid, uid, IMAGING_SOURCE_ID)
+            for series_uid, uids in study.series.items()
             for uid in uids
-        )
-        + "\n        </iherad:SeriesRequest>"
-        for series_uid, uids in study.series.items()
+        ],
+        [EXPLICIT_VR_LITTLE_ENDIAN],
     )
-    envelope = RAD69_REQUEST.format(
-        action=RAD69_ACTION, message_id=uuid.uuid4(), to=url, study=study.study_instance_uid,
-        series=series, syntax=EXPLICIT_VR_LITTLE_ENDIAN,
-    ).encode()  # fmt: skip
     return mtom_request(envelope, [], RAD69_ACTION)
 
 
@@ -342,7 +309,7 @@ def _rad69_succeeded(head: bytes) -> None:
 
 def rad69(client: httpx.Client, study: StudyFiles, base_url: str) -> Transfer:
     url = f"{base_url}/xdsi/imaging-source"
-    content_type, body = rad69_request(study, url)
+    content_type, body = rad69_mtom(study, url)
     transfer = read_multipart(
         client, "POST", url, _rad69_succeeded, content=body, headers={"Content-Type": content_type}
     )

@@ -44,7 +44,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import httpx
 from common import (
@@ -70,9 +69,9 @@ from e2e_support import (  # noqa: E402
     adt_a01,
     document_bytes,
     entries_by_unique_id,
-    new_id,
     new_patient_number,
     patient_cx,
+    rad69_request,
 )
 from pydicom import dcmread  # noqa: E402
 from pydicom.dataset import Dataset  # noqa: E402
@@ -101,30 +100,6 @@ repository_unique_id = "{imaging_id}"
 storage_dir = "{storage}"
 stability_delay = 2.0
 publish_interval = 0.5
-"""
-
-# RAD TF-3 4.69.4.1.2: StudyRequest / SeriesRequest / xdsb:DocumentRequest, then the
-# transfer syntaxes the consumer accepts
-RAD69_REQUEST = """<?xml version="1.0" encoding="UTF-8"?>
-<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
-               xmlns:wsa="http://www.w3.org/2005/08/addressing">
-  <soap:Header>
-    <wsa:Action soap:mustUnderstand="1">urn:ihe:rad:2009:RetrieveImagingDocumentSet</wsa:Action>
-    <wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>
-    <wsa:ReplyTo><wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address></wsa:ReplyTo>
-    <wsa:To soap:mustUnderstand="1">{to}</wsa:To>
-  </soap:Header>
-  <soap:Body>
-    <iherad:RetrieveImagingDocumentSetRequest xmlns:iherad="urn:ihe:rad:xdsi-b:2009"
-        xmlns:xdsb="urn:ihe:iti:xds-b:2007">
-{studies}
-      <iherad:TransferSyntaxUIDList>
-        <iherad:TransferSyntaxUID>{explicit}</iherad:TransferSyntaxUID>
-        <iherad:TransferSyntaxUID>{rle}</iherad:TransferSyntaxUID>
-      </iherad:TransferSyntaxUIDList>
-    </iherad:RetrieveImagingDocumentSetRequest>
-  </soap:Body>
-</soap:Envelope>
 """
 
 
@@ -222,32 +197,14 @@ def retrieve(peer: XdsPeer, wanted: list[Submitted]) -> None:
 
 
 def rad69_envelope(to: str, images: list[Dataset]) -> bytes:
-    tree: dict[str, dict[str, list[str]]] = {}
-    for ds in images:
-        tree.setdefault(ds.StudyInstanceUID, {}).setdefault(ds.SeriesInstanceUID, []).append(
-            ds.SOPInstanceUID
-        )
-    studies = "\n".join(
-        f'      <iherad:StudyRequest studyInstanceUID="{study}">'
-        + "".join(
-            f'<iherad:SeriesRequest seriesInstanceUID="{series}">'
-            + "".join(
-                "<xdsb:DocumentRequest>"
-                f"<xdsb:RepositoryUniqueId>{IMAGING_SOURCE_ID}</xdsb:RepositoryUniqueId>"
-                f"<xdsb:DocumentUniqueId>{escape(uid)}</xdsb:DocumentUniqueId>"
-                "</xdsb:DocumentRequest>"
-                for uid in uids
-            )
-            + "</iherad:SeriesRequest>"
-            for series, uids in by_series.items()
-        )
-        + "</iherad:StudyRequest>"
-        for study, by_series in tree.items()
+    return rad69_request(
+        to,
+        [
+            (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, IMAGING_SOURCE_ID)
+            for ds in images
+        ],
+        [ExplicitVRLittleEndian, RLELossless],
     )
-    return RAD69_REQUEST.format(
-        message_id=new_id(), to=to, studies=studies, explicit=ExplicitVRLittleEndian,
-        rle=RLELossless,
-    ).encode()  # fmt: skip
 
 
 def rad69(peer: XdsPeer, images: list[Dataset]) -> None:

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -86,6 +86,44 @@ def render(name: str, raw: Mapping[str, str] | None = None, **values: object) ->
     text = (FIXTURES / name).read_text(encoding="utf-8")
     escaped = {k: escape(str(v), {'"': "&quot;", "'": "&apos;"}) for k, v in values.items()}
     return Template(text).substitute({**escaped, **(raw or {})}).encode("utf-8")
+
+
+# one instance asked for by RAD-69: (study, series, SOP Instance UID, repositoryUniqueId)
+ImagingRequest = tuple[str, str, str, str]
+
+
+def rad69_request(to: str, instances: Sequence[ImagingRequest], syntaxes: Sequence[str]) -> bytes:
+    """A RetrieveImagingDocumentSetRequest (``rad69_retrieve.xml``, RAD TF-3 4.69.4.1.2):
+    the instances grouped by study and series in their first-seen order, every value
+    XML-escaped."""
+    tree: dict[str, dict[str, list[ImagingRequest]]] = {}
+    for request in instances:
+        tree.setdefault(request[0], {}).setdefault(request[1], []).append(request)
+    attribute = {'"': "&quot;"}
+    studies = "\n".join(
+        f'      <iherad:StudyRequest studyInstanceUID="{escape(study, attribute)}">'
+        + "".join(
+            f'<iherad:SeriesRequest seriesInstanceUID="{escape(series, attribute)}">'
+            + "".join(
+                "<xdsb:DocumentRequest>"
+                f"<xdsb:RepositoryUniqueId>{escape(repository)}</xdsb:RepositoryUniqueId>"
+                f"<xdsb:DocumentUniqueId>{escape(instance)}</xdsb:DocumentUniqueId>"
+                "</xdsb:DocumentRequest>"
+                for _, _, instance, repository in requests
+            )
+            + "</iherad:SeriesRequest>"
+            for series, requests in by_series.items()
+        )
+        + "</iherad:StudyRequest>"
+        for study, by_series in tree.items()
+    )
+    listed = "\n".join(
+        f"        <iherad:TransferSyntaxUID>{escape(uid)}</iherad:TransferSyntaxUID>"
+        for uid in syntaxes
+    )
+    return render(
+        "rad69_retrieve.xml", {"studies": studies, "syntaxes": listed}, message_id=new_id(), to=to
+    )
 
 
 def new_id() -> str:

@@ -41,6 +41,7 @@ from e2e_support import (
     new_id,
     new_patient_number,
     patient_cx,
+    rad69_request,
     send_mllp,
 )
 from pydicom import dcmread
@@ -96,26 +97,6 @@ FIND_BY_FORMAT = """<?xml version="1.0" encoding="UTF-8"?>
 
 # RAD TF-3 4.69.4.1.2: StudyRequest / SeriesRequest / xdsb:DocumentRequest, then the
 # transfer syntaxes the consumer accepts
-RAD69_REQUEST = """<?xml version="1.0" encoding="UTF-8"?>
-<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
-               xmlns:wsa="http://www.w3.org/2005/08/addressing">
-  <soap:Header>
-    <wsa:Action soap:mustUnderstand="1">urn:ihe:rad:2009:RetrieveImagingDocumentSet</wsa:Action>
-    <wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>
-    <wsa:ReplyTo><wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address></wsa:ReplyTo>
-    <wsa:To soap:mustUnderstand="1">{to}</wsa:To>
-  </soap:Header>
-  <soap:Body>
-    <iherad:RetrieveImagingDocumentSetRequest xmlns:iherad="urn:ihe:rad:xdsi-b:2009"
-        xmlns:xdsb="urn:ihe:iti:xds-b:2007">
-{studies}
-      <iherad:TransferSyntaxUIDList>
-{syntaxes}
-      </iherad:TransferSyntaxUIDList>
-    </iherad:RetrieveImagingDocumentSetRequest>
-  </soap:Body>
-</soap:Envelope>
-"""
 
 _tools = [tool for tool in ("storescu", "dciodvfy") if shutil.which(tool) is None]
 
@@ -156,33 +137,14 @@ def _wait_for_manifest(peer: XdsPeer, patient: str) -> dict:
 def _rad69(peer: XdsPeer, images: list[Dataset], syntaxes: list[str]) -> dict[str, bytes]:
     """RAD-69 for ``images`` (one StudyRequest per study, one SeriesRequest per series);
     the returned documents by uniqueId."""
-    tree: dict[str, dict[str, list[str]]] = {}
-    for ds in images:
-        series = tree.setdefault(ds.StudyInstanceUID, {})
-        series.setdefault(ds.SeriesInstanceUID, []).append(ds.SOPInstanceUID)
-    studies = "\n".join(
-        f'      <iherad:StudyRequest studyInstanceUID="{study}">\n'
-        + "\n".join(
-            f'        <iherad:SeriesRequest seriesInstanceUID="{series}">\n'
-            + "\n".join(
-                "          <xdsb:DocumentRequest>"
-                f"<xdsb:RepositoryUniqueId>{IMAGING_SOURCE_ID}</xdsb:RepositoryUniqueId>"
-                f"<xdsb:DocumentUniqueId>{escape(uid)}</xdsb:DocumentUniqueId>"
-                "</xdsb:DocumentRequest>"
-                for uid in uids
-            )
-            + "\n        </iherad:SeriesRequest>"
-            for series, uids in by_series.items()
-        )
-        + "\n      </iherad:StudyRequest>"
-        for study, by_series in tree.items()
+    envelope = rad69_request(
+        f"{peer.base_url}/xdsi/imaging-source",
+        [
+            (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID, IMAGING_SOURCE_ID)
+            for ds in images
+        ],
+        syntaxes,
     )
-    envelope = RAD69_REQUEST.format(
-        message_id=new_id(),
-        to=f"{peer.base_url}/xdsi/imaging-source",
-        studies=studies,
-        syntaxes="\n".join(f"        <iherad:TransferSyntaxUID>{s}</iherad:TransferSyntaxUID>" for s in syntaxes),
-    ).encode()  # fmt: skip
     reply = peer.mtom(f"{peer.base_url}/xdsi/imaging-source", envelope, [], RAD69_ACTION)
     assert _retrieve_status(reply) == SUCCESS, reply.registry_errors()
     return {

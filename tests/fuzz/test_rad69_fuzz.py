@@ -18,11 +18,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape
 
 import httpx
 import pytest
-from e2e_support import NS, mtom_request, new_id, parse_response
+from e2e_support import NS, mtom_request, parse_response, rad69_request
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from mutations import (
@@ -76,27 +75,6 @@ RETRIEVE_ERROR_CODES = frozenset(
     }
 )
 
-RAD69_ENVELOPE = """<?xml version="1.0" encoding="UTF-8"?>
-<soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"
-               xmlns:wsa="http://www.w3.org/2005/08/addressing">
-  <soap:Header>
-    <wsa:Action soap:mustUnderstand="1">urn:ihe:rad:2009:RetrieveImagingDocumentSet</wsa:Action>
-    <wsa:MessageID>urn:uuid:{message_id}</wsa:MessageID>
-    <wsa:ReplyTo><wsa:Address>http://www.w3.org/2005/08/addressing/anonymous</wsa:Address></wsa:ReplyTo>
-    <wsa:To soap:mustUnderstand="1">http://xdsi.fuzz/xdsi/imaging-source</wsa:To>
-  </soap:Header>
-  <soap:Body>
-    <iherad:RetrieveImagingDocumentSetRequest xmlns:iherad="urn:ihe:rad:xdsi-b:2009"
-        xmlns:xdsb="urn:ihe:iti:xds-b:2007">
-{studies}
-      <iherad:TransferSyntaxUIDList>
-{syntaxes}
-      </iherad:TransferSyntaxUIDList>
-    </iherad:RetrieveImagingDocumentSetRequest>
-  </soap:Body>
-</soap:Envelope>
-"""
-
 
 @dataclass(frozen=True)
 class Requested:
@@ -110,31 +88,11 @@ class Requested:
 
 def rad69_envelope(requests: list[Requested], syntaxes: list[str]) -> bytes:
     """RAD TF-3 4.69.4.1.2: one StudyRequest per study, one SeriesRequest per series."""
-    tree: dict[str, dict[str, list[Requested]]] = {}
-    for r in requests:
-        tree.setdefault(r.study, {}).setdefault(r.series, []).append(r)
-    studies = "\n".join(
-        f'      <iherad:StudyRequest studyInstanceUID="{escape(study, {chr(34): "&quot;"})}">'
-        + "".join(
-            f'<iherad:SeriesRequest seriesInstanceUID="{escape(series, {chr(34): "&quot;"})}">'
-            + "".join(
-                "<xdsb:DocumentRequest>"
-                f"<xdsb:RepositoryUniqueId>{escape(r.repository)}</xdsb:RepositoryUniqueId>"
-                f"<xdsb:DocumentUniqueId>{escape(r.instance)}</xdsb:DocumentUniqueId>"
-                "</xdsb:DocumentRequest>"
-                for r in items
-            )
-            + "</iherad:SeriesRequest>"
-            for series, items in by_series.items()
-        )
-        + "</iherad:StudyRequest>"
-        for study, by_series in tree.items()
+    return rad69_request(
+        "http://xdsi.fuzz/xdsi/imaging-source",
+        [(r.study, r.series, r.instance, r.repository) for r in requests],
+        syntaxes,
     )
-    listed = "\n".join(
-        f"        <iherad:TransferSyntaxUID>{escape(s)}</iherad:TransferSyntaxUID>"
-        for s in syntaxes
-    )
-    return RAD69_ENVELOPE.format(message_id=new_id(), studies=studies, syntaxes=listed).encode()
 
 
 class Imaging:
