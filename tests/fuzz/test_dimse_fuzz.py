@@ -82,9 +82,17 @@ class Scp:
         return Snapshot(rows, files)
 
     def still_serving(self) -> None:
-        """A C-ECHO and a C-STORE of a valid instance succeed (and the instance goes)."""
+        """A C-ECHO and a C-STORE of a valid instance succeed (and the instance goes).
+
+        The association threads of peers that just went away end on their own; until
+        they have, the SCP may refuse a new association for its limit of 32 (PS3.8
+        9.3.4: A-ASSOCIATE-RJ, local limit exceeded), so it gets REPLY_WAIT to recover."""
         ds = make_instance(generate_uid(), generate_uid())
+        deadline = time.monotonic() + REPLY_WAIT
         assoc = scu().associate("127.0.0.1", self.port, ae_title=AE_TITLE)
+        while not assoc.is_established and time.monotonic() < deadline:
+            time.sleep(0.2)
+            assoc = scu().associate("127.0.0.1", self.port, ae_title=AE_TITLE)
         assert assoc.is_established, "the SCP no longer accepts associations"
         try:
             assert assoc.send_c_echo().Status == 0x0000
