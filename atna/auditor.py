@@ -65,7 +65,8 @@ class _Queued:
     ticket: Ticket
 
 
-def _on_event_loop() -> bool:
+def on_event_loop() -> bool:
+    """Whether the calling thread runs an event loop (which must not wait for a disk)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -162,20 +163,18 @@ class Auditor:
         """Audit ``event``.  Thread-safe, never raises; the ticket resolves once the
         event is durable in the spool - before ``record`` returns when called from a
         thread, later (await it) when called from an event loop."""
-        if not _on_event_loop():
+        if not on_event_loop():
             messages: list[bytes] = []
             self._build(event, messages)
             return resolved(bool(messages) and self._group.commit(messages))
-        return self._hand_over(_Queued(event, Future()))
-
-    def _hand_over(self, item: _Queued) -> Ticket:
+        ticket: Ticket = Future()
         try:
             self._ensure_writer()
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(_Queued(event, ticket))
         except Exception:
-            log.exception("audit event not recorded: %r", item.event)
-            item.ticket.set_result(False)
-        return item.ticket
+            log.exception("audit event not recorded: %r", event)
+            ticket.set_result(False)
+        return ticket
 
     @property
     def accepting(self) -> bool:
@@ -347,6 +346,7 @@ __all__ = [
     "Auditor",
     "Ticket",
     "durable",
+    "on_event_loop",
     "resolved",
     "wait_durable",
 ]

@@ -33,13 +33,12 @@ the number of instances, A.5.3.5).  Mapping never raises into the operation.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from atna.auditor import wait_durable
+from atna.auditor import on_event_loop, wait_durable
 from atna.codes import (
     CodedValue,
     EventActionCode,
@@ -306,18 +305,10 @@ class DicomAuditObserver:
         except Exception:
             log.exception("audit record of %s not made", exchange.operation)
             return
-        if not _on_event_loop():
+        if not on_event_loop():
             # a DIMSE handler thread: its response waits for a durable record (a
             # DICOMweb route records once its answer has been streamed: nothing to hold)
             wait_durable(ticket)
-
-
-def _on_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
 
 
 __all__ = [

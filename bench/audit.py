@@ -31,9 +31,7 @@ def run(args: argparse.Namespace) -> list[Figure]:
         (work / "rsyslog").mkdir()
         rsyslog = Rsyslog("/usr/sbin/rsyslogd", work / "rsyslog", pki).start()
         try:
-            measured = latency(work, pki, rsyslog, args.queries)
-            # newer audit_overhead.latency returns (times, per-query CPU) as a pair
-            times = measured[0] if isinstance(measured, tuple) else measured
+            times, _cpu = latency(work, pki, rsyslog, args.queries)
             _spooled, shipped = throughput(work, pki, rsyslog, args.events)
         finally:
             rsyslog.stop()
