@@ -28,6 +28,8 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.engine import server_engine
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_registry"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -64,7 +66,7 @@ def make_engine(
         event.listen(engine, "connect", partial(_sqlite_connect, sqlite_busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    return server_engine(url, **kwargs)
 
 
 def write_engine(engine: Engine) -> Engine:

@@ -196,13 +196,6 @@ def test_migration_uses_its_own_version_table(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_index_engine_checks_pooled_connections_before_use(tmp_path: Path) -> None:
-    # a database restart closes every pooled connection: a dead one is replaced
-    engine = make_engine(f"sqlite:///{tmp_path / 'index.sqlite'}")
-    assert engine.pool._pre_ping  # type: ignore[attr-defined]
-    engine.dispose()
-
-
 def _spooled(store: InstanceStore, source: Path) -> ReceivedFile:
     """``source`` copied under the store's INCOMING_DIR, as a WADO-RS part is spooled."""
     incoming = store.root / INCOMING_DIR
