@@ -59,11 +59,14 @@ class GroupCommit:
             self._condition.notify_all()
 
     def _outcome(self, caller: int) -> bool:
-        # groups are consecutive ranges of callers: the first that ends at or after mine
-        for upto, durable in self._outcomes:
-            if upto >= caller:
-                return durable
-        return True  # forgotten: more than _KEEP_OUTCOMES groups ago, and it was written
+        # groups are consecutive ranges of callers: mine is the first that ends at or
+        # after me, almost always the newest - searched from there, not from the oldest
+        found = True  # forgotten: more than _KEEP_OUTCOMES groups ago, and it was written
+        for upto, durable in reversed(self._outcomes):
+            if upto < caller:
+                break
+            found = durable
+        return found
 
 
 __all__ = ["GroupCommit"]

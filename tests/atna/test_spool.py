@@ -57,6 +57,18 @@ def test_claim_returns_messages_oldest_first(spool: AuditSpool) -> None:
     spool.finish(claim)
 
 
+def test_a_large_group_keeps_its_order_once_destinations_are_known(spool: AuditSpool) -> None:
+    # the per-event path (raw SQLite statements; one INSERT ... SELECT on PostgreSQL)
+    spool.enqueue(messages(1, "first"), [TLS, UDP])
+    group = [f"g{i:04d}".encode() for i in range(300)]
+    assert spool.enqueue(group, [TLS, UDP])
+    for destination in (TLS, UDP):
+        claim = spool.claim(destination, limit=1000)
+        assert [m for _, m in claim.rows] == [b"first0", *group]
+        assert [i for i, _ in claim.rows] == sorted(i for i, _ in claim.rows)
+        spool.finish(claim)
+
+
 def test_claim_is_limited(spool: AuditSpool) -> None:
     spool.enqueue(messages(5), [TLS])
     claim = spool.claim(TLS, limit=2)
