@@ -14,22 +14,34 @@ arenas climbing linearly (bench/RESULTS.md).
 
 - ``M_ARENA_MAX`` = :data:`ARENA_MAX` (2): threads share two arenas, whose free space
   is reused instead of stranded in a dozen;
-- ``M_MMAP_THRESHOLD`` = :data:`MMAP_THRESHOLD` (256 KiB): a large buffer (a document, a
-  DICOM instance) is its own mapping, given back to the system when freed, instead of
-  glibc's dynamic threshold drifting up to 32 MiB and placing such buffers in the
-  arenas.
+- ``M_MMAP_THRESHOLD`` = :data:`MMAP_THRESHOLD` (4 MiB): a buffer that large (a
+  document, a big DICOM instance) is its own mapping, given back to the system when
+  freed, instead of glibc's dynamic threshold drifting up to 32 MiB and placing such
+  buffers in the arenas;
+- ``M_TRIM_THRESHOLD`` = :data:`TRIM_THRESHOLD` (8 MiB, twice the mmap threshold, as
+  glibc's dynamic rule keeps it): an arena keeps up to that much free memory at its top
+  rather than handing it back after every large free.
+
+Both thresholds matter for speed as much as for memory.  A buffer served by a fresh
+mapping, or by heap memory just trimmed away, is paid for again page by page (a page
+fault and a zeroed page each, several microseconds per 4 KiB on a virtual machine):
+with a 256 KiB threshold and glibc's 128 KiB trim threshold, joining the ~640 KiB of a
+100-entry ITI-18 answer took 0.4-0.8 ms instead of 0.02-0.06 ms, and every response
+body, SOAP envelope and DICOM instance of a few hundred KiB paid the same.
 
 Measured with ``bench/soak.py --minutes 4 --clients 4 --processes 1`` (RSS growth after
 warm-up): glibc's defaults +87 MiB, still climbing ~13 MiB a minute, the arenas' free
-bytes 4 -> 74 MiB; ``MALLOC_ARENA_MAX=2`` alone +44 MiB; the fixed threshold alone
+bytes 4 -> 74 MiB; ``MALLOC_ARENA_MAX=2`` alone +44 MiB; a fixed 256 KiB threshold alone
 +65 MiB; both +41 MiB, the arenas' free bytes 4 -> 23 MiB.  A ``malloc_trim(0)`` every
-10 s instead gave back 6-50 MiB a call, yet the resident set still climbed.
+10 s instead gave back 6-50 MiB a call, yet the resident set still climbed.  The arena
+limit does most of the work; the 4 MiB / 8 MiB thresholds keep it (bench/RESULTS.md).
 
-The trade-off is a little lock contention between threads sharing an arena and an
-``mmap``/``munmap`` per large buffer.  glibc's own environment variables win:
-``MALLOC_ARENA_MAX`` and ``MALLOC_MMAP_THRESHOLD_`` (glibc applies them at start-up),
-when set, are left as they are, so ``MALLOC_ARENA_MAX=8`` (or any value) restores a
-choice of the operator's.  On a C library other than glibc nothing is changed.
+The trade-off is a little lock contention between threads sharing an arena, an
+``mmap``/``munmap`` per buffer over 4 MiB and up to 8 MiB of free memory kept per arena.
+glibc's own environment variables win: ``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``
+and ``MALLOC_TRIM_THRESHOLD_`` (glibc applies them at start-up), when set, are left as
+they are, so ``MALLOC_ARENA_MAX=8`` (or any value) restores a choice of the operator's.
+On a C library other than glibc nothing is changed.
 """
 
 from __future__ import annotations
@@ -43,16 +55,19 @@ from collections.abc import Mapping
 log = logging.getLogger("xdsi.allocator")
 
 # glibc malloc.h
+M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
 M_ARENA_MAX = -8
 
 ARENA_MAX = 2
-MMAP_THRESHOLD = 256 * 1024
+MMAP_THRESHOLD = 4 * 1024 * 1024
+TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 
 # (mallopt parameter, value, the glibc environment variable that overrides it)
 SETTINGS = (
     (M_ARENA_MAX, ARENA_MAX, "MALLOC_ARENA_MAX"),
     (M_MMAP_THRESHOLD, MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_"),
+    (M_TRIM_THRESHOLD, TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_"),
 )
 
 
@@ -86,4 +101,4 @@ def tune_allocator(environ: Mapping[str, str] = os.environ) -> dict[str, int]:
     return applied
 
 
-__all__ = ["ARENA_MAX", "MMAP_THRESHOLD", "SETTINGS", "tune_allocator"]
+__all__ = ["ARENA_MAX", "MMAP_THRESHOLD", "SETTINGS", "TRIM_THRESHOLD", "tune_allocator"]

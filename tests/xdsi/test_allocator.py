@@ -18,8 +18,10 @@ pytestmark = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="the settings are glibc's"
 )
 
-# malloc and free a 1 MiB block (glibc's dynamic threshold rises to 1 MiB), then ask
-# whether a 512 KiB block is a mapping of its own (mallinfo2 hblks)
+# malloc and free an 8 MiB block (glibc's dynamic threshold rises to 8 MiB), then ask
+# whether a 6 MiB block is a mapping of its own (mallinfo2 hblks); and whether a 2 MiB
+# block freed at the top of the heap is kept (not trimmed: no page faults to take it
+# again) - the heap's size (mallinfo2 arena) after its free
 PROBE = """
 import ctypes, json, sys
 from xdsi.allocator import tune_allocator
@@ -33,12 +35,17 @@ libc.malloc.restype = ctypes.c_void_p
 libc.free.argtypes = [ctypes.c_void_p]
 libc.mallinfo2.restype = MallInfo2
 applied = tune_allocator() if sys.argv[1] == "tune" else {}
-libc.free(libc.malloc(1024 * 1024))
+libc.free(libc.malloc(8 * 1024 * 1024))
 before = libc.mallinfo2().hblks
-block = libc.malloc(512 * 1024)
+block = libc.malloc(6 * 1024 * 1024)
 mapped = libc.mallinfo2().hblks > before
 libc.free(block)
-print(json.dumps({"applied": applied, "mapped": mapped}))
+heap = libc.mallinfo2().arena
+block = libc.malloc(2 * 1024 * 1024)
+grown = libc.mallinfo2().arena - heap
+libc.free(block)
+kept = libc.mallinfo2().arena - heap >= grown > 0
+print(json.dumps({"applied": applied, "mapped": mapped, "kept": kept}))
 """
 
 
@@ -58,11 +65,28 @@ def probe(mode: str, **environ: str) -> dict[str, object]:
 def test_large_blocks_are_mappings_of_their_own_once_tuned() -> None:
     assert probe("default")["mapped"] is False  # glibc's dynamic threshold rose
     tuned = probe("tune")
-    assert tuned["applied"] == {"MALLOC_ARENA_MAX": 2, "MALLOC_MMAP_THRESHOLD_": 256 * 1024}
+    assert tuned["applied"] == {
+        "MALLOC_ARENA_MAX": 2,
+        "MALLOC_MMAP_THRESHOLD_": 4 * 1024 * 1024,
+        "MALLOC_TRIM_THRESHOLD_": 8 * 1024 * 1024,
+    }
     assert tuned["mapped"] is True
 
 
+def test_a_freed_block_below_the_threshold_stays_in_the_heap_once_tuned() -> None:
+    # a fixed mmap threshold alone leaves glibc's 128 KiB trim threshold: every large
+    # free at the top of the heap would be given back and faulted in again
+    assert probe("default", MALLOC_MMAP_THRESHOLD_="4194304")["kept"] is False
+    assert probe("tune")["kept"] is True
+
+
 def test_glibc_environment_variables_win() -> None:
-    tuned = probe("tune", MALLOC_ARENA_MAX="8", MALLOC_MMAP_THRESHOLD_="2097152")
+    tuned = probe(
+        "tune",
+        MALLOC_ARENA_MAX="8",
+        MALLOC_MMAP_THRESHOLD_="8388608",
+        MALLOC_TRIM_THRESHOLD_="131072",
+    )
     assert tuned["applied"] == {}
-    assert tuned["mapped"] is False  # 512 KiB is below the operator's 2 MiB
+    assert tuned["mapped"] is False  # 6 MiB is below the operator's 8 MiB
+    assert tuned["kept"] is False  # the operator's 128 KiB trim threshold
