@@ -13,7 +13,7 @@ kept-alive HTTP connection.
 The reference, in the same run and on the same database: the statement the registry
 runs for that query (``registry.stored_query.query_statement`` compiled for
 PostgreSQL, the same limit) executed directly with psycopg over one connection and
-fetched whole (xml included).  Both are timed in alternating blocks so load changes on
+fetched whole (xml included) in the binary format the registry asks for.  Both are timed in alternating blocks so load changes on
 the shared machine hit both.
 """
 
@@ -130,7 +130,8 @@ def measure(
                         raise RuntimeError(f"unexpected answer: {response.text[:3000]}")
 
                 def select() -> None:
-                    rows = conn.execute(sql, values).fetchall()
+                    # results in the binary format, as the registry fetches them
+                    rows = conn.execute(sql, values, binary=True).fetchall()
                     if len(rows) != PROBE_ENTRIES:
                         raise RuntimeError(f"the bare SQL returned {len(rows)} rows")
 

@@ -29,6 +29,7 @@ from ebxml.model import ObjectRef
 from ebxml.query import QUERY_DEFINITIONS, StoredQueryParams, parse_stored_query
 from ebxml.vocabulary import ResponseStatus, ReturnType, Transaction
 from registry.queries import QUERIES, QueryImplementation
+from storage.engine import BINARY_RESULTS
 
 DEFAULT_MAX_RESULTS = 10_000
 DEFAULT_MAX_OBJECT_REFS = 100_000
@@ -95,8 +96,10 @@ def execute_stored_query(
     object_refs = request.return_type == ReturnType.OBJECT_REF
     limit = config.max_object_refs if object_refs else config.max_results
     statement = query_statement(implementation, parsed.params, object_refs=object_refs)
-    # a Core statement of columns, run on the session's connection (no ORM state)
-    rows = session.connection().execute(statement.limit(limit + 1)).all()
+    # a Core statement of columns, run on the session's connection (no ORM state); the
+    # stored xml fetched as bytes, not hex text, where the driver can
+    statement = statement.limit(limit + 1).execution_options(**{BINARY_RESULTS: True})
+    rows = session.connection().execute(statement).all()
 
     if len(rows) > limit:
         return _failure(
