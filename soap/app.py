@@ -59,10 +59,11 @@ from soap.message import Operation, Service, SoapRequest, SoapResponse
 from soap.mtom import (
     MessageReader,
     OutgoingMessage,
+    ReadMessage,
     SpoolFull,
     discard_attachments,
-    feed_reader,
     mtom_message,
+    read_message,
     simple_message,
     soap11_message,
 )
@@ -183,8 +184,7 @@ class SoapEndpoint:
                 binary_elements=self.binary_elements,
             )
             exchange = _Exchange(mtom=reader.mtom)
-            await self._read_body(request, reader)
-            message = await anyio.to_thread.run_sync(reader.finish)
+            message = await self._read_message(request, reader)
             attachments = list(message.attachments.values())
             envelope = read_envelope(message.envelope)
             exchange = _Exchange(message_id_of(envelope.header), None, message.mtom)
@@ -294,9 +294,10 @@ class SoapEndpoint:
                 f"message exceeds {self.limits.max_request_bytes} bytes", http_status=413
             )
 
-    async def _read_body(self, request: Request, reader: MessageReader) -> None:
-        """Feed the body to the reader, parsing off the event loop while receiving."""
-        await feed_reader(reader, _timed(request.stream(), self.limits.read_timeout))
+    async def _read_message(self, request: Request, reader: MessageReader) -> ReadMessage:
+        """The body, read by ``reader``: a large one parsed off the event loop while
+        receiving (``soap.mtom.read_message``)."""
+        return await read_message(reader, _timed(request.stream(), self.limits.read_timeout))
 
 
 async def _settled(observed: object) -> None:

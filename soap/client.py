@@ -13,7 +13,6 @@ import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import anyio
 import httpx
 from lxml import etree
 
@@ -22,7 +21,7 @@ from soap.envelope import FAULT, build_envelope, envelope_bytes, read_envelope
 from soap.faults import FaultCode, SoapFault
 from soap.limits import Limits
 from soap.message import Addressing, Attachment, OutgoingAttachment
-from soap.mtom import MessageReader, OutgoingMessage, feed_reader, mtom_message, simple_message
+from soap.mtom import MessageReader, OutgoingMessage, mtom_message, read_message, simple_message
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,8 +114,7 @@ class SoapClient:
                 http_status=response.status_code,
             ) from None
         try:
-            await feed_reader(reader, response.aiter_bytes())
-            message = await anyio.to_thread.run_sync(reader.finish)
+            message = await read_message(reader, response.aiter_bytes())
             envelope = read_envelope(message.envelope)
             if envelope.body.tag == FAULT:
                 raise SoapFault.from_element(envelope.body, http_status=response.status_code)

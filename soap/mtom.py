@@ -440,6 +440,32 @@ class MessageReader:
 
 FEED_BATCH = 1024 * 1024  # bytes handed to the parsing thread at a time
 FEED_DEPTH = 1  # batches received ahead of the one being parsed
+# A body no larger than this is parsed where it is received: for a query or a retrieve
+# request (a few KiB) two hand-offs to a worker thread cost more than the parse.
+INLINE_BODY = 16 * 1024
+
+
+async def read_message(reader: MessageReader, chunks: AsyncIterator[bytes]) -> ReadMessage:
+    """The whole message of a body: a small one (``INLINE_BODY``) parsed and finished on
+    the event loop, a larger one through :func:`feed_reader` and a worker thread."""
+    head: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        head.append(chunk)
+        size += len(chunk)
+        if size > INLINE_BODY:
+            await feed_reader(reader, _chained(head, chunks))
+            return await anyio.to_thread.run_sync(reader.finish)
+    for chunk in head:
+        reader.feed(chunk)
+    return reader.finish()
+
+
+async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    for chunk in head:
+        yield chunk
+    async for chunk in rest:
+        yield chunk
 
 
 async def feed_reader(reader: MessageReader, chunks: AsyncIterator[bytes]) -> None:
@@ -618,6 +644,7 @@ __all__ = [
     "cid_of_href",
     "discard_attachments",
     "feed_reader",
+    "read_message",
     "mtom_message",
     "new_boundary",
     "parse_content_type",
