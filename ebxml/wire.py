@@ -130,37 +130,30 @@ def adhoc_query_response(
 
 # The canonical LeafClass bytes the registry stores (``etree.tostring`` of
 # ``ebxml.serialize.leaf_class``): one rim: element with the rim namespace declared on
-# it; every attribute written name="value", with '"', '<' and '>' escaped in values
-# (XML 1.0 2.4, 3.1), so the first '>' ends the start tag and splitting it on '"'
-# alternates names and values.
-_RIM_ELEMENT = b"<rim:"
-_RIM_NAMESPACE = NSMAP["rim"].encode()
-_ATTRIBUTE_NAME = re.compile(rb"[A-Za-z_:][-\w:.]*=")
+# it first; every attribute written name="value", with '"', '<' and '>' escaped in
+# values (XML 1.0 2.4, 3.1), so no value holds a '"' and the first '>' ends the start
+# tag.  The whole start tag is matched at once; anything else (another namespace
+# declaration, a prolog, other quoting) does not match and is parsed instead.
 _ATTRIBUTE_ESCAPES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
+_CANONICAL_START = re.compile(
+    rb'(<rim:[A-Za-z]+) xmlns:rim="'
+    + re.escape(NSMAP["rim"].encode())
+    + rb'"((?: [A-Za-z_][-\w.]*="[^"<>]*")*)(/?)>'
+)
+_STATUS = re.compile(rb' status="[^"]*"')
+_HOME = re.compile(rb' home="[^"]*"')
 
 
 @lru_cache(maxsize=64)  # statuses and homeCommunityIds: a handful of values
-def _attribute(value: str) -> bytes:
-    return escape(value, _ATTRIBUTE_ESCAPES).encode("ascii", "xmlcharrefreplace")
+def _attribute(name: bytes, value: str) -> bytes:
+    escaped = escape(value, _ATTRIBUTE_ESCAPES).encode("ascii", "xmlcharrefreplace")
+    return b' %s="%s"' % (name, escaped)
 
 
-def _start_tag(xml: bytes) -> tuple[bytes, dict[bytes, bytes], bytes, int] | None:
-    """(``<rim:Name``, attributes in order, ``/`` or nothing, end) of canonical bytes."""
-    end = xml.find(b">")
-    if end < 0 or not xml.startswith(_RIM_ELEMENT):
-        return None
-    parts = xml[:end].split(b'"')
-    if len(parts) % 2 == 0 or parts[-1] not in (b"", b"/"):
-        return None
-    element, space, first = parts[0].partition(b" ")
-    names = [first] if space else []
-    for separator in parts[2:-1:2]:
-        if separator[:1] != b" ":
-            return None
-        names.append(separator[1:])
-    if len(names) != len(parts) // 2 or not all(map(_ATTRIBUTE_NAME.fullmatch, names)):
-        return None
-    return element, dict(zip((n[:-1] for n in names), parts[1::2], strict=True)), parts[-1], end
+def _written_over(attributes: bytes, pattern: re.Pattern[bytes], attribute: bytes) -> bytes:
+    """``attributes`` with ``attribute`` in place of the one ``pattern`` finds, or added."""
+    written, found = pattern.subn(lambda _: attribute, attributes, count=1)
+    return written if found else attributes + attribute
 
 
 def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
@@ -168,25 +161,17 @@ def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
     it: the start tag's status (and home) written over, its rim declaration left to
     the enclosing AdhocQueryResponse.  None when the bytes are not in the canonical
     form (then only parsing them can tell)."""
-    tag = _start_tag(stored.xml)
-    if tag is None:
+    xml = stored.xml
+    start = _CANONICAL_START.match(xml)
+    if start is None:
         return None
-    element, attributes, slash, end = tag
-    if attributes.pop(b"xmlns:rim", None) != _RIM_NAMESPACE:
-        return None
-    if any(name.startswith(b"xmlns") for name in attributes):
-        return None
-    attributes[b"status"] = _attribute(stored.availability_status)
-    if stored.home:
-        attributes[b"home"] = _attribute(stored.home)
-    return b"".join(
-        [
-            element,
-            *(b' %s="%s"' % item for item in attributes.items()),
-            slash,
-            stored.xml[end:],
-        ]
+    element, attributes, slash = start.groups()
+    attributes = _written_over(
+        attributes, _STATUS, _attribute(b"status", stored.availability_status)
     )
+    if stored.home:
+        attributes = _written_over(attributes, _HOME, _attribute(b"home", stored.home))
+    return b"".join((element, attributes, slash, memoryview(xml)[start.end() - 1 :]))
 
 
 def adhoc_query_response_parts(

@@ -82,6 +82,18 @@ def stored_query(
         return execute_stored_query(session, request, config)
 
 
+def answer_query(
+    registry: DocumentRegistry, request: AdhocQueryRequest, config: StoredQueryConfig
+) -> SoapResponse:
+    """ITI-18's answer, body and all, in the worker thread that ran the query: the
+    stored metadata goes out as stored, not parsed and serialised again."""
+    response = stored_query(registry, request, config)
+    body, object_list, stored = adhoc_query_response_parts(response, request.return_type)
+    if not stored or object_list is None:
+        return SoapResponse(body)
+    return SoapResponse(body, splices=(XmlSplice(object_list, stored),))
+
+
 def registry_service(
     registry: DocumentRegistry,
     config: RegistryEndpointConfig | None = None,
@@ -107,12 +119,7 @@ def registry_service(
             failure = AdhocQueryResponse(ResponseStatus.FAILURE, errors=(error,))
             return SoapResponse(adhoc_query_response(failure, "LeafClass"))
         query = parse_adhoc_query_request(request.body)
-        response = await run_in_threadpool(stored_query, registry, query, settings.stored_query)
-        # the stored metadata goes out as stored, not parsed and serialised again
-        body, object_list, stored = adhoc_query_response_parts(response, query.return_type)
-        if not stored or object_list is None:
-            return SoapResponse(body)
-        return SoapResponse(body, splices=(XmlSplice(object_list, stored),))
+        return await run_in_threadpool(answer_query, registry, query, settings.stored_query)
 
     operations = {
         Action.ITI42: Operation(Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler),
@@ -125,6 +132,7 @@ def registry_service(
 
 __all__ = [
     "REGISTRY_PATH",
+    "answer_query",
     "RegistryEndpointConfig",
     "register",
     "registry_busy",
