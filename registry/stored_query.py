@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, not_, select
+from sqlalchemy import Boolean, Integer, LargeBinary, Select, String, column, not_, select
 from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
@@ -48,22 +48,35 @@ class StoredQueryConfig:
     max_object_refs: int = DEFAULT_MAX_OBJECT_REFS
 
 
+# The columns of the subquery "result" (``registry.queries.result.RESULT_COLUMNS``)
+# that a response reads, in this order: execute_stored_query unpacks the rows by
+# position (PATIENT_ID).  Expressions are immutable: built once, shared by statements.
+_REF_COLUMNS = (
+    column("entry_uuid", String),
+    column("status", String),
+    column("patient_id", String),
+    column("home", String),
+)
+_LEAF_COLUMNS = (*_REF_COLUMNS, column("xml", LargeBinary))
+_NOT_LEVEL_1_HIDDEN = not_(column("level_1_hidden", Boolean))
+_RESPONSE_ORDER = (column("kind", Integer), column("row_id", Integer), _REF_COLUMNS[0])
+
+
 def query_statement(
     implementation: QueryImplementation, params: StoredQueryParams, *, object_refs: bool
 ) -> Select:
     """The one statement a stored query runs, in response order, without its limit:
     the query's own statement, the ``$MetadataLevel`` filter, the columns the response
     needs (no xml for ObjectRef)."""
-    result = implementation.build(params).subquery("result")
-    # in this order: execute_stored_query unpacks the rows by position (PATIENT_ID)
-    columns = [result.c.entry_uuid, result.c.status, result.c.patient_id, result.c.home]
-    if not object_refs:
-        columns.append(result.c.xml)
-    statement = select(*columns)
+    # the result's columns named, not taken from the subquery's column collection:
+    # building that collection (a proxy per column) cost as much as the query itself
+    statement = select(*(_REF_COLUMNS if object_refs else _LEAF_COLUMNS)).select_from(
+        implementation.build(params).subquery("result")
+    )
     # ITI TF-2 3.18.4.1.2.3.5.1: level 1 leaves out what only Metadata Update makes
     if params.metadata_level == 1:
-        statement = statement.where(not_(result.c.level_1_hidden))
-    return statement.order_by(result.c.kind, result.c.row_id, result.c.entry_uuid)
+        statement = statement.where(_NOT_LEVEL_1_HIDDEN)
+    return statement.order_by(*_RESPONSE_ORDER)
 
 
 def _failure(errors: Sequence[RegistryError]) -> AdhocQueryResponse:
