@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from importlib import resources
 
 from lxml import etree
-from starlette.concurrency import run_in_threadpool
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import AdhocQueryRequest, AdhocQueryResponse, RegistryResponse
@@ -104,26 +103,30 @@ def registry_service(
     """``/xds/registry``: ITI-42 and ITI-18, simple SOAP (ITI TF-2 V.3)."""
     settings = config or RegistryEndpointConfig()
 
-    async def register_handler(request: SoapRequest) -> SoapResponse:
+    # blocking handlers: each exchange runs in one worker thread (soap Operation.blocking)
+    def register_handler(request: SoapRequest) -> SoapResponse:
         if request.body.tag != LCM.SubmitObjectsRequest:
             failure = RegistryResponse.from_errors(
                 [_wrong_body("lcm:SubmitObjectsRequest", request.body.tag)]
             )
             return SoapResponse(registry_response(failure))
-        response = await run_in_threadpool(register, registry, request.body)
-        return SoapResponse(registry_response(response))
+        return SoapResponse(registry_response(register(registry, request.body)))
 
-    async def query_handler(request: SoapRequest) -> SoapResponse:
+    def query_handler(request: SoapRequest) -> SoapResponse:
         if request.body.tag != QUERY.AdhocQueryRequest:
             error = _wrong_body("query:AdhocQueryRequest", request.body.tag)
             failure = AdhocQueryResponse(ResponseStatus.FAILURE, errors=(error,))
             return SoapResponse(adhoc_query_response(failure, "LeafClass"))
         query = parse_adhoc_query_request(request.body)
-        return await run_in_threadpool(answer_query, registry, query, settings.stored_query)
+        return answer_query(registry, query, settings.stored_query)
 
     operations = {
-        Action.ITI42: Operation(Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler),
-        Action.ITI18: Operation(Action.ITI18, RESPONSE_ACTION[Action.ITI18], query_handler),
+        Action.ITI42: Operation(
+            Action.ITI42, RESPONSE_ACTION[Action.ITI42], register_handler, blocking=True
+        ),
+        Action.ITI18: Operation(
+            Action.ITI18, RESPONSE_ACTION[Action.ITI18], query_handler, blocking=True
+        ),
         # options the composition root turns on: ITI-44, ITI-51, ITI-57, ITI-61, ITI-62
         **(extra_operations or {}),
     }

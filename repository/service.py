@@ -18,7 +18,6 @@ from importlib import resources
 
 from lxml import etree
 from sqlalchemy import Engine
-from starlette.concurrency import run_in_threadpool
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import (
@@ -194,19 +193,20 @@ def repository_service(
 ) -> Service:
     """``/xds/repository``: ITI-41 and ITI-43, both MTOM/XOP (ITI TF-2 V.3)."""
 
-    async def provide_handler(request: SoapRequest) -> SoapResponse:
+    # blocking handlers: each exchange runs in one worker thread (soap Operation.blocking)
+    def provide_handler(request: SoapRequest) -> SoapResponse:
         parsed = parse_provide_and_register(request.body, request.attachments)
         if not parsed.ok:
             return SoapResponse(registry_response(RegistryResponse.from_errors(parsed.errors)))
-        response = await run_in_threadpool(
-            repository.provide_and_register, parsed.value, parsed.value.unreferenced_attachments
+        response = repository.provide_and_register(
+            parsed.value, parsed.value.unreferenced_attachments
         )
         return SoapResponse(registry_response(_with_findings(response, parsed.errors)))
 
-    async def retrieve_handler(request: SoapRequest) -> SoapResponse:
+    def retrieve_handler(request: SoapRequest) -> SoapResponse:
         parsed = parse_retrieve_document_set_request(request.body)
         if parsed.value.documents:
-            response = await run_in_threadpool(repository.retrieve, parsed.value)
+            response = repository.retrieve(parsed.value)
         else:
             response = RetrieveDocumentSetResponse(ResponseStatus.FAILURE)
         errors = (*parsed.errors, *response.errors)
@@ -228,9 +228,10 @@ def repository_service(
             mtom=True,
             # ITI TF-2 V.8.2: a Document sent inline as base64 is spooled like an attachment
             binary_elements=frozenset({XDSB.Document}),
+            blocking=True,
         ),
         Action.ITI43: Operation(
-            Action.ITI43, RESPONSE_ACTION[Action.ITI43], retrieve_handler, mtom=True
+            Action.ITI43, RESPONSE_ACTION[Action.ITI43], retrieve_handler, mtom=True, blocking=True
         ),
         # options the composition root turns on: ITI-86
         **(extra_operations or {}),

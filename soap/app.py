@@ -211,11 +211,16 @@ class SoapEndpoint:
                 client_host=client.host if client else None,
                 client_port=client.port if client else None,
             )
-            response = await operation.handler(soap_request)
             info = self._info(request, received, 200, action)
-            outgoing, observed = await anyio.to_thread.run_sync(
-                self._encode_observed, response, operation, soap_request, info
-            )
+            if operation.blocking:
+                outgoing, observed = await anyio.to_thread.run_sync(
+                    self._handle_blocking, operation, soap_request, info
+                )
+            else:
+                response = await operation.handler(soap_request)  # type: ignore[misc]
+                outgoing, observed = await anyio.to_thread.run_sync(
+                    self._encode_observed, response, operation, soap_request, info
+                )
             status = 200
         except Exception as exc:
             if reader is not None:
@@ -244,6 +249,13 @@ class SoapEndpoint:
         outgoing = _encode_response(SoapResponse(body), operation, None)
         self._observe(None, body, None, self._info(request, datetime.now(UTC), 200, action))
         return _respond(outgoing, 200, None)
+
+    def _handle_blocking(
+        self, operation: Operation, request: SoapRequest, info: ExchangeInfo
+    ) -> tuple[OutgoingMessage, object]:
+        """A blocking handler's exchange, all in this worker thread."""
+        response = operation.handler(request)
+        return self._encode_observed(response, operation, request, info)  # type: ignore[arg-type]
 
     def _encode_observed(
         self,

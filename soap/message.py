@@ -69,6 +69,8 @@ class SoapResponse:
 
 
 Handler = Callable[[SoapRequest], Awaitable[SoapResponse]]
+# a handler that blocks (database, disk): run in a worker thread (``Operation.blocking``)
+BlockingHandler = Callable[[SoapRequest], SoapResponse]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,13 +82,17 @@ class Operation:
     ``binary_elements``: element names (Clark notation) whose inline base64 text is
     decoded, streaming and capped, to a spooled attachment and replaced by an xop:Include
     before the handler sees the body (ITI TF-2 V.8.2: inline base64 inside MTOM).
+    ``blocking``: ``handler`` is a plain function that blocks; the endpoint runs it,
+    encodes its answer and lets the observer see the exchange in one worker thread,
+    rather than a thread for the handler's work and another for the encoding.
     """
 
     action: str
     response_action: str
-    handler: Handler
+    handler: Handler | BlockingHandler
     mtom: bool = False
     binary_elements: frozenset[str] = frozenset()
+    blocking: bool = False
 
 
 BusyBody = Callable[[str], etree._Element]
@@ -114,6 +120,7 @@ __all__ = [
     "Addressing",
     "Attachment",
     "BusyBody",
+    "BlockingHandler",
     "Handler",
     "Operation",
     "OutgoingAttachment",

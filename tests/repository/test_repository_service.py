@@ -103,7 +103,7 @@ async def provide(service: Service, pdf: Path, unique_id: str, *, with_document:
             body.remove(document)
         attachments = {}
     request = SoapRequest(URL, Addressing(Action.ITI41), body, attachments, mtom=True)
-    response = await service.operations[Action.ITI41].handler(request)
+    response = service.operations[Action.ITI41].handler(request)  # a blocking handler
     return parse_registry_response(response.body)
 
 
