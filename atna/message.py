@@ -126,8 +126,9 @@ class AuditMessage:
 
 def format_date_time(moment: datetime) -> str:
     """``2024-05-01T12:00:00.123Z``: UTC, milliseconds, ``Z``."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    utc = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # isoformat of a UTC datetime ends "+00:00"; written in C, unlike strftime
+    return utc.isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 # --- the XML, written directly ---------------------------------------------------------

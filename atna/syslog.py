@@ -24,6 +24,7 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -56,6 +57,7 @@ class MessageTooLarge(Exception):
     """The message cannot be carried by this transport; retrying will not help."""
 
 
+@lru_cache(maxsize=64)  # host, application and process names: the same few values
 def _header_field(value: str | None, limit: int) -> str:
     # RFC 5424 6: header fields are PRINTUSASCII (33..126), or NILVALUE
     if not value:
