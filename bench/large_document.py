@@ -481,15 +481,23 @@ def download(url: str, output: Path) -> int:
     return output.stat().st_size
 
 
-def retrieve(url: str, unique_id: str, output: Path) -> int:
-    """ITI-43: the one document of the response streamed to ``output``; its size."""
+def retrieve(
+    url: str,
+    unique_id: str,
+    output: Path,
+    reader_for: Callable[[str, Path], MultipartToFile] = MultipartToFile,
+) -> int:
+    """ITI-43: the one document of the response streamed to ``output``; its size.
+
+    ``reader_for(boundary, directory)`` makes the multipart reader (``bench/documents.py``
+    passes one that writes the part into a file of its own)."""
     content_type, body = retrieve_request(url, unique_id)
 
     def sink_for(status_line: str, headers: dict[str, str], rest: bytes) -> MultipartToFile:
         boundary = re.search(r'boundary="?([^";]+)"?', headers.get("content-type", ""))
         if status_line.split()[1] != "200" or boundary is None:
             raise RuntimeError(f"ITI-43 failed: {status_line} {rest[:4000]!r}")
-        return MultipartToFile(boundary.group(1), output.parent)
+        return reader_for(boundary.group(1), output.parent)
 
     reader = http_receive(url, sink_for, method="POST", content_type=content_type, body=body)
     assert isinstance(reader, MultipartToFile)
