@@ -117,12 +117,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _prepare(server: ServerProcess) -> bytes:
-    """A fed patient with one document; the FindDocuments envelope to send."""
+def _prepare(server: ServerProcess, entries: int = 1) -> bytes:
+    """A fed patient with ``entries`` documents; the FindDocuments envelope to send."""
     number = new_patient_number()
     send_mllp("127.0.0.1", server.mllp_port, adt_a01(number))
     peer = XdsPeer(server.base_url, ResponseSchemas())
-    peer.provide(patient_cx(number), [("text/plain", b"bench\n")])
+    for _ in range(entries):
+        peer.provide(patient_cx(number), [("text/plain", b"bench\n")])
     peer.close()
     return render(
         "iti18_find_documents.xml",
@@ -149,8 +150,10 @@ def latency(
     rsyslog: Rsyslog,
     queries: int,
     baseline: tuple[str, Path] | None = None,
+    entries: int = 1,
 ) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Per server: the query times, and the CPU seconds its process spent per query."""
+    """Per server: the query times, and the CPU seconds its process spent per query;
+    the query finds ``entries`` DocumentEntries."""
     tls = f'tls_cert = "{pki.client_cert}"\ntls_key = "{pki.client_key}"\ntls_ca = "{pki.ca}"\n'
     audit_url = f"tls://127.0.0.1:{rsyslog.port}"
     servers = {
@@ -163,7 +166,7 @@ def latency(
         ref, root = baseline
         servers[f"on@{ref}"] = _server(work / "on-baseline", tls, audit_url, root)
     try:
-        envelopes = {name: _prepare(server) for name, server in servers.items()}
+        envelopes = {name: _prepare(server, entries) for name, server in servers.items()}
         times: dict[str, list[float]] = {name: [] for name in servers}
         pids = {name: server.process.pid for name, server in servers.items() if server.process}
         with httpx.Client(timeout=30) as client:
@@ -219,6 +222,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=2000)
     parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--baseline", metavar="REF", help="also run commit REF's code")
+    parser.add_argument("--entries", type=int, default=1, help="documents the query finds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="xdsi-audit-bench-") as temp:
         work = Path(temp)
@@ -230,11 +234,14 @@ def main() -> None:
             baseline = (args.baseline, export_tree(args.baseline, work / "baseline"))
         rsyslog = Rsyslog("/usr/sbin/rsyslogd", work / "rsyslog", pki).start()
         try:
-            times, cpu = latency(work, pki, rsyslog, args.queries, baseline)
+            times, cpu = latency(work, pki, rsyslog, args.queries, baseline, args.entries)
             spool_rate, ship_rate = throughput(work, pki, rsyslog, args.events)
         finally:
             rsyslog.stop()
-    print(f"ITI-18 FindDocuments, {len(times['on'])} queries per server, one connection")
+    print(
+        f"ITI-18 FindDocuments finding {args.entries} entries, "
+        f"{len(times['on'])} queries per server, one connection"
+    )
     print(
         f"  {'auditing':14} {'median':>9} {'p90':>9} {'vs off':>8} {'CPU/query':>10} {'vs off':>8}"
     )
