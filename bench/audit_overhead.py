@@ -36,7 +36,6 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -69,24 +68,6 @@ RECORDING_THREADS = 16  # threads recording events at once in the throughput run
 BLOCK = 20  # queries per server in turn: small, so load changes hit every server
 
 
-@dataclass
-class TreeServer(AuditedServer):
-    """``xdsi serve`` from another source tree (a baseline export)."""
-
-    root: Path = ROOT
-
-    def start(self, timeout: float = 30.0) -> TreeServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("XDSI_")}
-        env["PYTHONPATH"] = str(self.root)
-        self.log_path = self.data_dir / "server.log"
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env
-            )
-        self.wait_healthy(timeout)
-        return self
-
-
 def export_tree(ref: str, into: Path) -> Path:
     """The source tree of commit ``ref`` (``git archive``: reads the repository only)."""
     into.mkdir()
@@ -104,11 +85,10 @@ def _server(
 ) -> ServerProcess:
     data_dir.mkdir(parents=True)
     (data_dir / "xdsi.toml").write_text(TEST_CONFIG + "\n[audit]\n" + audit, encoding="utf-8")
-    if root is not None:
-        return TreeServer(data_dir, audit_url=audit_url or "", root=root).start(START_TIMEOUT)
+    tree = {"root": root} if root is not None else {}
     if audit_url:
-        return AuditedServer(data_dir, audit_url=audit_url).start(START_TIMEOUT)
-    return ServerProcess(data_dir).start(START_TIMEOUT)
+        return AuditedServer(data_dir, audit_url=audit_url, **tree).start(START_TIMEOUT)
+    return ServerProcess(data_dir, **tree).start(START_TIMEOUT)
 
 
 def cpu_seconds(pid: int) -> float:

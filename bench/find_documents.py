@@ -1,6 +1,7 @@
 """ITI-18 FindDocuments latency at 10k, 100k and 1M registered entries, beside the bare SQL.
 
     .venv/bin/python bench/find_documents.py [--sizes 10000,100000,1000000] [--queries 1000]
+        [--baseline REF]
 
 For each size, a PostgreSQL database of its own (created and dropped by the run) is
 filled by the bulk loader (``registry.bulk_load``, what ``xdsi bench load`` runs):
@@ -14,7 +15,9 @@ The reference, in the same run and on the same database: the statement the regis
 runs for that query (``registry.stored_query.query_statement`` compiled for
 PostgreSQL, the same limit) executed directly with psycopg over one connection and
 fetched whole (xml included) in the binary format the registry asks for.  Both are timed in alternating blocks so load changes on
-the shared machine hit both.
+the shared machine hit both.  ``--baseline REF`` adds a third in turn: a server running
+the code of git commit REF (``git archive``) on the same database, so that a change is
+measured beside its predecessor in the same run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import argparse
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -100,17 +104,33 @@ def timed(call: Callable[[], None], count: int, into: list[float]) -> None:
         into.append(time.perf_counter() - started)
 
 
+@dataclass
+class Measured:
+    """Query times (seconds) of xdsi, of the bare SQL and of the baseline tree's xdsi
+    (empty without one); CPU seconds per query of each server."""
+
+    xdsi: list[float] = field(default_factory=list)
+    sql: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
+    cpu: float = 0.0
+    baseline_cpu: float = 0.0
+
+
 def measure(
-    database: PgDatabase, patient: str, queries: int
-) -> tuple[list[float], list[float], float]:
-    """FindDocuments through ``xdsi serve`` and the bare SQL: their times, and the
-    server's CPU seconds per query."""
+    database: PgDatabase, patient: str, queries: int, baseline: Path | None = None
+) -> Measured:
+    """FindDocuments through ``xdsi serve`` (and through a server of the ``baseline``
+    source tree, on the same database) and the bare SQL, in turn."""
     import psycopg
     from audit_overhead import cpu_seconds
     from e2e_support import ServerProcess, new_id, render
 
     with tempfile.TemporaryDirectory(prefix="xdsi-bench-find-") as temp:
         server = ServerProcess(Path(temp) / "data", database_url=database.url).start(60)
+        old = None
+        if baseline is not None:
+            old = ServerProcess(Path(temp) / "old", database_url=database.url, root=baseline)
+            old.start(60)
         try:
             url = f"{server.base_url}/xds/registry"
             envelope = render(
@@ -124,10 +144,16 @@ def measure(
                 psycopg.connect(database.dsn, autocommit=True) as conn,
             ):
 
-                def find() -> None:
-                    response = http.post(url, content=envelope, headers=headers)
-                    if response.content.count(EXTRINSIC_OBJECT) != PROBE_ENTRIES:
-                        raise RuntimeError(f"unexpected answer: {response.text[:3000]}")
+                def find_at(at: str) -> Callable[[], None]:
+                    def find() -> None:
+                        response = http.post(at, content=envelope, headers=headers)
+                        if response.content.count(EXTRINSIC_OBJECT) != PROBE_ENTRIES:
+                            raise RuntimeError(f"unexpected answer: {response.text[:3000]}")
+
+                    return find
+
+                find = find_at(url)
+                find_old = find_at(f"{old.base_url}/xds/registry") if old else None
 
                 def select() -> None:
                     # results in the binary format, as the registry fetches them
@@ -137,57 +163,51 @@ def measure(
 
                 timed(find, 50, [])  # warm-up: caches, prepared statements
                 timed(select, 50, [])
-                xdsi: list[float] = []
-                reference: list[float] = []
+                if find_old:
+                    timed(find_old, 50, [])
+                measured = Measured()
                 assert server.process is not None
-                cpu_start = cpu_seconds(server.process.pid)
+                pid = server.process.pid
+                old_pid = old.process.pid if old and old.process else None
+                cpu_start = cpu_seconds(pid)
+                old_start = cpu_seconds(old_pid) if old_pid else 0.0
                 for _ in range(max(1, queries // BLOCK)):
-                    timed(find, BLOCK, xdsi)
-                    timed(select, BLOCK, reference)
-                cpu = (cpu_seconds(server.process.pid) - cpu_start) / len(xdsi)
+                    timed(find, BLOCK, measured.xdsi)
+                    timed(select, BLOCK, measured.sql)
+                    if find_old:
+                        timed(find_old, BLOCK, measured.baseline)
+                measured.cpu = (cpu_seconds(pid) - cpu_start) / len(measured.xdsi)
+                if old_pid:
+                    used = cpu_seconds(old_pid) - old_start
+                    measured.baseline_cpu = used / len(measured.baseline)
         except Exception:
             print(server.log()[-6000:])
             raise
         finally:
             server.stop()
-    return xdsi, reference, cpu
+            if old:
+                old.stop()
+    return measured
 
 
 def run(args: argparse.Namespace) -> list[Figure]:
-    from common import load_average
-
     sizes = [int(s) for s in args.sizes.split(",")]
     figures: list[Figure] = []
     p50s: dict[int, float] = {}
-    for size in sizes:
-        with PgDatabase() as database:
-            patient, load_s = load_registry(database, size)
-            print(f"{size:,} entries loaded in {load_s:.0f} s ({size / load_s:,.0f}/s)")
-            analyze(database)
-            xdsi, reference, cpu = measure(database, patient, args.queries)
-        p50, p99 = percentile(xdsi, 50) * 1e3, percentile(xdsi, 99) * 1e3
-        ref50, ref99 = percentile(reference, 50) * 1e3, percentile(reference, 99) * 1e3
-        p50s[size] = p50
-        label = f"{size:,} entries"
-        print(
-            f"{label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, bare SQL p50 {ref50:.2f} ms, "
-            f"p99 {ref99:.2f} ms, server CPU {cpu * 1e3:.2f} ms/query, load {load_average()}"
-        )
-        at_max = size >= 1_000_000
-        figures += [
-            lower_is_better(
-                f"FindDocuments p50, {label}", p50, ref50, "ms", max_ratio=3.0,
-                max_value=5.0 if at_max else None, reference_name="bare SQL",
-            ),
-            lower_is_better(
-                f"FindDocuments p99, {label}", p99, ref99, "ms", max_ratio=3.0,
-                max_value=25.0 if at_max else None, reference_name="bare SQL",
-            ),
-            lower_is_better(
-                f"FindDocuments server CPU, {label}", cpu * 1e3, None, "ms/query",
-            ),
-            higher_is_better(f"bulk load, {label}", size / load_s, None, "entries/s"),
-        ]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="xdsi-bench-find-tree-") as trees:
+        baseline = None
+        if args.baseline:
+            from audit_overhead import export_tree
+
+            baseline = export_tree(args.baseline, Path(trees) / "baseline")
+        for size in sizes:
+            with PgDatabase() as database:
+                patient, load_s = load_registry(database, size)
+                print(f"{size:,} entries loaded in {load_s:.0f} s ({size / load_s:,.0f}/s)")
+                analyze(database)
+                measured = measure(database, patient, args.queries, baseline)
+            figures += size_figures(size, load_s, measured, args.baseline)
+            p50s[size] = percentile(measured.xdsi, 50) * 1e3
     smallest, largest = min(p50s), max(p50s)
     if largest != smallest:
         figures.append(
@@ -199,9 +219,54 @@ def run(args: argparse.Namespace) -> list[Figure]:
     return figures
 
 
+def size_figures(
+    size: int, load_s: float, measured: Measured, baseline: str | None
+) -> list[Figure]:
+    """The figures of one registry size (and of the baseline tree's server, if any)."""
+    from common import load_average
+
+    p50, p99 = percentile(measured.xdsi, 50) * 1e3, percentile(measured.xdsi, 99) * 1e3
+    ref50, ref99 = percentile(measured.sql, 50) * 1e3, percentile(measured.sql, 99) * 1e3
+    label = f"{size:,} entries"
+    print(
+        f"{label}: p50 {p50:.2f} ms, p99 {p99:.2f} ms, bare SQL p50 {ref50:.2f} ms, "
+        f"p99 {ref99:.2f} ms, server CPU {measured.cpu * 1e3:.2f} ms/query, "
+        f"load {load_average()}"
+    )
+    at_max = size >= 1_000_000
+    figures = [
+        lower_is_better(
+            f"FindDocuments p50, {label}", p50, ref50, "ms", max_ratio=3.0,
+            max_value=5.0 if at_max else None, reference_name="bare SQL",
+        ),
+        lower_is_better(
+            f"FindDocuments p99, {label}", p99, ref99, "ms", max_ratio=3.0,
+            max_value=25.0 if at_max else None, reference_name="bare SQL",
+        ),
+        lower_is_better(
+            f"FindDocuments server CPU, {label}", measured.cpu * 1e3,
+            measured.baseline_cpu * 1e3 if baseline else None, "ms/query",
+            reference_name=baseline or "",
+        ),
+        higher_is_better(f"bulk load, {label}", size / load_s, None, "entries/s"),
+    ]  # fmt: skip
+    if baseline:
+        old50 = percentile(measured.baseline, 50) * 1e3
+        figures.append(
+            lower_is_better(
+                f"FindDocuments p50 beside {baseline}, {label}", p50, old50, "ms",
+                reference_name=baseline,
+            )
+        )  # fmt: skip
+    return figures
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="entries, comma-separated")
     parser.add_argument("--queries", type=int, default=1000, help="FindDocuments per size")
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also time a server running git commit REF's code"
+    )
 
 
 main = main_of(TITLE, run, add_arguments)

@@ -521,6 +521,7 @@ class ServerProcess:
     dicom_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    root: Path = REPO_ROOT  # the source tree to run (a benchmark's baseline: another one)
 
     @property
     def base_url(self) -> str:
@@ -550,10 +551,10 @@ class ServerProcess:
             for k, v in os.environ.items()
             if not k.startswith("XDSI_") or k == "XDSI_REQUIRE_INTEROP"
         }
-        env["PYTHONPATH"] = str(REPO_ROOT)
+        env["PYTHONPATH"] = str(self.root)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT, env=env
+                self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env
             )
         self.wait_healthy(timeout)
         return self
