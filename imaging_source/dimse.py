@@ -6,7 +6,10 @@ Query/Retrieve SCP (PS3.4 C.6.2): C-FIND at STUDY/SERIES/IMAGE level, C-MOVE to
 configured destinations (IHE RAD-14/RAD-16) and C-GET.  Queries and retrieves are
 answered through an ``InstanceSource`` (:meth:`DimseServer.serve_from`): the local
 store by default, or a backing PACS - matched there, fetched into the cache before the
-C-STORE sub-operations - so a caller sees the PACS's studies transparently.
+C-STORE sub-operations - so a caller sees the PACS's studies transparently.  The
+sub-operations send each instance as stored (:mod:`imaging_source.sub_operations`),
+those of a C-MOVE over a sub-association without Nagle's delay
+(:mod:`imaging_source.requestor`).
 
 A handler's exception becomes a failure status in one place, :func:`failure_status`,
 through :func:`guarded` (plain handlers) and :func:`guarded_each` (handlers that yield):
@@ -23,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
-from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.uid import (
     JPEG2000,
@@ -67,6 +69,7 @@ from imaging_source.instances import (
 )
 from imaging_source.pacs import InstanceRef, InstanceSource, LocalSource
 from imaging_source.peers import PeerDirectory
+from imaging_source.sub_operations import SUB_ASSOCIATION_HANDLERS, StoredFile, send_as_stored
 from imaging_source.tcp import NO_DELAY_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -220,11 +223,13 @@ def find_response(
 
 def sub_operation_contexts(instances: list[StoredInstance]) -> list[PresentationContext]:
     """Presentation contexts for C-STORE sub-operations: per SOP class and stored transfer
-    syntax (uncompressed data may go either uncompressed way)."""
+    syntax, that one first so that the instances can go as stored (uncompressed data may
+    also go the other uncompressed way)."""
     pairs = sorted({(i.sop_class_uid, i.transfer_syntax_uid) for i in instances})
     contexts = []
     for sop_class, syntax in pairs[:128]:  # PS3.8 9.3.2.2: at most 128 contexts
-        syntaxes = list(_UNCOMPRESSED) if syntax in _UNCOMPRESSED else [syntax]
+        others = [other for other in _UNCOMPRESSED if other != syntax]
+        syntaxes = [syntax, *others] if syntax in _UNCOMPRESSED else [syntax]
         contexts.append(build_context(sop_class, syntaxes))
     return contexts
 
@@ -421,8 +426,8 @@ class DimseServer:
             if event.is_cancelled:
                 yield CANCEL, None
                 return
-            # the file located by the retrieve plan, read once: no index lookup per instance
-            yield PENDING, dcmread(instance.path)
+            # the file located by the retrieve plan, sent as stored (sub_operations)
+            yield PENDING, StoredFile(instance)
 
     def on_move(self, event: evt.Event) -> Iterator[Any]:
         destination = self.peers.destination(event.move_destination or "")
@@ -432,7 +437,14 @@ class DimseServer:
         # pynetdicom opens the sub-association after the number of sub-operations is
         # yielded, so the contexts are filled in between
         contexts: list[PresentationContext] = []
-        yield destination.host, destination.port, {"contexts": contexts}
+        yield (
+            destination.host,
+            destination.port,
+            {
+                "contexts": contexts,
+                "evt_handlers": SUB_ASSOCIATION_HANDLERS,
+            },
+        )
         try:
             instances = self._retrieve_plan(event)
         except Exception as exc:
@@ -449,6 +461,7 @@ class DimseServer:
         except Exception as exc:
             self._report(event, DicomOperation.C_GET, failure=exc)
             raise
+        send_as_stored(event.assoc)  # the C-STOREs go back over this association
         yield len(instances)
         yield from self._sub_operations(event, instances)
         self._report(event, DicomOperation.C_GET, instances=instances)

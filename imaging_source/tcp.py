@@ -5,15 +5,13 @@ set - then waits for the peer's answer.  With Nagle's algorithm on (RFC 896, RFC
 4.2.3.4) such a segment waits for the ACK of the previous one, which the peer delays
 (RFC 1122 4.2.3.2, ~40 ms on Linux): every sub-operation of a C-MOVE, every received
 C-STORE paid that.  pynetdicom leaves the socket as the OS makes it, so xdsi sets
-``TCP_NODELAY`` on each connection it accepts, from ``EVT_CONN_OPEN``.
+``TCP_NODELAY`` from ``EVT_CONN_OPEN``: here (:data:`NO_DELAY_HANDLERS`) on each
+connection it accepts.
 
-Not on the associations xdsi requests (C-MOVE sub-operations, a backing PACS): there
-pynetdicom's ``send_*`` run in another thread than the association's reactor, and the
-pause between them (``Association._reactor_checkpoint``) can be passed while the
-reactor is still about to read the queue; a response that comes back fast enough is
-then taken by the reactor as an unexpected message and ``send_c_store`` waits out the
-DIMSE timeout.  With Nagle's delay the response never comes back that fast; without
-it, a C-MOVE of 500 instances lost some sub-operations on a busy machine.
+The associations xdsi requests (C-MOVE sub-associations, a backing PACS) get it too,
+through :mod:`imaging_source.requestor`, which first keeps their reactor from taking a
+response meant for the thread that sent the request (a pynetdicom race that only
+Nagle's delay had hidden).
 """
 
 from __future__ import annotations

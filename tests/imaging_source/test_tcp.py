@@ -1,5 +1,5 @@
-"""TCP_NODELAY on the DIMSE connections xdsi accepts, read back from the real socket
-while a C-MOVE is served over it."""
+"""TCP_NODELAY on the DIMSE connections xdsi accepts and on the C-MOVE sub-association it
+requests, read back from the real sockets while a C-MOVE is served over them."""
 
 # ruff: noqa: F401, F811 - pytest fixtures imported by name
 
@@ -31,7 +31,7 @@ def _no_delay(association: Any) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
-def test_accepted_associations_send_without_nagle_delay(
+def test_associations_send_without_nagle_delay(
     source: ImagingSource, destination_port: int
 ) -> None:
     study = make_study()
@@ -66,4 +66,4 @@ def test_accepted_associations_send_without_nagle_delay(
         assoc.release()
         server.shutdown()
     assert responses[-1][0].Status == 0x0000
-    assert seen["acceptor"] == 1
+    assert seen == {"acceptor": 1, "requestor": 1}

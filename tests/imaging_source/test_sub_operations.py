@@ -1,0 +1,220 @@
+"""C-STORE sub-operations of C-MOVE and C-GET: the data set goes as the stored file
+holds it when the peer accepted its transfer syntax (the bytes after the File Meta
+Information, compressed ones included), decoded and re-encoded when it accepted only
+the other uncompressed syntax; the sub-association polls quickly and without Nagle."""
+
+# ruff: noqa: F401, F811 - pytest fixtures imported by name
+
+from __future__ import annotations
+
+import socket
+import threading
+from io import BytesIO
+from typing import Any
+
+import pytest
+from dicom_studies import make_study
+from dimse_fixtures import MOVE_DESTINATION, destination_port, source
+from instance_fixtures import migrated_sqlite, sqlite_index_engine
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
+from pynetdicom import AE, build_role, evt
+from pynetdicom.dsutils import decode
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+from imaging_source import sub_operations
+from imaging_source.instances import StoredInstance
+from imaging_source.service import ImagingSource
+from imaging_source.sub_operations import SUB_ASSOCIATION_POLL, stored_data_set
+
+STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sub-operation that decodes its instance fails."""
+
+    def refuse(path: object) -> None:
+        raise AssertionError(f"{path} decoded")
+
+    monkeypatch.setattr(sub_operations, "dcmread", refuse)
+
+
+@pytest.fixture
+def stored(source: ImagingSource) -> list[StoredInstance]:
+    return [source.add(ds) for ds in make_study()]
+
+
+class Received:
+    """A storage SCP's C-STOREs: the data set bytes as they came, by SOP Instance UID,
+    with the transfer syntax of their context."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, tuple[bytes, str]] = {}
+
+    def on_store(self, event: evt.Event) -> int:
+        uid = str(event.request.AffectedSOPInstanceUID)
+        self.data[uid] = (event.request.DataSet.getvalue(), str(event.context.transfer_syntax))
+        return 0x0000
+
+
+def _move_responses(source: ImagingSource, study_uid: str) -> list[tuple[Dataset, Any]]:
+    scu = AE(ae_title="TESTSCU")
+    scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    try:
+        return list(
+            assoc.send_c_move(query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove)
+        )
+    finally:
+        assoc.release()
+
+
+def _move(source: ImagingSource, study_uid: str) -> Dataset:
+    return _move_responses(source, study_uid)[-1][0]
+
+
+def _serve(ae: AE, port: int, received: Received, *extra: tuple) -> object:
+    return ae.start_server(
+        ("127.0.0.1", port),
+        block=False,
+        evt_handlers=[(evt.EVT_C_STORE, received.on_store), *extra],
+    )
+
+
+def test_c_move_sends_each_data_set_as_stored(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int, no_decoding: None
+) -> None:
+    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
+    server = _serve(ae, destination_port, received)
+    try:
+        final = _move(source, stored[0].study_instance_uid)
+    finally:
+        server.shutdown()
+    assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
+    assert received.data == {
+        i.sop_instance_uid: (stored_data_set(i), i.transfer_syntax_uid) for i in stored
+    }
+    assert RLELossless in {syntax for _, syntax in received.data.values()}
+
+
+def test_c_move_converts_what_the_destination_takes_only_the_other_uncompressed_way(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+) -> None:
+    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, [ImplicitVRLittleEndian, RLELossless])
+    server = _serve(ae, destination_port, received)
+    try:
+        final = _move(source, stored[0].study_instance_uid)
+    finally:
+        server.shutdown()
+    assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
+    for instance in stored:
+        data, syntax = received.data[instance.sop_instance_uid]
+        if instance.transfer_syntax_uid == RLELossless:
+            assert (data, syntax) == (stored_data_set(instance), RLELossless)
+            continue
+        assert syntax == ImplicitVRLittleEndian
+        moved = decode(BytesIO(data), True, True, False)  # Implicit VR Little Endian
+        assert moved.SOPInstanceUID == instance.sop_instance_uid
+        assert moved.PixelData == dcmread(instance.path).PixelData
+
+
+def test_sub_association_polls_quickly_without_nagle(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+) -> None:
+    seen: list[tuple[float, int]] = []
+
+    def on_store(_event: evt.Event) -> int:
+        for assoc in source.dimse._server.ae.active_associations:
+            if assoc.is_requestor:
+                sock = assoc.dul.socket.socket
+                no_delay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                seen.append((assoc.dul._run_loop_delay, no_delay))
+        return 0x0000
+
+    ae = AE(ae_title=MOVE_DESTINATION)
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
+    server = ae.start_server(
+        ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        final = _move(source, stored[0].study_instance_uid)
+    finally:
+        server.shutdown()
+    assert final.Status == 0x0000
+    assert set(seen) == {(SUB_ASSOCIATION_POLL, 1)}
+
+
+def test_c_get_sends_each_data_set_as_stored(
+    source: ImagingSource, stored: list[StoredInstance], no_decoding: None
+) -> None:
+    received = Received()
+    getter = AE(ae_title="GETSCU")
+    getter.add_requested_context(StudyRootQueryRetrieveInformationModelGet)
+    for sop_class in STORAGE:
+        getter.add_requested_context(sop_class, [ExplicitVRLittleEndian])
+        getter.add_requested_context(sop_class, [RLELossless])
+    roles = [build_role(sop_class, scp_role=True) for sop_class in STORAGE]
+    assoc = getter.associate(
+        "127.0.0.1",
+        source.dimse.port,
+        ae_title="XDSI",
+        ext_neg=roles,
+        evt_handlers=[(evt.EVT_C_STORE, received.on_store)],
+    )
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = stored[0].study_instance_uid
+    try:
+        responses = assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet)
+        final = list(responses)[-1][0]
+    finally:
+        assoc.release()
+    assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
+    assert received.data == {
+        i.sop_instance_uid: (stored_data_set(i), i.transfer_syntax_uid) for i in stored
+    }
+
+
+def test_c_move_sub_operation_unanswered_within_the_dimse_timeout_fails(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+) -> None:
+    source.dimse._server.ae.dimse_timeout = 0.5  # taken by each new sub-association
+    released = threading.Event()
+
+    def slow(_event: evt.Event) -> int:
+        released.wait(5)  # longer than xdsi waits for the C-STORE-RSP
+        return 0x0000
+
+    ae = AE(ae_title=MOVE_DESTINATION)
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
+    server = ae.start_server(
+        ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, slow)]
+    )
+    try:
+        final, identifier = _move_responses(source, stored[0].study_instance_uid)[-1]
+    finally:
+        released.set()
+        server.shutdown()
+    # PS3.4 C.4.2.1.5: A702 when every sub-operation failed, each one listed
+    assert (final.Status, final.NumberOfFailedSuboperations) == (0xA702, len(stored))
+    failed = identifier.FailedSOPInstanceUIDList
+    assert sorted(failed) == sorted(i.sop_instance_uid for i in stored)
