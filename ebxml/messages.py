@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ebxml.errors import RegistryError
 from ebxml.model import ObjectRef, RegistryObject, Submission
@@ -74,11 +75,12 @@ class AdhocQueryRequest:
     request_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(NamedTuple):
     """A registry object as the registry keeps it: its canonical LeafClass XML (one
     rim:ExtrinsicObject / RegistryPackage / Association element, as bytes) and its
-    current availability status, which the serializer writes over the stored one."""
+    current availability status, which the serializer writes over the stored one.
+    A named tuple: a query answer makes one per object, and a frozen dataclass costs
+    several times more to make."""
 
     entry_uuid: str
     xml: bytes

@@ -140,8 +140,6 @@ _CANONICAL_START = re.compile(
     + re.escape(NSMAP["rim"].encode())
     + rb'"((?: [A-Za-z_][-\w.]*="[^"<>]*")*)(/?)>'
 )
-_STATUS = re.compile(rb' status="[^"]*"')
-_HOME = re.compile(rb' home="[^"]*"')
 
 
 @lru_cache(maxsize=64)  # statuses and homeCommunityIds: a handful of values
@@ -150,10 +148,20 @@ def _attribute(name: bytes, value: str) -> bytes:
     return b' %s="%s"' % (name, escaped)
 
 
-def _written_over(attributes: bytes, pattern: re.Pattern[bytes], attribute: bytes) -> bytes:
-    """``attributes`` with ``attribute`` in place of the one ``pattern`` finds, or added."""
-    written, found = pattern.subn(lambda _: attribute, attributes, count=1)
-    return written if found else attributes + attribute
+def _written_over(attributes: bytes, name: bytes, attribute: bytes) -> bytes:
+    """Canonical ``attributes`` (`` a="x" b="y"``, no '"' inside a value) with
+    ``attribute`` in place of the one called ``name``, or added at the end.  An
+    attribute starts the string or follows the closing quote of the one before, so
+    ``" name="`` cannot be found inside a value."""
+    key = b' %s="' % name
+    if attributes.startswith(key):
+        start = 0
+    else:
+        start = attributes.find(b'"' + key) + 1
+        if start == 0:
+            return attributes + attribute
+    end = attributes.index(b'"', start + len(key)) + 1
+    return b"".join((attributes[:start], attribute, attributes[end:]))
 
 
 def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
@@ -167,10 +175,10 @@ def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
         return None
     element, attributes, slash = start.groups()
     attributes = _written_over(
-        attributes, _STATUS, _attribute(b"status", stored.availability_status)
+        attributes, b"status", _attribute(b"status", stored.availability_status)
     )
     if stored.home:
-        attributes = _written_over(attributes, _HOME, _attribute(b"home", stored.home))
+        attributes = _written_over(attributes, b"home", _attribute(b"home", stored.home))
     return b"".join((element, attributes, slash, memoryview(xml)[start.end() - 1 :]))
 
 
