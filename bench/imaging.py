@@ -1,12 +1,13 @@
 """RAD-69 and C-MOVE of a whole study beside Orthanc, measured in the same run.
 
-    .venv/bin/python bench/imaging.py [--instances 500] [--rounds 3]
+    .venv/bin/python bench/imaging.py [--instances 500] [--rounds 3] [--scenario N ...]
 
 A synthetic CT study (``--instances`` images of 512 x 512, 16 bits allocated, Explicit
 VR Little Endian, two series) is written with pydicom and sent by dcmtk ``storescu`` to
 a real ``xdsi serve`` and to a private Orthanc (own configuration, ports and storage,
 with its DICOMweb plugin), so both hold the same instances.  Three scenarios, each
-figure beside its reference from the same run, best of ``--rounds``:
+figure beside its reference from the same run, best of ``--rounds`` (``--scenario N``,
+repeatable, runs only those):
 
 1. RAD-69 (RAD TF-3 4.69) of every instance of the study from xdsi's local store, one
    RetrieveImagingDocumentSetRequest asking for Explicit VR Little Endian (what both
@@ -47,7 +48,7 @@ from common import REPO_ROOT, Figure, free_port, higher_is_better, lower_is_bett
 sys.path.insert(0, str(REPO_ROOT / "tests" / "imaging_source"))
 
 from e2e_support import TEST_CONFIG, ServerProcess, mtom_request, rad69_request  # noqa: E402
-from orthanc_fixtures import ORTHANC_AET, start_orthanc, stop_orthanc  # noqa: E402
+from orthanc_fixtures import ORTHANC_AET, OrthancServer, start_orthanc, stop_orthanc  # noqa: E402
 
 __all__ = ["StudyFiles", "make_ct_study", "run"]
 
@@ -64,6 +65,7 @@ WADO_ACCEPT = (
 )
 SUCCESS = b"urn:oasis:names:tc:ebxml-regrep:ResponseStatusType:Success"
 MB = 1_000_000
+SCENARIOS = (1, 2, 3)
 READ_CHUNK = 1024 * 1024
 
 XDSI_CONFIG = f"""{TEST_CONFIG}
@@ -352,36 +354,64 @@ def _rounds(args: argparse.Namespace, workdir: Path, study: StudyFiles) -> Measu
     )  # fmt: skip
     try:
         store_scu(study, ORTHANC_AET, orthanc.dicom_port)
-        server = xdsi_server(workdir / "xdsi-local", storescp_port)
-        try:
-            store_scu(study, XDSI_AET, server.dicom_port)
-            with _client() as client, storescp(storescp_port):
-                rad69(client, study, server.base_url)  # warm: both read once, not counted
-                wado_rs(client, study, orthanc.dicomweb)
-                for _ in range(args.rounds):
-                    measured.local_rad69.append(rad69(client, study, server.base_url))
-                    measured.local_wado.append(wado_rs(client, study, orthanc.dicomweb))
-                for _ in range(args.rounds):
-                    measured.xdsi_move.append(move_scu(study, XDSI_AET, server.dicom_port))
-                    measured.orthanc_move.append(move_scu(study, ORTHANC_AET, orthanc.dicom_port))
-        finally:
-            server.stop()
-        with _client() as client:
-            for n in range(args.rounds):
-                data_dir = workdir / f"xdsi-pacs-{n}"  # an empty cache each round
-                pacs = xdsi_server(data_dir, storescp_port, "--pacs-wado-rs", orthanc.dicomweb)
-                try:
-                    measured.pacs_rad69.append(rad69(client, study, pacs.base_url))
-                finally:
-                    pacs.stop()
-                shutil.rmtree(data_dir, ignore_errors=True)
-                measured.pacs_wado.append(wado_rs(client, study, orthanc.dicomweb))
+        if args.scenario & {1, 3}:
+            _local_rounds(args, measured, study, workdir, orthanc, storescp_port)
+        if 2 in args.scenario:
+            _pacs_rounds(args, measured, study, workdir, orthanc, storescp_port)
     finally:
         stop_orthanc(orthanc)
     return measured
 
 
+def _local_rounds(
+    args: argparse.Namespace,
+    measured: Measured,
+    study: StudyFiles,
+    workdir: Path,
+    orthanc: OrthancServer,
+    storescp_port: int,
+) -> None:
+    """Scenarios 1 and 3: xdsi's own store beside Orthanc."""
+    server = xdsi_server(workdir / "xdsi-local", storescp_port)
+    try:
+        store_scu(study, XDSI_AET, server.dicom_port)
+        with _client() as client, storescp(storescp_port):
+            if 1 in args.scenario:
+                rad69(client, study, server.base_url)  # warm: both read once, not counted
+                wado_rs(client, study, orthanc.dicomweb)
+                for _ in range(args.rounds):
+                    measured.local_rad69.append(rad69(client, study, server.base_url))
+                    measured.local_wado.append(wado_rs(client, study, orthanc.dicomweb))
+            for _ in range(args.rounds if 3 in args.scenario else 0):
+                measured.xdsi_move.append(move_scu(study, XDSI_AET, server.dicom_port))
+                measured.orthanc_move.append(move_scu(study, ORTHANC_AET, orthanc.dicom_port))
+    finally:
+        server.stop()
+
+
+def _pacs_rounds(
+    args: argparse.Namespace,
+    measured: Measured,
+    study: StudyFiles,
+    workdir: Path,
+    orthanc: OrthancServer,
+    storescp_port: int,
+) -> None:
+    """Scenario 2: xdsi in front of Orthanc, an empty cache each round."""
+    with _client() as client:
+        for n in range(args.rounds):
+            data_dir = workdir / f"xdsi-pacs-{n}"
+            pacs = xdsi_server(data_dir, storescp_port, "--pacs-wado-rs", orthanc.dicomweb)
+            try:
+                measured.pacs_rad69.append(rad69(client, study, pacs.base_url))
+            finally:
+                pacs.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+            measured.pacs_wado.append(wado_rs(client, study, orthanc.dicomweb))
+
+
 def run(args: argparse.Namespace) -> list[Figure]:
+    args.scenario = set(args.scenario or SCENARIOS)
     for tool in ("storescu", "storescp", "movescu"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"dcmtk {tool} is not installed")
@@ -396,25 +426,34 @@ def run(args: argparse.Namespace) -> list[Figure]:
         return max(t.mb_per_s for t in transfers)
 
     label = f"{study.count} instances, {study.size / MB:.0f} MB"
-    return [
-        higher_is_better(
+    figures = {
+        1: lambda: higher_is_better(
             f"RAD-69 local store, {label}", best(measured.local_rad69),
             best(measured.local_wado), "MB/s", min_ratio=1.0, reference_name="Orthanc WADO-RS",
         ),
-        higher_is_better(
+        2: lambda: higher_is_better(
             f"RAD-69 through Orthanc (WADO-RS), cold cache, {label}", best(measured.pacs_rad69),
             best(measured.pacs_wado), "MB/s", min_ratio=0.8, reference_name="Orthanc WADO-RS",
         ),
-        lower_is_better(
+        3: lambda: lower_is_better(
             f"C-MOVE to storescp, {label}, wall time", min(measured.xdsi_move),
             min(measured.orthanc_move), "s", max_ratio=1.25, reference_name="Orthanc C-MOVE",
         ),
-    ]  # fmt: skip
+    }  # fmt: skip
+    return [figure() for number, figure in figures.items() if number in args.scenario]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--scenario",
+        type=int,
+        choices=SCENARIOS,
+        action="append",
+        help="run only this scenario (1, 2 or 3 as the docstring numbers them; repeatable; "
+        "default: all)",
+    )
 
 
 main = main_of(TITLE, run, add_arguments)

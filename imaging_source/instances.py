@@ -46,6 +46,7 @@ from sqlalchemy import (
     and_,
     delete,
     func,
+    insert,
     or_,
     select,
 )
@@ -324,6 +325,15 @@ class ReceivedFile:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class PlacedInstance:
+    """A cached copy moved into place; ``values`` its index row still to insert (None
+    when it is indexed already)."""
+
+    instance: StoredInstance
+    values: dict[str, Any] | None
+
+
 def is_intact(instance: StoredInstance) -> bool:
     """The instance's file is there with the size its row records (a cached copy cut
     short by a crash is not, see :meth:`InstanceStore.add_cached`)."""
@@ -499,28 +509,43 @@ class InstanceStore:
         before its size, so never longer or with stale blocks); a reader checks the
         size (:func:`is_intact`) and fetches such an instance again."""
         refused: list[InvalidInstance] = []
-        placed: list[dict[str, Any]] = []
-        stored: list[StoredInstance] = []
+        placed: list[PlacedInstance] = []
         for file in files:
             try:
-                if not _is_part10(file.path):  # no preamble: add() gives it one
-                    stored.append(self.add(file.path))
-                    continue
-                placed.append(self._place(file))
+                placed.append(self.place_cached(file))
             except InvalidInstance as exc:
                 refused.append(exc)
-        added = self._insert_new(placed)
+        return self.index_cached(placed), refused
+
+    def place_cached(self, file: ReceivedFile) -> PlacedInstance:
+        """The first half of :meth:`add_cached` for one file: checked as ``add`` checks
+        an instance (InvalidInstance when refused) and moved into place, readable at
+        once but not in the cache until :meth:`index_cached` takes it (a file no row
+        names is never read as an instance; a later copy of it replaces it)."""
+        if not _is_part10(file.path):  # no preamble: add() gives it one, and indexes it
+            return PlacedInstance(self.add(file.path), None)
+        values = self._place(file)
+        return PlacedInstance(self._from_values(values, InstanceChange.ADDED), values)
+
+    def index_cached(self, placed: Sequence[PlacedInstance]) -> list[StoredInstance]:
+        """The second half of :meth:`add_cached`: the placed copies indexed in one
+        transaction; returns them as stored."""
+        stored = [p.instance for p in placed if p.values is None]
+        pending = [p.values for p in placed if p.values is not None]
+        if not pending:
+            return stored
+        added = self._insert_new(pending)
         if added is not None:
-            return stored + added, refused
+            return stored + added
         stale: list[str] = []
         with self._sessions.begin() as session:
-            for values in placed:
+            for values in pending:
                 instance, old = self._index_row(session, values)
                 stored.append(instance)
                 stale += [old] if old is not None else []
         for relative in stale:
             self._unlink(relative)
-        return stored, refused
+        return stored
 
     def _insert_new(self, placed: list[dict[str, Any]]) -> list[StoredInstance] | None:
         """Rows for instances none of which is indexed yet, in one plain transaction
@@ -536,10 +561,9 @@ class InstanceStore:
                     column = ImagingInstance.sop_instance_uid
                     if session.scalar(select(func.count()).where(column.in_(batch))):
                         return None
-                rows = [ImagingInstance(**values) for values in placed]
-                session.add_all(rows)
-                session.flush()
-                return [self._stored(row, InstanceChange.ADDED) for row in rows]
+                # one executemany, not a unit of work of ORM objects
+                session.connection().execute(insert(ImagingInstance.__table__), placed)
+                return [self._from_values(values, InstanceChange.ADDED) for values in placed]
         except IntegrityError:
             return None
 
@@ -659,6 +683,11 @@ class InstanceStore:
         if received.tzinfo is None:  # SQLite returns naive datetimes
             values["received"] = received.replace(tzinfo=UTC)
         return StoredInstance(**values, path=self.root / row.file_path, change=change)
+
+    def _from_values(self, values: Mapping[str, Any], change: InstanceChange) -> StoredInstance:
+        """The instance an index row of ``values`` (as ``_place`` makes them) stands for."""
+        fields_ = {name: values[name] for name in _ROW_FIELDS}
+        return StoredInstance(**fields_, path=self.root / values["file_path"], change=change)
 
     def get(self, sop_instance_uid: str) -> StoredInstance | None:
         with self._sessions() as session:
@@ -870,6 +899,7 @@ __all__ = [
     "InstanceStore",
     "InstanceMismatch",
     "InvalidInstance",
+    "PlacedInstance",
     "QueryLevel",
     "ReceivedFile",
     "StoredInstance",

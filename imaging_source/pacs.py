@@ -16,6 +16,12 @@ reached through a :class:`PacsFetcher`:
 
 Evicting an instance removes it from the store without announcing a study change: a
 cached instance is not one the Imaging Document Source received.
+
+With WADO-RS the instances can also be handed on while they arrive
+(:meth:`PacsSource.locate_streaming`): a QIDO-RS Search for Instances per series first
+says which of them the PACS holds, so a RAD-69 answer knows its status before any pixel
+data comes; each instance is then cached and handed on as its part of the PACS's
+multipart response ends.
 """
 
 from __future__ import annotations
@@ -23,14 +29,16 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import queue
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import httpx
 from pydicom.dataset import Dataset
@@ -41,18 +49,21 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
 )
-from python_multipart.multipart import MultipartParser
+from python_multipart.multipart import MultipartParser, MultipartState
 
 from imaging_source.instances import (
     ATTRIBUTE_LEVEL,
     INCOMING_DIR,
     InstanceStore,
+    InvalidInstance,
+    PlacedInstance,
     QueryLevel,
     ReceivedFile,
     StoredInstance,
     is_intact,
 )
 from imaging_source.peers import DicomPeer
+from imaging_source.requestor import REQUESTOR_HANDLERS
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +72,9 @@ DICOM_JSON_MEDIA_TYPE = "application/dicom+json"
 # PS3.18 8.7.3.5.2: "*" asks for the instance as the origin server stores it
 AS_STORED_ACCEPT = f'multipart/related; type="{DICOM_MEDIA_TYPE}"; transfer-syntax=*'
 _RETRIEVE_HEADERS = {"Accept": AS_STORED_ACCEPT, "Accept-Encoding": "identity"}
+# seconds an instance the PACS listed but did not give is answered as unknown rather
+# than promised (a streamed answer promising it again would be cut short again)
+UNDELIVERED_FOR = 600.0
 _PENDING = frozenset({0xFF00, 0xFF01})  # PS3.4 C.4.1.1.4: pending C-FIND responses
 _LEVEL_RANK = {QueryLevel.STUDY: 0, QueryLevel.SERIES: 1, QueryLevel.IMAGE: 2}
 # PS3.18 10.6.1: QIDO-RS resource per query level
@@ -98,6 +112,29 @@ class InstanceSource(Protocol):
     def find(self, level: QueryLevel, keys: Mapping[str, str | None]) -> Iterator[dict[str, Any]]:
         """Study Root matching (PS3.4 C.2.2.2) at ``level``, as InstanceStore.find."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class Arriving:
+    """Instances located before all of them are local: ``found`` are local files now,
+    ``coming`` (SOP Instance UID -> where the PACS files it) are held by the PACS and
+    come through ``arrivals``, a batch as each lands in the cache, until ``close``.
+    ``arrivals`` raises :class:`PacsError` when the PACS fails; a promised instance it
+    does not give is for the caller to notice."""
+
+    found: dict[str, StoredInstance]
+    coming: dict[str, InstanceRef]
+    arrivals: Callable[[], Iterator[list[StoredInstance]]]
+    # ends the fetch (always call it: ``arrivals`` may never be taken)
+    close: Callable[[], None]
+
+
+@runtime_checkable
+class StreamingSource(Protocol):
+    """An :class:`InstanceSource` that can tell which instances it will give before
+    their bytes are local."""
+
+    def locate_streaming(self, refs: Sequence[InstanceRef]) -> Arriving: ...
 
 
 class LocalSource:
@@ -172,6 +209,10 @@ class PacsSource:
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
         self._recent: OrderedDict[str, int] | None = None  # SOP UID -> size, oldest first
+        self._bytes = 0  # the sum of ``_recent``'s sizes
+        # SOP UID -> when: listed by the PACS but not given by its WADO-RS (a part that
+        # is not a DICOM instance, say); such an instance is not promised again for a while
+        self._undelivered: OrderedDict[str, float] = OrderedDict()
 
     # --- the cache ----------------------------------------------------------------------
     def _cache(self) -> OrderedDict[str, int]:
@@ -180,30 +221,34 @@ class PacsSource:
             seen = [i for study in self.store.studies() for i in self.store.instances(study)]
             seen.sort(key=lambda i: i.received)
             self._recent = OrderedDict((i.sop_instance_uid, i.size) for i in seen)
+            self._bytes = sum(self._recent.values())
         return self._recent
 
     def _touch(self, instances: Iterable[StoredInstance]) -> None:
         with self._lock:
             cache = self._cache()
             for instance in instances:
-                cache[instance.sop_instance_uid] = instance.size
-                cache.move_to_end(instance.sop_instance_uid)
+                uid = instance.sop_instance_uid
+                self._bytes += instance.size - cache.get(uid, 0)
+                cache[uid] = instance.size
+                cache.move_to_end(uid)
 
     def evict(self, protect: Iterable[str] = ()) -> list[str]:
         """Remove least recently used instances until the cache fits ``max_bytes``;
         ``protect`` (about to be sent) stays.  Returns the evicted SOP Instance UIDs."""
-        keep = set(protect)
         victims: list[str] = []
         with self._lock:
             cache = self._cache()
-            total = sum(cache.values())
+            if self._bytes <= self.max_bytes:
+                return []
+            keep = set(protect)
             for uid, size in list(cache.items()):
-                if total <= self.max_bytes:
+                if self._bytes <= self.max_bytes:
                     break
                 if uid in keep:
                     continue
                 victims.append(uid)
-                total -= size
+                self._bytes -= size
                 del cache[uid]
         if victims:
             self.store.remove(sop_instance_uids=victims)
@@ -227,6 +272,73 @@ class PacsSource:
         self._touch(found.values())
         self.evict(protect=found)
         return found
+
+    def locate_streaming(self, refs: Sequence[InstanceRef]) -> Arriving:
+        """As :meth:`locate`, but what is not cached yet is only asked about (QIDO-RS)
+        and comes later, through ``arrivals``, as it lands in the cache; the fetch
+        begins at once, while the PACS is asked.  A fetcher that cannot stream
+        (C-MOVE), or a PACS whose answer may be incomplete, gets everything fetched
+        first, as :meth:`locate` does."""
+        found = LocalSource(self.store).locate(refs)
+        fetcher = self.fetcher
+        if len(found) == len(refs) or not isinstance(fetcher, WadoRsFetcher):
+            return Arriving(self.locate(refs), {}, lambda: iter(()), lambda: None)
+        undelivered = self._recently_undelivered()
+        missing = [
+            ref
+            for ref in refs
+            if ref.sop_instance_uid not in found and ref.sop_instance_uid not in undelivered
+        ]
+        if not missing:
+            self._touch(found.values())
+            return Arriving(found, {}, lambda: iter(()), lambda: None)
+        retrieval = fetcher.start(missing, self.store)
+        try:
+            holdings = fetcher.holdings(missing)
+        except BaseException:
+            retrieval.close()
+            raise
+        if holdings is None:  # fetched whole first, then taken from the cache
+            try:
+                for _ in retrieval.batches():
+                    pass
+            finally:
+                retrieval.close()
+            return Arriving(self.locate(refs), {}, lambda: iter(()), lambda: None)
+        protect = {ref.sop_instance_uid for ref in refs}
+        self._touch(found.values())
+        coming = {
+            uid: ref
+            for ref in missing
+            if holdings.instances.get(uid := ref.sop_instance_uid) == ref
+        }
+
+        def arrivals() -> Iterator[list[StoredInstance]]:
+            waiting = set(coming)
+            try:
+                for batch in retrieval.batches():
+                    self._touch(batch)
+                    self.evict(protect=protect)
+                    waiting.difference_update(i.sop_instance_uid for i in batch)
+                    yield batch
+                self._note_undelivered(waiting)
+            finally:
+                retrieval.close()
+
+        return Arriving(found, coming, arrivals, retrieval.close)
+
+    def _recently_undelivered(self) -> set[str]:
+        with self._lock:
+            horizon = time.monotonic() - UNDELIVERED_FOR
+            while self._undelivered and next(iter(self._undelivered.values())) < horizon:
+                self._undelivered.popitem(last=False)
+            return set(self._undelivered)
+
+    def _note_undelivered(self, uids: Iterable[str]) -> None:
+        with self._lock:
+            for uid in uids:
+                self._undelivered[uid] = time.monotonic()
+                self._undelivered.move_to_end(uid)
 
     def instances(
         self, study_instance_uid: str, series_instance_uid: str | None = None
@@ -253,8 +365,11 @@ class _PartSpool:
     """python-multipart callbacks writing each body part to a file of its own, hashed
     as it is written."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self, directory: Path, on_file: Callable[[ReceivedFile], None] | None = None
+    ) -> None:
         self.directory = directory
+        self.on_file = on_file  # told of each part as it is written completely
         self.paths: list[Path] = []
         self.files: list[ReceivedFile] = []  # the parts written completely
         self._file: Any = None
@@ -278,7 +393,10 @@ class _PartSpool:
 
     def _end(self) -> None:
         self.close()
-        self.files.append(ReceivedFile(self.paths[-1], self._digest.hexdigest(), self._size))
+        received = ReceivedFile(self.paths[-1], self._digest.hexdigest(), self._size)
+        self.files.append(received)
+        if self.on_file is not None:
+            self.on_file(received)
 
     def close(self) -> None:
         if self._file is not None:
@@ -298,6 +416,182 @@ def _boundary(content_type: str) -> str:
         if name.strip().lower() == "boundary":
             return value.strip().strip('"')
     raise PacsError(f"multipart response without a boundary: {content_type!r}")
+
+
+_SOP_INSTANCE_UID = "00080018"  # DICOM JSON (PS3.18 F.2) key of SOP Instance UID
+_INDEX_INTERVAL = 0.5  # seconds between two index transactions of a retrieval
+
+
+class _Indexer:
+    """Index rows of placed cached copies, written by a thread of its own: each
+    transaction takes whatever was placed while the last one committed."""
+
+    def __init__(self, store: InstanceStore) -> None:
+        self.store = store
+        self._placed: queue.SimpleQueue[PlacedInstance | None] = queue.SimpleQueue()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="cache-index", daemon=True)
+        self._thread.start()
+
+    def put(self, placed: PlacedInstance) -> None:
+        self._placed.put(placed)
+
+    def close(self) -> None:
+        """Index what is left, then end the thread."""
+        self._placed.put(None)
+        self._closing.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        done = False
+        while not done:
+            batch: list[PlacedInstance] = []
+            item = self._placed.get()
+            while True:
+                if item is None:
+                    done = True
+                else:
+                    batch.append(item)
+                try:
+                    item = self._placed.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                try:
+                    self.store.index_cached(batch)
+                except Exception:  # the copies are placed; not indexed, they are not cached
+                    log.exception("cannot index %d cached instance(s)", len(batch))
+            if not done:  # let a batch gather: fewer, larger transactions
+                self._closing.wait(_INDEX_INTERVAL)
+
+
+def _by_series(refs: Iterable[InstanceRef]) -> dict[tuple[str, str], list[str]]:
+    by_series: dict[tuple[str, str], list[str]] = {}
+    for ref in refs:
+        key = (ref.study_instance_uid, ref.series_instance_uid)
+        by_series.setdefault(key, []).append(ref.sop_instance_uid)
+    return by_series
+
+
+def _retrieve_urls(
+    base_url: str, refs: Sequence[InstanceRef], series_size: Callable[[str, str], int | None]
+) -> list[str]:
+    """The WADO-RS resources that give ``refs``: a series' when every instance of it is
+    asked for, else each instance's."""
+    urls = []
+    for (study, series), uids in _by_series(refs).items():
+        series_url = f"{base_url}/studies/{study}/series/{series}"
+        if len(uids) > 1 and series_size(study, series) == len(set(uids)):
+            urls.append(series_url)
+        else:
+            urls += [f"{series_url}/instances/{uid}" for uid in uids]
+    return urls
+
+
+@dataclass(frozen=True, slots=True)
+class PacsHoldings:
+    """What a PACS said it holds of some instances asked about: each by its UID, filed
+    under the study and series it was asked under, and the size of each series."""
+
+    base_url: str
+    instances: dict[str, InstanceRef]
+    series_sizes: dict[tuple[str, str], int]
+
+    def retrieve_urls(self, refs: Sequence[InstanceRef]) -> list[str]:
+        """The WADO-RS resources that give ``refs`` (held ones)."""
+        return _retrieve_urls(
+            self.base_url, refs, lambda study, series: self.series_sizes.get((study, series))
+        )
+
+
+class Retrieval:
+    """WADO-RS Retrieves under way, ``parallel`` at a time, begun at construction: each
+    part is checked and moved into the cache by the thread that received it as the part
+    ends, and handed on by :meth:`batches`.  The cache's index rows are written by a
+    thread of their own, one transaction for whatever was placed while the last one
+    committed, so an instance is handed on without waiting for a commit.  :meth:`close`
+    (always, and more than once is fine) stops the requests, removes the parts not taken
+    in and waits until everything placed is indexed."""
+
+    def __init__(self, fetcher: WadoRsFetcher, urls: Sequence[str], store: InstanceStore) -> None:
+        self.fetcher = fetcher
+        self.store = store
+        incoming = store.root / INCOMING_DIR
+        incoming.mkdir(parents=True, exist_ok=True)
+        self._incoming = incoming
+        self._landed: queue.SimpleQueue[StoredInstance | BaseException | None] = queue.SimpleQueue()
+        self._todo: queue.SimpleQueue[str] = queue.SimpleQueue()
+        for url in urls:
+            self._todo.put(url)
+        self._stop = threading.Event()
+        self._spools: list[_PartSpool] = []
+        self._indexer = _Indexer(store)
+        self._closed = False
+        self._workers = [
+            threading.Thread(target=self._work, name="wado-rs", daemon=True)
+            for _ in range(min(fetcher.parallel, len(urls)))
+        ]
+        self._running = len(self._workers)
+        for worker in self._workers:
+            worker.start()
+
+    def _land(self, file: ReceivedFile) -> None:
+        try:
+            placed = self.store.place_cached(file)
+        except InvalidInstance as exc:
+            log.warning(
+                "WADO-RS from %s: a part is not a DICOM instance: %s", self.fetcher.base_url, exc
+            )
+            return
+        self._indexer.put(placed)
+        self._landed.put(placed.instance)
+
+    def _work(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    url = self._todo.get_nowait()
+                except queue.Empty:
+                    return
+                spool = _PartSpool(self._incoming, self._land)
+                self._spools.append(spool)
+                self.fetcher._retrieve(url, spool, self._stop)
+        except BaseException as exc:  # handed to the reading thread
+            self._landed.put(exc)
+        finally:
+            self._landed.put(None)
+
+    def batches(self) -> Iterator[list[StoredInstance]]:
+        """The instances as they land, a batch being those that landed meanwhile; a part
+        that is not a DICOM instance is logged and left out; PacsError when the PACS
+        fails."""
+        while self._running:
+            batch: list[StoredInstance] = []
+            item = self._landed.get()
+            while True:
+                if item is None:
+                    self._running -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    batch.append(item)
+                try:
+                    item = self._landed.get_nowait()
+                except queue.Empty:
+                    break
+            if batch:
+                yield batch
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        for worker in self._workers:
+            worker.join()
+        for spool in self._spools:
+            spool.discard()
+        self._indexer.close()
 
 
 class WadoRsFetcher:
@@ -328,48 +622,53 @@ class WadoRsFetcher:
     def fetch(self, refs: Sequence[InstanceRef], store: InstanceStore) -> set[str]:
         """A series asked for whole by one WADO-RS Retrieve Series, other instances each
         by a Retrieve Instance (PS3.18 10.4.1), ``parallel`` requests at a time, the
-        parts spooled; then all taken into the store as cached copies at once."""
-        incoming = store.root / INCOMING_DIR
-        incoming.mkdir(parents=True, exist_ok=True)
-        spools: list[_PartSpool] = []
-
-        def retrieve(url: str) -> None:
-            spool = _PartSpool(incoming)
-            spools.append(spool)
-            self._retrieve(url, spool)
-
+        parts spooled and taken into the store as cached copies as they end."""
+        retrieval = self.start(refs, store)
         try:
-            urls = self._retrieve_urls(refs)
-            if self.parallel == 1 or len(urls) < 2:
-                for url in urls:
-                    retrieve(url)
-            else:
-                with ThreadPoolExecutor(self.parallel, thread_name_prefix="wado-rs") as pool:
-                    list(pool.map(retrieve, urls))
-            stored, refused = store.add_cached([f for spool in spools for f in spool.files])
+            return {i.sop_instance_uid for batch in retrieval.batches() for i in batch}
         finally:
-            for spool in spools:
-                spool.discard()
-        for exc in refused:
-            log.warning("WADO-RS from %s: a part is not a DICOM instance: %s", self.base_url, exc)
-        return {instance.sop_instance_uid for instance in stored}
+            retrieval.close()
 
-    def _retrieve_urls(self, refs: Sequence[InstanceRef]) -> list[str]:
-        """The WADO-RS resources that give ``refs``: a series' when every instance of
-        it is asked for (its NumberOfSeriesRelatedInstances, by QIDO-RS), else each
-        instance's."""
-        by_series: dict[tuple[str, str], list[str]] = {}
-        for ref in refs:
-            key = (ref.study_instance_uid, ref.series_instance_uid)
-            by_series.setdefault(key, []).append(ref.sop_instance_uid)
-        urls = []
-        for (study, series), uids in by_series.items():
-            series_url = f"{self.base_url}/studies/{study}/series/{series}"
-            if len(uids) > 1 and self._series_size(study, series) == len(set(uids)):
-                urls.append(series_url)
-            else:
-                urls += [f"{series_url}/instances/{uid}" for uid in uids]
-        return urls
+    def start(self, refs: Sequence[InstanceRef], store: InstanceStore) -> Retrieval:
+        """Begin fetching ``refs`` into ``store`` (as :meth:`fetch`), in the background:
+        the caller takes the instances from :meth:`Retrieval.batches` and must close it."""
+        urls = _retrieve_urls(self.base_url, refs, self._series_size)
+        return Retrieval(self, urls, store)
+
+    def holdings(self, refs: Sequence[InstanceRef]) -> PacsHoldings | None:
+        """PS3.18 10.6.1: which of ``refs`` the PACS holds, by one QIDO-RS Search for
+        Instances per series; None when an answer may be incomplete (PS3.18 8.3.4.4: a
+        Warning that there are more results) or the PACS cannot be asked."""
+        keys = list(_by_series(refs))
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="qido-rs") as pool:
+            answers = list(pool.map(self._series_instances, keys))
+        if any(uids is None for uids in answers):
+            return None
+        instances: dict[str, InstanceRef] = {}
+        sizes: dict[tuple[str, str], int] = {}
+        for (study, series), uids in zip(keys, answers, strict=True):
+            sizes[(study, series)] = len(uids or ())
+            for uid in uids or ():
+                instances[uid] = InstanceRef(study, series, uid)
+        return PacsHoldings(self.base_url, instances, sizes)
+
+    def _series_instances(self, key: tuple[str, str]) -> list[str] | None:
+        """PS3.18 10.6.1: the SOP Instance UIDs of one series, None if unknown."""
+        study, series = key
+        url = f"{self.base_url}/studies/{study}/series/{series}/instances"
+        try:
+            response = self.client.get(url, headers={"Accept": DICOM_JSON_MEDIA_TYPE})
+        except httpx.HTTPError as exc:
+            log.warning("QIDO-RS %s: %s", url, exc)
+            return None
+        if response.status_code in (204, 404):
+            return []
+        if response.status_code >= 400 or "warning" in response.headers:
+            return None
+        try:
+            return [item[_SOP_INSTANCE_UID]["Value"][0] for item in response.json()]
+        except (ValueError, KeyError, IndexError, TypeError):
+            return None
 
     def _series_size(self, study: str, series: str) -> int | None:
         """PS3.18 10.6.1: the series' NumberOfSeriesRelatedInstances, None if unknown."""
@@ -380,8 +679,9 @@ class WadoRsFetcher:
         except (PacsError, ValueError, KeyError, TypeError):
             return None
 
-    def _retrieve(self, url: str, spool: _PartSpool) -> None:
-        """PS3.18 10.4.1: one WADO-RS Retrieve, its parts streamed to ``spool``."""
+    def _retrieve(self, url: str, spool: _PartSpool, stop: threading.Event | None = None) -> None:
+        """PS3.18 10.4.1: one WADO-RS Retrieve, its parts streamed to ``spool`` (until
+        ``stop`` is set)."""
         try:
             with self.client.stream("GET", url, headers=_RETRIEVE_HEADERS) as response:
                 if response.status_code in (404, 204):
@@ -392,8 +692,14 @@ class WadoRsFetcher:
                     _boundary(response.headers.get("content-type", "")), spool.callbacks()
                 )
                 for chunk in response.iter_bytes():
+                    if stop is not None and stop.is_set():
+                        return
                     parser.write(chunk)
                 parser.finalize()
+                # RFC 2046 5.1.1: a body ends with its close delimiter; one that stops
+                # short (a connection closed mid-part) is a failed retrieve, not fewer parts
+                if parser.state != MultipartState.END:
+                    raise PacsError(f"WADO-RS {url}: the multipart body ends before its close")
         except httpx.HTTPError as exc:
             raise PacsError(f"WADO-RS {url}: {exc}") from exc
         finally:
@@ -444,7 +750,12 @@ class DimseFetcher:
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
         ae.add_requested_context(context)
-        assoc = ae.associate(self.pacs.host, self.pacs.port, ae_title=self.pacs.ae_title)
+        assoc = ae.associate(
+            self.pacs.host,
+            self.pacs.port,
+            ae_title=self.pacs.ae_title,
+            evt_handlers=REQUESTOR_HANDLERS,  # TCP_NODELAY, responses kept from the reactor
+        )
         if not assoc.is_established:
             raise PacsError(f"association with {self.pacs} not established")
         return assoc
@@ -512,13 +823,17 @@ class DimseFetcher:
 
 __all__ = [
     "AS_STORED_ACCEPT",
+    "Arriving",
     "DimseFetcher",
     "InstanceRef",
     "InstanceSource",
     "LocalSource",
     "PacsError",
     "PacsFetcher",
+    "PacsHoldings",
     "PacsSource",
+    "Retrieval",
+    "StreamingSource",
     "WadoRsFetcher",
     "match_dict",
     "return_keys",

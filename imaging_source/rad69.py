@@ -14,12 +14,21 @@ its own, with the instance (mimeType application/dicom) or one RegistryError:
   (RAD TF-3 4.69.4.1.3).
 
 Everything is decided before the response is sent; the instances then stream from disk.
+From a backing PACS that can say which instances it holds before they are fetched
+(:class:`~imaging_source.pacs.StreamingSource`), the status and every RegistryError are
+decided from that answer and the cache, and the instances still to come are handed on
+as each lands in the cache (:func:`retrieve_imaging_document_set_streamed`).  Should
+one of them then not come as promised - the PACS fails or no longer has it, its part is
+not a DICOM instance, it cannot be given in a requested transfer syntax -
+:class:`IncompleteRetrieve` is raised: the response already sent cannot be corrected,
+so it must be cut short, never completed without that instance.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from ebxml.errors import ErrorCode, RegistryError
 from ebxml.messages import (
@@ -30,8 +39,8 @@ from ebxml.messages import (
 )
 from ebxml.vocabulary import ResponseStatus
 from imaging_source.instances import StoredInstance
-from imaging_source.pacs import InstanceRef, InstanceSource
-from imaging_source.transcode import TranscodeError, Transcoder
+from imaging_source.pacs import InstanceRef, InstanceSource, PacsError, StreamingSource
+from imaging_source.transcode import Delivery, TranscodeError, Transcoder
 
 DICOM_MIME_TYPE = "application/dicom"  # RAD TF-3 4.69.4.2.3
 
@@ -134,15 +143,35 @@ def _belongs(instance: StoredInstance, wanted: _Wanted) -> bool:
     )
 
 
-def retrieve_imaging_document_set(
-    request: RetrieveImagingDocumentSetRequest,
-    *,
-    source: InstanceSource,
-    transcoder: Transcoder,
-    identity: ImagingSourceIdentity,
-) -> RetrieveDocumentSetResponse:
-    """Answer a RAD-69 request (run it off the event loop: it reads files, may fetch
-    from a PACS and may transcode)."""
+class IncompleteRetrieve(Exception):
+    """An instance promised in a streamed RAD-69 response did not come as promised."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedDocumentSet:
+    """A RAD-69 answer whose last documents are still on their way from the PACS.
+
+    ``response`` holds the status and errors of the whole answer and the documents on
+    disk now; ``pending`` the documents to come, in the order their DocumentResponses
+    follow those of ``response``; ``deliveries`` yields, batch by batch as they land,
+    (index into ``pending``, the file to send), and raises IncompleteRetrieve when one
+    cannot be given (then the answer already sent must be cut short)."""
+
+    response: RetrieveDocumentSetResponse
+    pending: tuple[RetrievedDocument, ...]
+    deliveries: Callable[[], Iterator[list[tuple[int, Delivery]]]]
+    # ends the fetch from the PACS (always call it: ``deliveries`` may never be taken)
+    close: Callable[[], None]
+
+
+# A pending document's content is not on disk yet: its part is the delivery that comes
+NOT_YET_LOCAL = Path()
+
+
+def _screened(
+    request: RetrieveImagingDocumentSetRequest, identity: ImagingSourceIdentity
+) -> tuple[list[_Wanted], list[RegistryError]]:
+    """The DocumentRequests to look up, and the errors of those refused at once."""
     errors: list[RegistryError] = []
     wanted: list[_Wanted] = []
     for item in _requested(request):
@@ -151,8 +180,31 @@ def retrieve_imaging_document_set(
             errors.append(error)
         else:
             wanted.append(item)
+    return wanted, errors
 
-    located = source.locate([item.ref for item in wanted]) if wanted else {}
+
+def _document(
+    item: _Wanted, identity: ImagingSourceIdentity, path: Path, size: int
+) -> RetrievedDocument:
+    return RetrievedDocument(
+        repository_unique_id=identity.repository_unique_id,
+        document_unique_id=item.request.document_unique_id,
+        mime_type=DICOM_MIME_TYPE,
+        path=path,
+        size=size,
+        home_community_id=item.request.home_community_id,
+    )
+
+
+def _answered(
+    wanted: Iterable[_Wanted],
+    located: Mapping[str, StoredInstance],
+    request: RetrieveImagingDocumentSetRequest,
+    transcoder: Transcoder,
+    identity: ImagingSourceIdentity,
+    errors: list[RegistryError],
+) -> list[RetrievedDocument]:
+    """The documents of the located instances; errors for the others, into ``errors``."""
     documents: list[RetrievedDocument] = []
     for item in wanted:
         uid = item.request.document_unique_id
@@ -165,20 +217,30 @@ def retrieve_imaging_document_set(
         except TranscodeError as exc:
             errors.append(_untranscodable(uid, exc))
             continue
-        documents.append(
-            RetrievedDocument(
-                repository_unique_id=identity.repository_unique_id,
-                document_unique_id=uid,
-                mime_type=DICOM_MIME_TYPE,
-                path=delivery.path,
-                size=delivery.size,
-                home_community_id=item.request.home_community_id,
-            )
-        )
+        documents.append(_document(item, identity, delivery.path, delivery.size))
+    return documents
+
+
+def _no_request(wanted: Sequence[_Wanted], errors: list[RegistryError]) -> None:
     if not wanted and not errors:
         errors.append(
             RegistryError(ErrorCode.XDSRepositoryError, "no DocumentRequest in the request")
         )
+
+
+def retrieve_imaging_document_set(
+    request: RetrieveImagingDocumentSetRequest,
+    *,
+    source: InstanceSource,
+    transcoder: Transcoder,
+    identity: ImagingSourceIdentity,
+) -> RetrieveDocumentSetResponse:
+    """Answer a RAD-69 request (run it off the event loop: it reads files, may fetch
+    from a PACS and may transcode)."""
+    wanted, errors = _screened(request, identity)
+    located = source.locate([item.ref for item in wanted]) if wanted else {}
+    documents = _answered(wanted, located, request, transcoder, identity, errors)
+    _no_request(wanted, errors)
     return RetrieveDocumentSetResponse(
         status=response_status(len(documents), len(errors)),
         documents=tuple(documents),
@@ -186,10 +248,110 @@ def retrieve_imaging_document_set(
     )
 
 
+def retrieve_imaging_document_set_streamed(
+    request: RetrieveImagingDocumentSetRequest,
+    *,
+    source: StreamingSource,
+    transcoder: Transcoder,
+    identity: ImagingSourceIdentity,
+) -> StreamedDocumentSet:
+    """Answer a RAD-69 request whose instances may still have to come from the PACS
+    (run it off the event loop, and ``deliveries`` too).  An instance the PACS holds
+    counts as found for the status (ITI TF-2 3.43.4.2.3): the RegistryResponse goes
+    out before its bytes do."""
+    wanted, errors = _screened(request, identity)
+    arriving = source.locate_streaming([item.ref for item in wanted]) if wanted else None
+    found = arriving.found if arriving is not None else {}
+    local = [item for item in wanted if item.request.document_unique_id in found]
+    remote = [item for item in wanted if item.request.document_unique_id not in found]
+    documents = _answered(local, found, request, transcoder, identity, errors)
+    coming = arriving.coming if arriving is not None else {}
+    pending_items: list[_Wanted] = []
+    for item in remote:
+        ref = coming.get(item.request.document_unique_id)
+        if ref is None or ref != item.ref:
+            errors.append(_unknown_instance(item))
+        else:
+            pending_items.append(item)
+    _no_request(wanted, errors)
+    pending = tuple(_document(item, identity, NOT_YET_LOCAL, 0) for item in pending_items)
+    close = arriving.close if arriving is not None else _nothing
+    if not pending:
+        close()
+
+    def deliveries() -> Iterator[list[tuple[int, Delivery]]]:
+        if arriving is None or not pending_items:
+            return
+        yield from _delivered(
+            arriving.arrivals, pending_items, transcoder, request.transfer_syntaxes
+        )
+
+    return StreamedDocumentSet(
+        RetrieveDocumentSetResponse(
+            status=response_status(len(documents) + len(pending), len(errors)),
+            documents=tuple(documents),
+            errors=tuple(errors),
+        ),
+        pending,
+        deliveries,
+        close,
+    )
+
+
+def _nothing() -> None:
+    return None
+
+
+def _delivered(
+    arrivals: Callable[[], Iterator[list[StoredInstance]]],
+    pending: Sequence[_Wanted],
+    transcoder: Transcoder,
+    syntaxes: Sequence[str],
+) -> Iterator[list[tuple[int, Delivery]]]:
+    """Each pending document's file as its instance lands; IncompleteRetrieve for one
+    that does not come, or comes but cannot be given."""
+    waiting: dict[str, list[int]] = {}
+    for index, item in enumerate(pending):
+        waiting.setdefault(item.request.document_unique_id, []).append(index)
+    try:
+        for batch in arrivals():
+            ready: list[tuple[int, Delivery]] = []
+            for instance in batch:
+                for index in waiting.pop(instance.sop_instance_uid, ()):
+                    ready.append((index, _delivery(instance, pending[index], transcoder, syntaxes)))
+            if ready:
+                yield ready
+    except PacsError as exc:
+        raise IncompleteRetrieve(f"the backing PACS failed: {exc}") from exc
+    if waiting:
+        raise IncompleteRetrieve(
+            f"the backing PACS did not give {len(waiting)} instance(s) it listed, e.g. "
+            f"{next(iter(waiting))}"
+        )
+
+
+def _delivery(
+    instance: StoredInstance, item: _Wanted, transcoder: Transcoder, syntaxes: Sequence[str]
+) -> Delivery:
+    if not _belongs(instance, item):
+        raise IncompleteRetrieve(
+            f"SOP Instance {instance.sop_instance_uid} came as part of series "
+            f"{instance.series_instance_uid}, not {item.series_instance_uid}"
+        )
+    try:
+        return transcoder.deliver(instance, syntaxes)
+    except TranscodeError as exc:
+        raise IncompleteRetrieve(str(exc)) from exc
+
+
 __all__ = [
     "DICOM_MIME_TYPE",
     "ImagingSourceIdentity",
+    "IncompleteRetrieve",
+    "NOT_YET_LOCAL",
     "REQUEST_CHECKS",
+    "StreamedDocumentSet",
     "response_status",
     "retrieve_imaging_document_set",
+    "retrieve_imaging_document_set_streamed",
 ]

@@ -4,31 +4,40 @@ RAD TF-3 4.69.4.1.2 and ITI TF-2 Appendix V: SOAP 1.2 with WS-Addressing, reques
 ``urn:ihe:rad:2009:RetrieveImagingDocumentSet``, response Action
 ``urn:ihe:iti:2007:RetrieveDocumentSetResponse``, MTOM/XOP both ways (soap/ also
 accepts a plain SOAP request from a lenient client).  The instances go out as MTOM parts
-streamed from disk.
+streamed from disk.  In front of a PACS that can stream (WADO-RS), the instances still
+to be fetched go out as each lands in the cache, the message chunked
+(``SoapResponse.streamed``); should one of them not come, the message is cut short
+(``soap.mtom_stream``) and the consumer sees a failed exchange, not a Success missing
+an instance.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 
+from ebxml.errors import RegistryError
 from ebxml.messages import RetrieveDocumentSetResponse
 from ebxml.retrieve import (
     parse_retrieve_imaging_document_set_request,
     retrieve_document_set_response,
 )
 from ebxml.vocabulary import RESPONSE_ACTION, Action
-from imaging_source.pacs import InstanceSource
+from imaging_source.pacs import InstanceSource, StreamingSource
 from imaging_source.rad69 import (
     ImagingSourceIdentity,
+    StreamedDocumentSet,
     response_status,
     retrieve_imaging_document_set,
+    retrieve_imaging_document_set_streamed,
 )
-from imaging_source.transcode import DEFAULT_CACHE_BYTES, Transcoder
+from imaging_source.transcode import DEFAULT_CACHE_BYTES, Delivery, Transcoder
 from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, SoapResponse
 
 IMAGING_SOURCE_PATH = "/xdsi/imaging-source"
@@ -69,25 +78,99 @@ def rad69_operation(
 
     async def retrieve_handler(request: SoapRequest) -> SoapResponse:
         parsed = parse_retrieve_imaging_document_set_request(request.body)
-        response = await run_in_threadpool(
-            retrieve_imaging_document_set,
-            parsed.value,
-            source=source,
-            transcoder=transcoder,
-            identity=identity,
-        )
-        errors = (*parsed.errors, *response.errors)
-        response = RetrieveDocumentSetResponse(
-            response_status(len(response.documents), len(errors)), response.documents, errors
-        )
-        cids = [_content_id(n) for n, _ in enumerate(response.documents, 1)]
-        attachments = [
-            OutgoingAttachment(cid, doc.mime_type, doc.path, doc.size)
-            for cid, doc in zip(cids, response.documents, strict=True)
-        ]
-        return SoapResponse(retrieve_document_set_response(response, cids), attachments)
+        streamed: StreamedDocumentSet | None = None
+        if isinstance(source, StreamingSource):
+            streamed = await run_in_threadpool(
+                retrieve_imaging_document_set_streamed,
+                parsed.value,
+                source=source,
+                transcoder=transcoder,
+                identity=identity,
+            )
+            response = streamed.response
+        else:
+            response = await run_in_threadpool(
+                retrieve_imaging_document_set,
+                parsed.value,
+                source=source,
+                transcoder=transcoder,
+                identity=identity,
+            )
+        try:
+            return _answer(parsed.errors, response, streamed)
+        except BaseException:
+            if streamed is not None:
+                await anyio.to_thread.run_sync(streamed.close)
+            raise
 
     return Operation(Action.RAD69, RESPONSE_ACTION[Action.RAD69], retrieve_handler, mtom=True)
+
+
+def _answer(
+    request_errors: Sequence[RegistryError],
+    response: RetrieveDocumentSetResponse,
+    streamed: StreamedDocumentSet | None,
+) -> SoapResponse:
+    """The response message: the instances on disk as parts at once, those still to come
+    from the PACS as ``streamed`` parts."""
+    pending = streamed.pending if streamed is not None else ()
+    errors = (*request_errors, *response.errors)
+    documents = (*response.documents, *pending)
+    response = RetrieveDocumentSetResponse(
+        response_status(len(documents), len(errors)), documents, errors
+    )
+    cids = [_content_id(n) for n, _ in enumerate(documents, 1)]
+    ready = len(documents) - len(pending)
+    attachments = [
+        OutgoingAttachment(cid, doc.mime_type, doc.path, doc.size)
+        for cid, doc in zip(cids[:ready], documents[:ready], strict=True)
+    ]
+    body = retrieve_document_set_response(response, cids)
+    if streamed is None or not pending:
+        return SoapResponse(body, attachments)
+    parts = _Arriving(streamed, cids[ready:])
+    return SoapResponse(body, attachments, streamed=parts)
+
+
+class _Arriving:
+    """The pending documents' parts as their instances land (taken off the event loop);
+    IncompleteRetrieve from the deliveries ends the message short.  ``aclose`` ends the
+    fetch from the PACS whether or not a part was asked for."""
+
+    def __init__(self, streamed: StreamedDocumentSet, cids: Sequence[str]) -> None:
+        self._streamed = streamed
+        self._cids = cids
+        self._deliveries: Iterator[list[tuple[int, Delivery]]] | None = None
+        self._ready: list[OutgoingAttachment] = []
+        # waiting for the PACS holds a thread: one of this response's own, so that slow
+        # PACS answers never take the worker threads the other requests need
+        self._limiter = anyio.CapacityLimiter(1)
+
+    def __aiter__(self) -> _Arriving:
+        return self
+
+    async def __anext__(self) -> OutgoingAttachment:
+        if self._deliveries is None:
+            self._deliveries = self._streamed.deliveries()
+        while not self._ready:
+            batch = await anyio.to_thread.run_sync(
+                next, self._deliveries, None, limiter=self._limiter
+            )
+            if batch is None:
+                raise StopAsyncIteration
+            pending = self._streamed.pending
+            self._ready = [
+                OutgoingAttachment(self._cids[i], pending[i].mime_type, d.path, d.size)
+                for i, d in batch
+            ]
+        return self._ready.pop(0)
+
+    async def aclose(self) -> None:
+        deliveries = self._deliveries
+        with anyio.CancelScope(shield=True):
+            if deliveries is not None:
+                await anyio.to_thread.run_sync(deliveries.close, limiter=self._limiter)
+            await anyio.to_thread.run_sync(self._streamed.close, limiter=self._limiter)
 
 
 def imaging_source_service(

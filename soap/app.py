@@ -27,7 +27,7 @@ import inspect
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import anyio
@@ -63,11 +63,13 @@ from soap.mtom import (
     SpoolFull,
     discard_attachments,
     mtom_message,
+    new_boundary,
     read_message,
     simple_message,
     soap11_message,
 )
 from soap.mtom_response import MessageResponse
+from soap.mtom_stream import StreamedMessage, StreamedMessageResponse, streamed_mtom_message
 from soap.splice import spliced_bytes
 
 logger = logging.getLogger(__name__)
@@ -252,7 +254,7 @@ class SoapEndpoint:
 
     def _handle_blocking(
         self, operation: Operation, request: SoapRequest, info: ExchangeInfo
-    ) -> tuple[OutgoingMessage, object]:
+    ) -> tuple[OutgoingMessage | StreamedMessage, object]:
         """A blocking handler's exchange, all in this worker thread."""
         response = operation.handler(request)
         return self._encode_observed(response, operation, request, info)  # type: ignore[arg-type]
@@ -263,10 +265,21 @@ class SoapEndpoint:
         operation: Operation,
         request: SoapRequest,
         info: ExchangeInfo,
-    ) -> tuple[OutgoingMessage, object]:
+    ) -> tuple[OutgoingMessage | StreamedMessage, object]:
         """Encode the answer, then let the observer see the exchange - on the worker
-        thread, where auditing makes its record durable without another thread hop."""
+        thread, where auditing makes its record durable without another thread hop.  A
+        streamed answer is observed once its last part is sent (``soap.mtom_stream``):
+        only then is its outcome known."""
         outgoing = _encode_response(response, operation, request.addressing.message_id)
+        if isinstance(outgoing, StreamedMessage):
+
+            def finished(failure: BaseException | None) -> object:
+                if failure is None:
+                    return self._observe(request, response.body, None, info)
+                cut_short = SoapFault(FaultCode.RECEIVER, f"the answer was cut short: {failure}")
+                return self._observe(request, None, cut_short, info)
+
+            return replace(outgoing, finished=finished), None
         return outgoing, self._observe(request, response.body, None, info)
 
     def _info(
@@ -363,16 +376,20 @@ def _fault_for(exc: Exception) -> SoapFault:
 
 def _encode_response(
     response: SoapResponse, operation: Operation, relates_to: str | None
-) -> OutgoingMessage:
+) -> OutgoingMessage | StreamedMessage:
     root = build_envelope(response.body, response_headers(operation.response_action, relates_to))
     if response.splices:
         data = spliced_bytes(root, response.splices, envelope_bytes)
     else:
         data = envelope_bytes(root)
     # ITI TF-2 V.3: MTOM operations answer MTOM even without a binary part
+    if operation.mtom and response.streamed is not None:
+        boundary = new_boundary()
+        message = mtom_message(data, response.attachments, boundary=boundary)
+        return streamed_mtom_message(message, boundary, response.streamed)
     if operation.mtom:
         return mtom_message(data, response.attachments)
-    if response.attachments:
+    if response.attachments or response.streamed is not None:
         raise ValueError(f"{operation.action} is not an MTOM operation but returned attachments")
     return simple_message(data)
 
@@ -389,7 +406,11 @@ def _encode_fault(fault: SoapFault, relates_to: str | None, *, mtom: bool) -> Ou
     return mtom_message(data) if mtom else simple_message(data)
 
 
-def _respond(message: OutgoingMessage, status: int, background: BackgroundTask | None) -> Response:
+def _respond(
+    message: OutgoingMessage | StreamedMessage, status: int, background: BackgroundTask | None
+) -> Response:
+    if isinstance(message, StreamedMessage):
+        return StreamedMessageResponse(message, status, background=background)
     return MessageResponse(message, status, background=background)
 
 

@@ -7,7 +7,7 @@ has been sent; a handler that wants to keep one moves it away (``Attachment.path
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +66,9 @@ class SoapResponse:
     attachments: Sequence[OutgoingAttachment] = ()
     # pre-serialised fragments written into ``body`` on the wire (``soap.splice``)
     splices: Sequence[XmlSplice] = ()
+    # MTOM parts sent after ``attachments``, each as it is yielded; the message then goes
+    # chunked and is cut short if the iterator raises (``soap.mtom_stream``)
+    streamed: AsyncIterator[OutgoingAttachment] | None = None
 
 
 Handler = Callable[[SoapRequest], Awaitable[SoapResponse]]
