@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
+from functools import cache
 from typing import Any, TypeVar
 
 from lxml import etree
@@ -62,23 +63,33 @@ def child_elements(parent: etree._Element, tag: str | None = None) -> Iterator[e
             yield child
 
 
+def _first_child(elem: etree._Element, tag: str) -> etree._Element | None:
+    # iterchildren runs in lxml's C code; find() would go through its Python ElementPath
+    return next(elem.iterchildren(tag), None)
+
+
 def _localized(elem: etree._Element, tag: str) -> str | None:
     """Name/Description: the first LocalizedString/@value, None when absent or empty."""
-    holder = elem.find(tag)
+    holder = _first_child(elem, tag)
     if holder is None:
         return None
-    string = holder.find(RIM.LocalizedString)
+    string = _first_child(holder, RIM.LocalizedString)
     value = None if string is None else string.get("value")
     return value or None
 
 
 def _slots(elem: etree._Element) -> tuple[ExtraSlot, ...]:
+    """Each Slot child: its name and the text of every ValueList/Value."""
     return tuple(
         ExtraSlot(
             slot.get("name", ""),
-            tuple((v.text or "").strip() for v in slot.iterfind(f"{RIM.ValueList}/{RIM.Value}")),
+            tuple(
+                (v.text or "").strip()
+                for values in slot.iterchildren(RIM.ValueList)
+                for v in values.iterchildren(RIM.Value)
+            ),
         )
-        for slot in elem.iterfind(RIM.Slot)
+        for slot in elem.iterchildren(RIM.Slot)
     )
 
 
@@ -101,6 +112,11 @@ def read_identifier(elem: etree._Element) -> _Identifier:
 
 
 # --- building model objects ----------------------------------------------------------------
+
+
+@cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in fields(cls))  # type: ignore[arg-type]
 
 
 class ObjectReader:
@@ -129,7 +145,7 @@ class ObjectReader:
 
     def common(self, elem: etree._Element) -> dict[str, Any]:
         """Attributes every RegistryObject shares (ebRIM 3.0 RegistryObjectType)."""
-        version = elem.find(RIM.VersionInfo)
+        version = _first_child(elem, RIM.VersionInfo)
         return {
             "entry_uuid": self.ref(elem.get("id", "")),
             "availability_status": elem.get("status"),
@@ -157,7 +173,7 @@ class ObjectReader:
         extra_classifications = self._place_classifications(values, table, classifications, sent_id)
         extra_identifiers = self._place_identifiers(values, table, identifiers, sent_id)
         values["extras"] = Extras(extra_slots, extra_classifications, extra_identifiers)
-        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        names = _field_names(cls)
         for key, value in values.items():
             if key not in names and value is not None:
                 self.not_saved(f"{cls.__name__} {key} is not kept", sent_id)

@@ -34,6 +34,12 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "alembic_version_registry"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
+# A server database's pool keeps up to this many idle connections (SQLAlchemy's default
+# is 5), so that a few dozen concurrent requests do not close and reopen connections -
+# each a PostgreSQL backend started and its caches and prepared statements warmed again.
+# Connections are still opened only as concurrency asks for them.
+POOL_SIZE = 20
+
 # execution option read by the SQLite "begin" hook (see write_engine)
 _WRITE_OPTION = "xdsi_registry_write"
 
@@ -66,6 +72,7 @@ def make_engine(
         event.listen(engine, "connect", partial(_sqlite_connect, sqlite_busy_timeout_ms))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    kwargs.setdefault("pool_size", POOL_SIZE)
     return server_engine(url, **kwargs)
 
 

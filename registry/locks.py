@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+import psycopg
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from ebxml.model import Submission
@@ -115,13 +118,46 @@ def _begin(session: Session) -> bool:
     return True
 
 
+# A statement for the driver (psycopg's %(name)s placeholders) and its parameters
+DriverStatement = tuple[str, Mapping[str, Any]]
+
+
+def _lock_calls(names: Sequence[str], shared: Sequence[str]) -> list[tuple[str, str]]:
+    return [*((_LOCK, n) for n in names), *((_LOCK_SHARED, n) for n in shared)]
+
+
+def _take_then(
+    session: Session, names: Sequence[str], shared: Sequence[str], then: DriverStatement
+) -> list[tuple[Any, ...]]:
+    """Take the locks as :func:`_take` does, and run ``then`` right after them, both in
+    one round trip (psycopg pipeline mode, PostgreSQL 15 34.5): the server runs
+    ``then`` only once the locks are held, and at READ COMMITTED its snapshot is taken
+    then, so it reads what every earlier holder committed.  Returns ``then``'s rows."""
+    calls = _lock_calls(names, shared)
+    if len(calls) > _LOCKS_PER_STATEMENT:
+        _take(session, names, shared)
+        return list(session.connection().exec_driver_sql(*then))
+    lock_sql = "SELECT " + ", ".join(f"{f}(%(k{i})s)" for i, (f, _) in enumerate(calls))
+    lock_params = {f"k{i}": lock_key(n) for i, (_, n) in enumerate(calls)}
+    driver = session.connection().connection.driver_connection
+    try:
+        with driver.cursor() as locks, driver.cursor() as cursor:
+            with driver.pipeline():  # both sent, then the results of both read
+                locks.execute(lock_sql, lock_params)
+                cursor.execute(*then)
+            return cursor.fetchall()
+    except psycopg.Error as error:
+        # as SQLAlchemy would raise it, so registry.uow retries a deadlock
+        raise DBAPIError.instance(f"{lock_sql}; {then[0]}", None, error, psycopg.Error) from error
+
+
 def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) -> None:
     """Take the exclusive locks ``names``, then the shared ones ``shared``, in the order
     given, one round trip per 1000: a SELECT whose target list calls the lock functions
     (PostgreSQL evaluates a target list from left to right; a set-returning call would
     fix no order).  Were the order ever lost, two such transactions would deadlock,
     which PostgreSQL detects and ``registry.uow.transact`` retries."""
-    calls = [*((_LOCK, n) for n in names), *((_LOCK_SHARED, n) for n in shared)]
+    calls = _lock_calls(names, shared)
     connection = session.connection()
     # a target list holds at most 1664 entries (PostgreSQL MaxTupleAttributeNumber)
     for start in range(0, len(calls), _LOCKS_PER_STATEMENT):
@@ -130,24 +166,33 @@ def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) ->
         connection.execute(text(sql), {f"k{i}": lock_key(n) for i, (_, n) in enumerate(batch)})
 
 
-def lock_submission(session: Session, submission: Submission) -> None:
+def lock_submission(
+    session: Session, submission: Submission, then: DriverStatement | None = None
+) -> list[tuple[Any, ...]] | None:
     """Begin ``session``'s write transaction for ``submission`` (ITI-42, ITI-57): on
     PostgreSQL at READ COMMITTED holding the advisory locks of :func:`lock_names`,
-    exclusive ones first.  Call it before anything else runs in the transaction."""
+    exclusive ones first.  Call it before anything else runs in the transaction.
+
+    ``then``, a PostgreSQL statement, runs once the locks are held (in the same round
+    trip when it can) and its rows are returned; None on other databases, where the
+    caller reads for itself."""
     if not _begin(session):
-        return
+        return None
     ends = outside_ends(submission)
     resolved = logical_ids(session, ends)
     exclusive, shared = lock_names(submission, resolved)
     unresolved = ends - set(resolved)
     if not unresolved:  # every end resolved (or none): all locks in one round trip
+        if then is not None:
+            return _take_then(session, exclusive, shared, then)
         _take(session, exclusive, shared)
-        return
+        return None
     _take(session, exclusive)
     # an end a transaction committed between the read and the locks: its logicalId
     # too (out of order: a deadlock this rare is detected and retried, registry.uow)
     late = logical_ids(session, unresolved)
     _take(session, sorted({f"obj:{lid}" for lid in late.values()} - set(exclusive)), shared)
+    return None if then is None else list(session.connection().exec_driver_sql(*then))
 
 
 def lock_patients(session: Session, patient_ids: Iterable[str]) -> None:
@@ -159,6 +204,7 @@ def lock_patients(session: Session, patient_ids: Iterable[str]) -> None:
 
 __all__ = [
     "READ_COMMITTED",
+    "DriverStatement",
     "lock_key",
     "lock_names",
     "lock_patients",

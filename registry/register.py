@@ -16,7 +16,10 @@ this module checks it against what the registry holds and stores it:
    metadata (ITI TF-3 4.2.3.4.6).
 
 Round trips do not grow with the submission: checks 1 to 3 are one statement
-(:func:`stored_state`), and the rows go in by one multi-row INSERT per table.
+(:func:`stored_state`), on PostgreSQL sent with the advisory locks in one round trip
+(:func:`lock_and_read_state`), and on PostgreSQL the rows go in by one statement
+(``registry.insert``): a one-document registration is three round trips, the locks and
+checks, the rows, the commit.
 
 Nothing is written unless every check passed; the caller commits only a response
 that is not a Failure, so a submission is stored whole or not at all.
@@ -31,7 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Connection, Insert, bindparam, insert, select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
@@ -56,6 +59,7 @@ from ebxml.vocabulary import (
     Transaction,
 )
 from registry import lifecycle
+from registry.insert import PARENT, RegistrationRows, insert_rows
 from registry.locks import lock_submission
 from registry.tables import (
     CODE_KIND_CONFIDENTIALITY,
@@ -67,7 +71,6 @@ from registry.tables import (
     DocumentEntryRow,
     FolderCodeRow,
     FolderRow,
-    RegistryBase,
     SubmissionSetAuthorRow,
     SubmissionSetRow,
     dtm_key,
@@ -119,8 +122,8 @@ def register_submission(
 ) -> Registered:
     """As :func:`register_document_set`, also saying what was stored."""
     # the checks below hold until commit: conflicting submissions wait (registry.locks)
-    lock_submission(session, submission)
-    errors = _check(session, submission)
+    stored = lock_and_read_state(session, submission)
+    errors = _check(session, submission, stored)
     relationship_errors, plan = lifecycle.check_relationships(session, submission)
     errors.extend(relationship_errors)
     if errors:
@@ -140,12 +143,11 @@ def register_submission(
 # --- checks against stored state ------------------------------------------------------
 
 
-def _check(session: Session, submission: Submission) -> list[RegistryError]:
+def _check(session: Session, submission: Submission, stored: StoredState) -> list[RegistryError]:
     if submission.submission_set is None:  # validation refuses this first (ITI TF-3 4.1.4)
         return [
             RegistryError(ErrorCode.XDSRegistryMetadataError, "no SubmissionSet in the request")
         ]
-    stored = stored_state(session, submission)
     return [
         *_patient_errors(submission, stored),
         *_entry_uuid_errors(submission, stored),
@@ -178,31 +180,53 @@ class StoredState:
 
 # One statement, made once: a UNION ALL of indexed lookups, a kind of row per check.  The
 # typed columns come first: PostgreSQL types a UNION pairwise from the left.
-_STORED_STATE = text(
-    """
+_STORED_STATE_SQL = """
     SELECT 'd', unique_id, hash, size, object_type FROM document_entry
-     WHERE unique_id IN :unique_ids
+     WHERE unique_id {unique_ids}
     UNION ALL SELECT 'p', patient_id, NULL, NULL, NULL FROM patient
-     WHERE patient_id IN :patient_ids
+     WHERE patient_id {patient_ids}
        AND NOT EXISTS (SELECT 1 FROM patient_merge WHERE subsumed_id = patient.patient_id)
     UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM document_entry
-     WHERE entry_uuid IN :entry_uuids
+     WHERE entry_uuid {entry_uuids}
     UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM submission_set
-     WHERE entry_uuid IN :entry_uuids
+     WHERE entry_uuid {entry_uuids}
     UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM folder
-     WHERE entry_uuid IN :entry_uuids
+     WHERE entry_uuid {entry_uuids}
     UNION ALL SELECT 'u', entry_uuid, NULL, NULL, NULL FROM association
-     WHERE entry_uuid IN :entry_uuids
+     WHERE entry_uuid {entry_uuids}
     UNION ALL SELECT 's', unique_id, NULL, NULL, NULL FROM submission_set
-     WHERE unique_id IN :unique_ids
+     WHERE unique_id {unique_ids}
     UNION ALL SELECT 's', unique_id, NULL, NULL, NULL FROM folder
-     WHERE unique_id IN :unique_ids
+     WHERE unique_id {unique_ids}
     """
-).bindparams(
-    bindparam("patient_ids", expanding=True),
-    bindparam("entry_uuids", expanding=True),
-    bindparam("unique_ids", expanding=True),
+_STATE_KEYS = ("patient_ids", "entry_uuids", "unique_ids")
+_STORED_STATE = text(_STORED_STATE_SQL.format(**{k: f"IN :{k}" for k in _STATE_KEYS})).bindparams(
+    *(bindparam(k, expanding=True) for k in _STATE_KEYS)
 )
+# On PostgreSQL one text as well, whatever the number of values: each list travels as one
+# array (``= ANY``, an index lookup per value like ``IN``), so the driver prepares it once
+_STORED_STATE_PG = _STORED_STATE_SQL.format(
+    **{k: f"= ANY(CAST(%({k})s AS text[]))" for k in _STATE_KEYS}
+)
+
+
+def _state_parameters(submission: Submission) -> dict[str, list[str]]:
+    objects = (*_packages(submission), *submission.document_entries)
+    return {
+        "patient_ids": sorted({o.patient_id for o in objects if o.patient_id}),
+        "entry_uuids": sorted(submission.object_ids()),
+        "unique_ids": sorted({o.unique_id for o in objects if o.unique_id}),
+    }
+
+
+def lock_and_read_state(session: Session, submission: Submission) -> StoredState:
+    """Begin the write transaction holding the submission's locks (``registry.locks``)
+    and read :func:`stored_state` under them; on PostgreSQL both in one round trip."""
+    parameters = _state_parameters(submission)
+    rows = lock_submission(session, submission, then=(_STORED_STATE_PG, parameters))
+    if rows is None:
+        rows = list(session.connection().execute(_STORED_STATE, parameters))
+    return _stored_state_of(rows)
 
 
 def stored_state(session: Session, submission: Submission) -> StoredState:
@@ -210,17 +234,17 @@ def stored_state(session: Session, submission: Submission) -> StoredState:
     the known patient ids (registered through the feed and not subsumed by a merge,
     ``registry.patients``), the stored entryUUIDs, the stored DocumentEntries and the
     SubmissionSet/Folder uniqueIds among the submission's."""
-    objects = (*_packages(submission), *submission.document_entries)
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        rows = connection.exec_driver_sql(_STORED_STATE_PG, _state_parameters(submission))
+    else:
+        rows = connection.execute(_STORED_STATE, _state_parameters(submission))
+    return _stored_state_of(rows)
+
+
+def _stored_state_of(rows: Iterable[Any]) -> StoredState:
     found: dict[str, set[str]] = {"p": set(), "u": set(), "s": set()}
     documents: dict[str, list[StoredDocument]] = {}
-    rows = session.connection().execute(
-        _STORED_STATE,
-        {
-            "patient_ids": sorted({o.patient_id for o in objects if o.patient_id}),
-            "entry_uuids": sorted(submission.object_ids()),
-            "unique_ids": sorted({o.unique_id for o in objects if o.unique_id}),
-        },
-    )
     for kind, key, hash_, size, object_type in rows:
         if kind == "d":
             documents.setdefault(key, []).append(StoredDocument(object_type, hash_, size))
@@ -466,18 +490,17 @@ def _store(
     now: str,
     uuid_factory: Callable[[], str],
 ) -> list[str]:
-    """Insert the checked submission: one multi-row INSERT per table (executemany with
-    insertmanyvalues), whatever the number of DocumentEntries, instead of one ORM object
-    per row."""
+    """Insert the checked submission: every row built first, then written together by
+    ``registry.insert`` (one statement on PostgreSQL, whatever the number of objects)."""
     ss = submission.submission_set
     if ss is None:  # validation refuses this before; nothing to anchor the objects to
         raise ValueError("a submission without a SubmissionSet cannot be registered")
     approved = AvailabilityStatus.APPROVED
     ss = replace(ss, availability_status=approved)
     ss_class, ss_scheme = _code(ss.content_type_code)
-    connection = session.connection()
-    ss_id = connection.execute(
-        _INSERT_SUBMISSION_SET,
+    rows = RegistrationRows()
+    rows.add(
+        SubmissionSetRow.__table__,
         {
             "entry_uuid": ss.entry_uuid,
             "unique_id": ss.unique_id,
@@ -491,21 +514,18 @@ def _store(
             "content_type_code_scheme": ss_scheme,
             "xml": canonical_xml(ss),
         },
-    ).scalar_one()
-    _insert(
-        connection,
-        SubmissionSetAuthorRow,
-        [{"submission_set_id": ss_id, "author_person": a.person} for a in ss.authors if a.person],
     )
-    entries = [replace(d, availability_status=approved) for d in submission.document_entries]
-    if entries:
-        ids = _insert_document_entries(connection, entries, ss.entry_uuid)
-        _insert_document_entry_children(connection, [(ids[e.entry_uuid], e) for e in entries])
+    rows.add(
+        SubmissionSetAuthorRow.__table__,
+        *({PARENT: ss.entry_uuid, "author_person": a.person} for a in ss.authors if a.person),
+    )
+    for entry in submission.document_entries:
+        _add_document_entry(rows, replace(entry, availability_status=approved), ss.entry_uuid)
     for folder in submission.folders:
         # ITI TF-3 4.2.3.4: the registry sets lastUpdateTime
         folder = replace(folder, availability_status=approved, last_update_time=now)
-        folder_id = connection.execute(
-            _INSERT_FOLDER,
+        rows.add(
+            FolderRow.__table__,
             {
                 "entry_uuid": folder.entry_uuid,
                 "logical_id": folder.logical_id or folder.entry_uuid,
@@ -518,90 +538,47 @@ def _store(
                 "last_update_time_key": dtm_key(now),
                 "xml": canonical_xml(folder),
             },
-        ).scalar_one()
-        _insert(
-            connection,
-            FolderCodeRow,
-            [
-                {"folder_id": folder_id, "code": c.code, "scheme": c.scheme}
+        )
+        rows.add(
+            FolderCodeRow.__table__,
+            *(
+                {PARENT: folder.entry_uuid, "code": c.code, "scheme": c.scheme}
                 for c in folder.code_list
-            ],
+            ),
         )
     joins = _folder_join_associations(plan, ss.entry_uuid, uuid_factory)
     associations = [*submission.associations, *joins]
-    _insert(
-        connection,
-        AssociationRow,
-        [_association_values(replace(a, availability_status=approved)) for a in associations],
+    rows.add(
+        AssociationRow.__table__,
+        *(_association_values(replace(a, availability_status=approved)) for a in associations),
     )
+    insert_rows(session.connection(), rows)
     _touch_folders(session, submission, associations, now)
     return [*submission.object_ids(), *(a.entry_uuid for a in joins)]
 
 
-def _returning_id(row: type[RegistryBase]) -> Insert:
-    table = row.__table__
-    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
-
-
-_INSERT_SUBMISSION_SET = _returning_id(SubmissionSetRow)
-_INSERT_DOCUMENT_ENTRY = _returning_id(DocumentEntryRow)
-_INSERT_FOLDER = _returning_id(FolderRow)
-
-
-def _insert_document_entries(
-    connection: Connection, entries: list[DocumentEntry], submission_set_uuid: str
-) -> dict[str, int]:
-    """Insert ``entries``; entryUUID -> row id.  Several go in by a plain executemany
-    (psycopg sends it pipelined, one prepared statement) and their ids are read back by
-    their new SubmissionSet, which no stored DocumentEntry names: an executemany with
-    RETURNING would be one statement of 32 parameters per row, parsed anew each time."""
-    rows = [_document_entry_values(e, submission_set_uuid) for e in entries]
-    if len(rows) == 1:
-        return {
-            entries[0].entry_uuid: connection.execute(_INSERT_DOCUMENT_ENTRY, rows[0]).scalar_one()
-        }
-    connection.execute(insert(DocumentEntryRow.__table__), rows)
-    table = DocumentEntryRow.__table__
-    stored = connection.execute(
-        select(table.c.entry_uuid, table.c.id).where(
-            table.c.submission_set_uuid == submission_set_uuid
-        )
+def _add_document_entry(rows: RegistrationRows, entry: DocumentEntry, ss_uuid: str) -> None:
+    rows.add(DocumentEntryRow.__table__, _document_entry_values(entry, ss_uuid))
+    parent = entry.entry_uuid
+    rows.add(
+        DocumentEntryCodeRow.__table__,
+        *(
+            {PARENT: parent, "kind": kind, "code": c.code, "scheme": c.scheme}
+            for kind, codes in (
+                (CODE_KIND_EVENT, entry.event_codes),
+                (CODE_KIND_CONFIDENTIALITY, entry.confidentiality_codes),
+            )
+            for c in codes
+        ),
     )
-    return {entry_uuid: id_ for entry_uuid, id_ in stored}
-
-
-def _insert(connection: Connection, row: type[RegistryBase], values: list[dict[str, Any]]) -> None:
-    if values:
-        # one row as a plain execute: executemany's insertmanyvalues costs more for one
-        connection.execute(insert(row.__table__), values[0] if len(values) == 1 else values)
-
-
-def _insert_document_entry_children(
-    connection: Connection, entries: list[tuple[int, DocumentEntry]]
-) -> None:
-    codes = [
-        {"document_entry_id": entry_id, "kind": kind, "code": c.code, "scheme": c.scheme}
-        for entry_id, entry in entries
-        for kind, codes in (
-            (CODE_KIND_EVENT, entry.event_codes),
-            (CODE_KIND_CONFIDENTIALITY, entry.confidentiality_codes),
-        )
-        for c in codes
-    ]
-    authors = [
-        {"document_entry_id": entry_id, "author_person": a.person}
-        for entry_id, entry in entries
-        for a in entry.authors
-        if a.person
-    ]
-    reference_ids = [
-        {"document_entry_id": entry_id, "value": v}
-        for entry_id, entry in entries
-        for v in entry.reference_ids
-    ]
-    _insert(connection, DocumentEntryCodeRow, codes)
-    _insert(connection, DocumentEntryAuthorRow, authors)
-    _insert(connection, DocumentEntryReferenceIdRow, reference_ids)
+    rows.add(
+        DocumentEntryAuthorRow.__table__,
+        *({PARENT: parent, "author_person": a.person} for a in entry.authors if a.person),
+    )
+    rows.add(
+        DocumentEntryReferenceIdRow.__table__,
+        *({PARENT: parent, "value": v} for v in entry.reference_ids),
+    )
 
 
 def _document_entry_values(entry: DocumentEntry, submission_set_uuid: str) -> dict[str, Any]:
@@ -744,6 +721,7 @@ __all__ = [
     "check_patients",
     "check_references",
     "dtm_now",
+    "lock_and_read_state",
     "new_uuid",
     "register_document_set",
     "register_submission",

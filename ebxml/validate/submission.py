@@ -148,18 +148,30 @@ def _attributes(ctx: _Context) -> Iterator[RegistryError]:
         kind = KIND_OF[type(obj)]
         limited = obj.limited_metadata and ctx.accept_limited_metadata
         column = column_for(ctx.transaction, limited_metadata=limited)
-        where = f"{ctx.transaction} ({column})"
-        described = ctx.describe(obj)
         for attribute, spec in ATTRIBUTES[kind].items():
             values = spec.values(obj)
-            fields = {"object": described, "attribute": attribute}
             allowed: Cardinality = _cardinality(kind, attribute, column)
             if len(values) < allowed.min:
-                yield ctx.error(rules.ATTRIBUTE_REQUIRED, obj.entry_uuid, column=where, **fields)
+                yield ctx.error(
+                    rules.ATTRIBUTE_REQUIRED,
+                    obj.entry_uuid,
+                    column=f"{ctx.transaction} ({column})",
+                    **_fields(ctx, obj, attribute),
+                )
             elif allowed.max == 0 and values:
-                yield ctx.error(rules.ATTRIBUTE_PROHIBITED, obj.entry_uuid, column=where, **fields)
+                yield ctx.error(
+                    rules.ATTRIBUTE_PROHIBITED,
+                    obj.entry_uuid,
+                    column=f"{ctx.transaction} ({column})",
+                    **_fields(ctx, obj, attribute),
+                )
             for value in values:
-                yield from _value(ctx, obj, spec.format, value, fields)
+                if (error := _value(ctx, obj, spec.format, value, attribute)) is not None:
+                    yield error
+
+
+def _fields(ctx: _Context, obj: MetadataObject, attribute: str) -> dict[str, str]:
+    return {"object": ctx.describe(obj), "attribute": attribute}
 
 
 def _value(
@@ -167,17 +179,29 @@ def _value(
     obj: MetadataObject,
     fmt: Format | None,
     value: str | Code,
-    fields: dict[str, str],
-) -> Iterator[RegistryError]:
+    attribute: str,
+) -> RegistryError | None:
+    """The finding about one attribute value, if any (asked for every value: the
+    description of the object is made only for a finding)."""
     if isinstance(value, Code):
         if reason := code_problem(value):
-            yield ctx.error(
-                rules.CODE_COMPLETE, obj.entry_uuid, value=value.code, reason=reason, **fields
+            return ctx.error(
+                rules.CODE_COMPLETE,
+                obj.entry_uuid,
+                value=value.code,
+                reason=reason,
+                **_fields(ctx, obj, attribute),
             )
     elif fmt is not None and (reason := FORMAT_CHECKS[fmt](value)):
-        yield ctx.error(
-            rules.ATTRIBUTE_FORMAT, obj.entry_uuid, value=value, format=fmt, reason=reason, **fields
+        return ctx.error(
+            rules.ATTRIBUTE_FORMAT,
+            obj.entry_uuid,
+            value=value,
+            format=fmt,
+            reason=reason,
+            **_fields(ctx, obj, attribute),
         )
+    return None
 
 
 def _availability_status(ctx: _Context) -> Iterator[RegistryError]:
