@@ -166,3 +166,36 @@ def test_streaming_parser_accepts_a_default_namespace_in_the_body() -> None:
     assert body.tag == "{urn:hl7-org:v3}PRPA_IN201301UV02"
     assert body[0].tag == "{urn:hl7-org:v3}id"
     assert body.nsmap[None] == "urn:hl7-org:v3"
+
+
+# Without binary elements lxml builds the tree itself; with them a parser target does.
+# Both must give the same tree and the same faults.
+_ENV = '<env:Envelope xmlns:env="http://www.w3.org/2003/05/soap-envelope"><env:Body>{}</env:Body></env:Envelope>'  # noqa: E501
+SAME_EITHER_WAY = {
+    "comments dropped": _ENV.format('<a><!-- c --><b x="1&amp;2"/></a>') + "<!-- tail -->",
+    "default namespace": _ENV.format('<q xmlns="urn:x"><r/></q>'),
+    "ampersands": _ENV.format('<a v="P1^^^&amp;1.2.3&amp;ISO" w="&#38;#38;"/>'),
+    "declaration": '<?xml version="1.0" encoding="UTF-8"?>' + _ENV.format("<a/>"),
+    "pi inside": _ENV.format("<a><?foo x?></a>"),
+    "pi before": "<?foo bar?>" + _ENV.format("<a/>"),
+    "pi after": _ENV.format("<a/>") + "<?foo bar?>",
+    "doctype": '<!DOCTYPE env:Envelope [<!ENTITY x "y">]>' + _ENV.format("<a>&x;</a>"),
+    "malformed": _ENV.format("<a>"),
+}
+
+
+def _parsed_in_chunks(document: str, **options: object) -> bytes | str:
+    parser = StreamingEnvelopeParser(max_bytes=100_000, **options)  # type: ignore[arg-type]
+    try:
+        data = document.encode()
+        for start in range(0, len(data), 7):
+            parser.feed(data[start : start + 7])
+        return etree.tostring(parser.close())
+    except SoapFault as fault:
+        return f"{fault.code} {fault.reason.split(':')[0]}"
+
+
+@pytest.mark.parametrize("document", SAME_EITHER_WAY.values(), ids=SAME_EITHER_WAY.keys())
+def test_the_tree_lxml_builds_is_the_one_the_parser_target_builds(document: str) -> None:
+    with_target = {"binary_elements": frozenset({"{urn:none}x"}), "open_sink": lambda: None}
+    assert _parsed_in_chunks(document) == _parsed_in_chunks(document, **with_target)
