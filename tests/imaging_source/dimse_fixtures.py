@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,22 +28,36 @@ def destination_port() -> int:
     return free_port()
 
 
-@pytest.fixture
-def source(
-    sqlite_index_engine: Engine, tmp_path: Path, destination_port: int
+@contextmanager
+def running_source(
+    engine: Engine,
+    tmp_path: Path,
+    destination_port: int,
+    *,
+    dimse_timeout: float = 10,
+    network_timeout: float = 10,
 ) -> Iterator[ImagingSource]:
+    """An ImagingSource on a free port whose one peer is the Move Destination."""
     config = ImagingSourceConfig(
         storage_dir=tmp_path / "store",
         dicom_host="127.0.0.1",
         dicom_port=0,
         peers=(DicomPeer(MOVE_DESTINATION, "127.0.0.1", destination_port),),
         acse_timeout=5,
-        dimse_timeout=10,
-        network_timeout=10,
+        dimse_timeout=dimse_timeout,
+        network_timeout=network_timeout,
     )
-    imaging = ImagingSource(config, engine=sqlite_index_engine)
+    imaging = ImagingSource(config, engine=engine)
     imaging.start()
     try:
         yield imaging
     finally:
         imaging.stop()
+
+
+@pytest.fixture
+def source(
+    sqlite_index_engine: Engine, tmp_path: Path, destination_port: int
+) -> Iterator[ImagingSource]:
+    with running_source(sqlite_index_engine, tmp_path, destination_port) as imaging:
+        yield imaging

@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 from dicom_studies import make_instance
-from dimse_fixtures import MOVE_DESTINATION, free_port
+from dimse_fixtures import MOVE_DESTINATION, free_port, running_source
 from instance_fixtures import migrated_sqlite, require_interop, sqlite_index_engine
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
@@ -104,21 +104,14 @@ def storescp(destination_port: int) -> Iterator[None]:
 def source(
     sqlite_index_engine: Engine, tmp_path: Path, destination_port: int
 ) -> Iterator[ImagingSource]:
-    config = ImagingSourceConfig(
-        storage_dir=tmp_path / "store",
-        dicom_host="127.0.0.1",
-        dicom_port=0,
-        peers=(DicomPeer(MOVE_DESTINATION, "127.0.0.1", destination_port),),
-        acse_timeout=5,
+    with running_source(
+        sqlite_index_engine,
+        tmp_path,
+        destination_port,
         dimse_timeout=DIMSE_TIMEOUT,
         network_timeout=30,
-    )
-    imaging = ImagingSource(config, engine=sqlite_index_engine)
-    imaging.start()
-    try:
+    ) as imaging:
         yield imaging
-    finally:
-        imaging.stop()
 
 
 @contextmanager
