@@ -28,8 +28,6 @@ from pynetdicom import AE
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 from sqlalchemy import Engine
 
-from imaging_source.config import ImagingSourceConfig
-from imaging_source.peers import DicomPeer
 from imaging_source.requestor import CheckpointedDIMSE
 from imaging_source.service import ImagingSource
 
