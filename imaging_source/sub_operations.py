@@ -24,7 +24,9 @@ reactor pause of pynetdicom's ``send_*`` (up to one reactor sleep, 1 ms, per ins
 The DUL of a sub-association polls its socket and queue, sleeping 1 ms whenever a pass
 found nothing (``DULServiceProvider._run_loop_delay``): each C-STORE would wait up to
 that once before its first PDU goes and once before its response is noticed.  A
-sub-association lives for one C-MOVE and is busy throughout, so it polls every 0.1 ms.
+sub-association lives for one C-MOVE and is busy throughout, so it polls every 0.1 ms -
+except while a response is later than ``requestor.QUICK_RESPONSE``: a slow destination
+is then waited for at the default rate (``CheckpointedDIMSE.await_response``).
 """
 
 from __future__ import annotations
