@@ -81,10 +81,15 @@ def _answered_after(dimse: CheckpointedDIMSE, dul: SimpleNamespace, delay: float
     return seen
 
 
+def _polled(dimse_timeout: float = 2.0) -> tuple[CheckpointedDIMSE, SimpleNamespace]:
+    """A provider and its DUL polling every 0.1 ms, as a sub-association's."""
+    assoc = _association()
+    assoc.dimse_timeout = dimse_timeout
+    return CheckpointedDIMSE(assoc), SimpleNamespace(_run_loop_delay=0.0001)  # type: ignore[arg-type]
+
+
 def test_a_prompt_response_is_awaited_at_the_fast_poll() -> None:
-    assoc, dul = _association(), SimpleNamespace(_run_loop_delay=0.0001)
-    assoc.dimse_timeout = 2.0
-    dimse = CheckpointedDIMSE(assoc)  # type: ignore[arg-type]
+    dimse, dul = _polled()
     seen = _answered_after(dimse, dul, 0.0)
     assert dimse.await_response(dul, quick=0.5) == (1, "C-STORE-RSP")
     assert seen == [0.0001]
@@ -93,9 +98,7 @@ def test_a_prompt_response_is_awaited_at_the_fast_poll() -> None:
 
 def test_a_slow_response_is_awaited_at_the_default_poll_then_fast_again() -> None:
     # a poll every 0.1 ms costs ~13% of a core for as long as a slow destination takes
-    assoc, dul = _association(), SimpleNamespace(_run_loop_delay=0.0001)
-    assoc.dimse_timeout = 2.0
-    dimse = CheckpointedDIMSE(assoc)  # type: ignore[arg-type]
+    dimse, dul = _polled()
     seen = _answered_after(dimse, dul, 0.2)
     assert dimse.await_response(dul, quick=0.02) == (1, "C-STORE-RSP")
     assert seen == [SLOW_PEER_POLL]
@@ -103,8 +106,7 @@ def test_a_slow_response_is_awaited_at_the_default_poll_then_fast_again() -> Non
 
 
 def test_no_response_within_the_dimse_timeout_is_none_and_the_fast_poll_stays() -> None:
-    assoc, dul = _association(), SimpleNamespace(_run_loop_delay=0.0001)
-    dimse = CheckpointedDIMSE(assoc)  # type: ignore[arg-type]  # dimse_timeout 0.1 s
+    dimse, dul = _polled(dimse_timeout=0.1)
     assert dimse.await_response(dul, quick=0.02) == (None, None)
     assert dul._run_loop_delay == 0.0001
 

@@ -93,17 +93,30 @@ def _serve(ae: AE, port: int, received: Received, *extra: tuple) -> object:
     )
 
 
+def _move_to(
+    source: ImagingSource,
+    stored: list[StoredInstance],
+    destination_port: int,
+    syntaxes: list[str],
+) -> tuple[Dataset, Received]:
+    """C-MOVE the study to a destination taking ``syntaxes``: the final status, and
+    what the destination received."""
+    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, syntaxes)
+    server = _serve(ae, destination_port, received)
+    try:
+        return _move(source, stored[0].study_instance_uid), received
+    finally:
+        server.shutdown()
+
+
 def test_c_move_sends_each_data_set_as_stored(
     source: ImagingSource, stored: list[StoredInstance], destination_port: int, no_decoding: None
 ) -> None:
-    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
-    server = _serve(ae, destination_port, received)
-    try:
-        final = _move(source, stored[0].study_instance_uid)
-    finally:
-        server.shutdown()
+    final, received = _move_to(
+        source, stored, destination_port, [ExplicitVRLittleEndian, RLELossless]
+    )
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
     assert received.data == {
         i.sop_instance_uid: (stored_data_set(i), i.transfer_syntax_uid) for i in stored
@@ -114,14 +127,9 @@ def test_c_move_sends_each_data_set_as_stored(
 def test_c_move_converts_what_the_destination_takes_only_the_other_uncompressed_way(
     source: ImagingSource, stored: list[StoredInstance], destination_port: int
 ) -> None:
-    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, [ImplicitVRLittleEndian, RLELossless])
-    server = _serve(ae, destination_port, received)
-    try:
-        final = _move(source, stored[0].study_instance_uid)
-    finally:
-        server.shutdown()
+    final, received = _move_to(
+        source, stored, destination_port, [ImplicitVRLittleEndian, RLELossless]
+    )
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
     for instance in stored:
         data, syntax = received.data[instance.sop_instance_uid]
