@@ -15,6 +15,16 @@ its audit record in the spool.  How it gets there depends on the caller:
 
 Either way the events that arrive while one commit runs form the next group: group
 commit without an artificial delay, one fsync per group, a lone event pays its own.
+An event that offers a deferred record (``deferred``: a SOAP exchange) is spooled as
+that record, read into its messages when shipped - not built on the request path.
+
+Held records (``hold`` / ``settle``, on an SQLite spool): the SOAP endpoint hands the
+exchange over as soon as its request is read; the writer thread writes and fsyncs its
+record, held back from the destinations, while the exchange is answered.  Before the
+answer, ``settle`` completes it with the outcome in an update that is not fsynced -
+the fsync has left the answer's critical path.  A record the process never settled
+(it stopped meanwhile) is released at the next start, its outcome unknown
+(``AuditSpool.release_held``).
 
 Full spool (an ATNA Secure Node may hold records back while a repository is down,
 never drop them): with
@@ -59,10 +69,28 @@ RESUME_FRACTION = 0.9  # accept again below this share of ``spool_limit``
 Ticket = Future  # resolves to True once the event is durable, False if it never will be
 
 
+def framed_messages(
+    event: AuditEvent, context: AuditContext, hostname: str, app_name: str
+) -> list[bytes]:
+    """``event``'s audit messages, each framed as an RFC 5424 SYSLOG-MSG."""
+    return [
+        frame(
+            to_xml(message),
+            timestamp=message.event_identification.event_date_time,
+            hostname=hostname,
+            app_name=app_name,
+            procid=context.process_id,
+        )
+        for message in audit_messages(event, context)
+    ]
+
+
 @dataclass(frozen=True)
 class _Queued:
     event: AuditEvent
     ticket: Ticket
+    hold: bytes | None = None  # the event's held record, to write (``Auditor.hold``)
+    held: Ticket | None = None  # settle this held record (``Auditor.settle``)
 
 
 def on_event_loop() -> bool:
@@ -176,6 +204,78 @@ class Auditor:
             ticket.set_result(False)
         return ticket
 
+    # --- held records: written while the exchange runs, settled before it answers ----
+    def hold(self, event: AuditEvent) -> Ticket | None:
+        """Write ``event``'s record now, while its exchange is still being answered:
+        durable (fsynced) meanwhile, shipped only once ``settle``d.  Returns a ticket
+        that resolves to (spool id, record) (None if not written), or None when the
+        event or the spool cannot be held - then ``record`` it when it ends.  From an
+        event loop (the SOAP endpoint, once the request is read): the record is built
+        here, the writer thread only stores it, so that it hardly competes with the
+        exchange for the interpreter.  The event offers ``deferred(..., held=True)``
+        (the record) and ``settled(record)`` (the record completed)."""
+        if not self.spool.holds or not callable(getattr(event, "settled", None)):
+            return None
+        try:
+            record = event.deferred(  # type: ignore[union-attr]
+                self.context, self._hostname, self._app_name, held=True
+            )
+            if record is None:
+                return None
+            ticket: Ticket = Future()
+            self._ensure_writer()
+            self._queue.put_nowait(_Queued(event, ticket, hold=record))
+        except Exception:
+            log.exception("audit record not held: %r", event)
+            return None
+        return ticket
+
+    def settle(self, held: Ticket, event: AuditEvent) -> Ticket:
+        """Complete the record ``hold`` wrote with ``event`` (the same exchange, now
+        with its outcome); like ``record``, the ticket resolves once it is durable."""
+        if not on_event_loop():
+            return resolved(self._settle_now(held, event))
+        ticket: Ticket = Future()
+        try:
+            self._ensure_writer()
+            self._queue.put_nowait(_Queued(event, ticket, held=held))
+        except Exception:
+            log.exception("audit event not recorded: %r", event)
+            ticket.set_result(False)
+        return ticket
+
+    def _settle_now(self, held: Ticket, event: AuditEvent) -> bool:
+        try:
+            written = held.result(DURABLE_TIMEOUT)  # (spool id, held record) or None
+        except Exception:  # noqa: BLE001 - a late hold: the event is recorded afresh
+            written = None
+        settled = getattr(event, "settled", None)
+        record = None
+        if written is not None and settled is not None:
+            try:
+                record = settled(written[1])
+            except Exception:
+                log.exception("audit record could not be built for %r", event)
+        if record is not None and self.spool.settle(written[0], record, self.destinations):
+            self.shipper.wake()
+            return True
+        # not held, or not settled: recorded as any other event (a held record left
+        # behind is released, its outcome unknown, when the server next starts)
+        messages: list[bytes] = []
+        self._build(event, messages)
+        return bool(messages) and self._group.commit(messages)
+
+    def _write_held(self, items: Sequence[_Queued]) -> None:
+        """Hold the records of ``items`` in one transaction; resolve their tickets."""
+        records = [item.hold for item in items if item.hold is not None]
+        written = self.spool.hold(records, self.destinations)
+        if written:
+            self._note_spooled(len(written))
+        ids = written or [None] * len(records)
+        for item, record, event_id in zip(items, records, ids, strict=True):
+            if not item.ticket.done():
+                item.ticket.set_result(None if event_id is None else (event_id, record))
+
     @property
     def accepting(self) -> bool:
         """False while the spool is full (``spool_limit``): refuse new transactions."""
@@ -202,21 +302,16 @@ class Auditor:
                 )
                 self._writer.start()
 
-    def _frame(self, event: AuditEvent) -> list[bytes]:
-        return [
-            frame(
-                to_xml(message),
-                timestamp=message.event_identification.event_date_time,
-                hostname=self._hostname,
-                app_name=self._app_name,
-                procid=self.context.process_id,
-            )
-            for message in audit_messages(event, self.context)
-        ]
-
     def _build(self, event: AuditEvent, into: list[bytes]) -> None:
+        """``event``'s spool records: a deferred record when the event offers one
+        (``deferred``: read when shipped), else its RFC 5424 messages."""
         try:
-            into.extend(self._frame(event))
+            deferred = getattr(event, "deferred", None)
+            record = deferred(self.context, self._hostname, self._app_name) if deferred else None
+            if record is not None:
+                into.append(record)
+                return
+            into.extend(framed_messages(event, self.context, self._hostname, self._app_name))
         except Exception:
             log.exception("audit message could not be built for %r", event)
 
@@ -234,6 +329,13 @@ class Auditor:
         while True:
             group = self._take_group()
             items = [item for item in group if item is not None]
+            held = [item for item in items if item.hold is not None]
+            if held:
+                self._write_held(held)
+            for item in items:
+                if item.held is not None and not item.ticket.done():
+                    item.ticket.set_result(self._settle_now(item.held, item.event))
+            items = [item for item in items if item.hold is None and item.held is None]
             messages: list[bytes] = []
             for item in items:
                 self._build(item.event, messages)
@@ -346,6 +448,7 @@ __all__ = [
     "Auditor",
     "Ticket",
     "durable",
+    "framed_messages",
     "on_event_loop",
     "resolved",
     "wait_durable",

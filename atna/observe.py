@@ -7,10 +7,16 @@ Three seams feed the auditor, each chosen once in the composition root:
   the exchange is and how its request and response bodies are read (patients,
   submission set, documents, the query, studies, objects removed); the outcome follows
   from the response status (:data:`STATUS_OUTCOME`), the HL7 v3 acknowledgement
-  (:data:`ACK_OUTCOME`) or the SOAP fault (:data:`FAULT_OUTCOME`).  The request path
-  only records an :class:`ObservedExchange`; the bodies are read on the auditor's
-  writer thread.  Rows: ITI-18, ITI-41, ITI-42, ITI-43, ITI-44, ITI-57, ITI-61, ITI-62,
-  ITI-86, RAD-69.
+  (:data:`ACK_OUTCOME`) or the SOAP fault (:data:`FAULT_OUTCOME`).  Rows: ITI-18,
+  ITI-41, ITI-42, ITI-43, ITI-44, ITI-57, ITI-61, ITI-62, ITI-86, RAD-69.
+  The request path captures an :class:`ObservedExchange`; the auditor spools it as a
+  deferred record (:func:`deferred_record`: the transport facts, the outcome and the
+  request body), read into its audit message only when shipped or viewed
+  (:func:`render_deferred`).  With the auditor's ``hold`` the record is written as
+  soon as the request is read (its fsync runs while the exchange is answered) and
+  settled with the outcome before the answer (:func:`settled_record`).  An exchange
+  whose response names the documents it carries (ITI-43, RAD-69), a request body over
+  :data:`DEFERRED_MAX_REQUEST`, or ITI-44 read for an affinity domain is built at once.
 - The repository's registry seam: :class:`AuditingRegistryClient` wraps the configured
   ``RegistryClient`` and audits the repository's ITI-42 (and the ITI-18 its start-up
   recovery asks); when the registry runs in this process, the call never crosses
@@ -28,17 +34,20 @@ Mapping never raises into a transaction: the observers log and go on.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from lxml import etree
 
-from atna.auditor import DurableWait, wait_durable
+from atna.auditor import DurableWait, framed_messages, wait_durable
 from atna.codes import EventOutcomeIndicator, SecurityAlertType
 from atna.events import (
+    AuditContext,
     AuditEvent,
     DocumentReference,
     Endpoint,
@@ -183,7 +192,7 @@ def query_request_facts(body: etree._Element) -> RequestFacts:
     return RequestFacts(
         patient_ids=_query_patients(query.parameters),
         query_id=query.query_id or None,
-        query_request=etree.tostring(body),
+        query_request=etree.tostring(body, with_tail=False),
         home_community_id=query.home,
     )
 
@@ -404,6 +413,56 @@ def _read(reader: Callable[[etree._Element], Any], body: etree._Element, default
         return default
 
 
+def _response_result(
+    audit: ExchangeAudit, response_body: etree._Element | None, fault: SoapFault | None
+) -> ResponseFacts:
+    if fault is not None:
+        return ResponseFacts(FAULT_OUTCOME.get(fault.code, _O.SERIOUS_FAILURE), fault.reason)
+    if response_body is not None:
+        failed = ResponseFacts(_O.SERIOUS_FAILURE, "response not readable")
+        return _read(audit.read_response, response_body, failed)
+    return ResponseFacts(_O.SERIOUS_FAILURE)
+
+
+def _transaction_outcome(
+    audit: ExchangeAudit,
+    facts: RequestFacts,
+    result: ResponseFacts,
+    *,
+    reply_to: str | None,
+    peer_subject: str | None,
+    client_host: str | None,
+    url: str,
+    received: datetime,
+) -> TransactionOutcome:
+    # ITI TF-2 3.41.5.1.2 etc.: the requester is named by its wsa:ReplyTo and address
+    requester = Endpoint(
+        reply_to or WSA_ANONYMOUS,
+        alternative_user_id=peer_subject,  # ITI-19: the authenticated node
+        network_access_point=client_host,
+    )
+    return TransactionOutcome(
+        transaction=audit.transaction,
+        side=audit.side,
+        requester=requester,
+        responder=Endpoint(url),
+        outcome=result.outcome,
+        outcome_description=result.description,
+        event_date_time=received,
+        patient_ids=facts.patient_ids,
+        submission_set_unique_id=facts.submission_set_unique_id,
+        documents=result.documents or facts.documents,
+        query_id=facts.query_id,
+        query_request=facts.query_request,
+        home_community_id=facts.home_community_id,
+        hl7_message_control_id=facts.hl7_message_id,
+        hl7_trigger_event=facts.hl7_trigger_event,
+        merged_patient_ids=facts.merged_patient_ids,
+        studies=facts.studies,
+        removed_object_ids=facts.removed_object_ids,
+    )
+
+
 def exchange_outcome(
     request: SoapRequest | None,
     response_body: etree._Element | None,
@@ -420,51 +479,150 @@ def exchange_outcome(
     facts = RequestFacts()
     if request is not None:
         facts = _read(audit.read_request, request.body, facts)
-    if fault is not None:
-        result = ResponseFacts(FAULT_OUTCOME.get(fault.code, _O.SERIOUS_FAILURE), fault.reason)
-    elif response_body is not None:
-        failed = ResponseFacts(_O.SERIOUS_FAILURE, "response not readable")
-        result = _read(audit.read_response, response_body, failed)
+    return _transaction_outcome(
+        audit,
+        facts,
+        _response_result(audit, response_body, fault),
+        reply_to=request.addressing.reply_to if request is not None else None,
+        peer_subject=peer_subject,
+        client_host=info.client_host,
+        url=info.url,
+        received=info.received,
+    )
+
+
+# --- deferred records: the exchange spooled as it was seen, read when shipped --------
+# What the spool holds for an exchange whose record follows from its request body and
+# its response's status alone (no document list read from the response): a JSON line
+# of the transport facts and the response's outcome, then the request body as
+# received.  Writing it costs the request path a serialisation and an insert; reading
+# the request and building the audit message happen when the record is shipped or
+# viewed (``render_deferred``), off the transaction's critical path.
+DEFERRED_MAX_REQUEST = 64 * 1024  # bytes of request body a deferred record carries at most
+_DEFERRED_VERSION = 1
+
+
+def deferred_record(
+    observed: ObservedExchange,
+    context: AuditContext,
+    hostname: str,
+    app_name: str,
+    *,
+    held: bool = False,
+) -> bytes | None:
+    """``observed`` as a deferred spool record, or None when it must be built now (an
+    Action without a default reader, a response naming documents, a large request).
+    ``held``: the record of the exchange still being answered, its outcome not yet
+    known (read as unknown if it is never settled) - only for Actions whose response
+    names no documents."""
+    action = observed.info.action or ""
+    audit = observed.audits.get(action)
+    if audit is None or EXCHANGE_AUDITS.get(action) is not audit:
+        return None  # not audited, or read with a table the renderer does not have
+    if held:
+        if audit.read_response is retrieve_response_facts:
+            return None  # the record names the documents the answer carries
+        result = None
     else:
-        result = ResponseFacts(_O.SERIOUS_FAILURE)
-    # ITI TF-2 3.41.5.1.2 etc.: the requester is named by its wsa:ReplyTo and address
-    reply_to = request.addressing.reply_to if request is not None else None
-    requester = Endpoint(
-        reply_to or WSA_ANONYMOUS,
-        alternative_user_id=peer_subject,  # ITI-19: the authenticated node
-        network_access_point=info.client_host,
+        result = _response_result(audit, observed.response_body, observed.fault)
+        if result.documents:
+            return None
+    request = observed.request
+    body = b"" if request is None else etree.tostring(request.body)
+    if len(body) > DEFERRED_MAX_REQUEST:
+        return None
+    info = observed.info
+    head = {
+        "v": _DEFERRED_VERSION,
+        "action": action,
+        "request": request is not None,
+        "reply_to": request.addressing.reply_to if request is not None else None,
+        "peer": observed.peer_subject,
+        "client_host": info.client_host,
+        "url": info.url,
+        "received": info.received.isoformat(),
+        "outcome": None if result is None else result.outcome.value,
+        "description": None if result is None else result.description,
+        "source": [context.audit_source_id, context.audit_enterprise_site_id, context.process_id],
+        "host": [hostname, app_name],
+    }
+    return json.dumps(head, separators=(",", ":")).encode() + b"\n" + body
+
+
+def render_deferred(record: bytes) -> list[bytes]:
+    """The RFC 5424 messages of a ``deferred_record`` (ValueError if unreadable)."""
+    line, _, body = record.partition(b"\n")
+    try:
+        head = json.loads(line)
+        if head.get("v") != _DEFERRED_VERSION:
+            raise ValueError(f"deferred audit record version {head.get('v')!r}")
+        audit = EXCHANGE_AUDITS[head["action"]]
+        facts = RequestFacts()
+        if head["request"]:
+            facts = _read(audit.read_request, etree.fromstring(body, _DEFERRED_PARSER), facts)
+        outcome = _transaction_outcome(
+            audit,
+            facts,
+            _recorded_result(head["outcome"], head["description"]),
+            reply_to=head["reply_to"],
+            peer_subject=head["peer"],
+            client_host=head["client_host"],
+            url=head["url"],
+            received=datetime.fromisoformat(head["received"]),
+        )
+        source_id, site_id, process_id = head["source"]
+        hostname, app_name = head["host"]
+    except (KeyError, TypeError, ValueError, etree.XMLSyntaxError) as exc:
+        raise ValueError(f"deferred audit record not readable: {exc}") from exc
+    context = AuditContext(source_id, site_id, process_id=process_id)
+    return framed_messages(outcome, context, hostname, app_name)
+
+
+_UNSETTLED_HEAD = b'"outcome":null,"description":null,'
+
+
+def settled_record(held: bytes, observed: ObservedExchange) -> bytes | None:
+    """The ``held`` record of ``observed``'s exchange completed with its outcome (what
+    ``deferred_record`` would write now, without reading the request again); None when
+    ``held`` is not such a record."""
+    audit = observed.audits.get(observed.info.action or "")
+    if audit is None or _UNSETTLED_HEAD not in held:
+        return None
+    result = _response_result(audit, observed.response_body, observed.fault)
+    outcome = json.dumps(
+        {"outcome": result.outcome.value, "description": result.description},
+        separators=(",", ":"),
     )
-    return TransactionOutcome(
-        transaction=audit.transaction,
-        side=audit.side,
-        requester=requester,
-        responder=Endpoint(info.url),
-        outcome=result.outcome,
-        outcome_description=result.description,
-        event_date_time=info.received,
-        patient_ids=facts.patient_ids,
-        submission_set_unique_id=facts.submission_set_unique_id,
-        documents=result.documents or facts.documents,
-        query_id=facts.query_id,
-        query_request=facts.query_request,
-        home_community_id=facts.home_community_id,
-        hl7_message_control_id=facts.hl7_message_id,
-        hl7_trigger_event=facts.hl7_trigger_event,
-        merged_patient_ids=facts.merged_patient_ids,
-        studies=facts.studies,
-        removed_object_ids=facts.removed_object_ids,
-    )
+    return held.replace(_UNSETTLED_HEAD, outcome[1:-1].encode() + b",", 1)
+
+
+# A held record never settled: the exchange was being answered when xdsi stopped (or,
+# read by the viewer, is being answered now).  DICOM PS3.15 A.5.1: 8, serious failure,
+# the outcome the requester cannot count on.
+UNSETTLED = ResponseFacts(
+    EventOutcomeIndicator.SERIOUS_FAILURE,
+    "outcome not recorded: the exchange was still being answered when xdsi stopped",
+)
+
+
+def _recorded_result(outcome: str | None, description: str | None) -> ResponseFacts:
+    if outcome is None:
+        return UNSETTLED
+    return ResponseFacts(EventOutcomeIndicator(outcome), description)
+
+
+# the request body as the SOAP layer accepted it: no entities, no network
+_DEFERRED_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
 
 @dataclass(frozen=True)
 class ObservedExchange:
     """One audited SOAP exchange as it was seen, read later (``outcome``).
 
-    The request path only captures this record: reading the request and response
-    bodies and building the messages happen on the auditor's writer thread
-    (``atna.events.audit_messages`` resolves it), so auditing adds next to nothing to
-    the transaction's latency.  The bodies are no longer changed once the answer is
-    encoded; the peer's certificate subject is taken while the connection is served."""
+    The request path only captures this record; the auditor spools it as a deferred
+    record (``deferred_record``) read when shipped, or reads it at once where that
+    cannot be.  The bodies are no longer changed once the answer is encoded; the peer's
+    certificate subject is taken while the connection is served."""
 
     request: SoapRequest | None
     response_body: etree._Element | None
@@ -483,10 +641,32 @@ class ObservedExchange:
             self.peer_subject,
         )
 
+    def deferred(
+        self, context: AuditContext, hostname: str, app_name: str, *, held: bool = False
+    ) -> bytes | None:
+        return deferred_record(self, context, hostname, app_name, held=held)
+
+    def settled(self, held: bytes) -> bytes | None:
+        return settled_record(held, self)
+
+
+class Holder(Protocol):
+    """What ``SoapAuditObserver`` needs to write a record while its exchange runs: the
+    ``Auditor``'s ``hold`` and ``settle``."""
+
+    def hold(self, event: AuditEvent) -> Future | None: ...
+
+    def settle(self, held: Future, event: AuditEvent) -> Future: ...
+
 
 class SoapAuditObserver:
     """``soap.app`` ``on_exchange`` observer: records each audited exchange as an
-    :class:`ObservedExchange`; exchanges of Actions not in the table cost a lookup."""
+    :class:`ObservedExchange`; exchanges of Actions not in the table cost a lookup.
+
+    With an ``auditor`` (a :class:`Holder`), ``begin`` writes the exchange's record as
+    soon as its request is read - its fsync runs while the exchange is answered - and
+    the observation at the end settles it with the outcome, which costs the answer an
+    unsynced update instead of a synced insert."""
 
     def __init__(
         self,
@@ -494,10 +674,35 @@ class SoapAuditObserver:
         audits: dict[str, ExchangeAudit] | None = None,
         *,
         peer: PeerSubject | None = None,
+        auditor: Holder | None = None,
     ) -> None:
         self._record = record
         self._audits = EXCHANGE_AUDITS if audits is None else audits
         self._peer = peer
+        self._holder = auditor
+
+    def _observed(
+        self,
+        request: SoapRequest | None,
+        response_body: etree._Element | None,
+        fault: SoapFault | None,
+        info: ExchangeInfo,
+    ) -> ObservedExchange | None:
+        if (info.action or "") not in self._audits:
+            return None
+        try:
+            subject = self._peer() if self._peer is not None else None
+            return ObservedExchange(request, response_body, fault, info, self._audits, subject)
+        except Exception:
+            log.exception("audit record of %s %s not made", info.endpoint, info.action)
+            return None
+
+    def begin(self, request: SoapRequest, info: ExchangeInfo) -> Future | None:
+        """The exchange's request is read: hold its record; what the end settles."""
+        if self._holder is None:
+            return None
+        observed = self._observed(request, None, None, info)
+        return None if observed is None else self._holder.hold(observed)
 
     def __call__(
         self,
@@ -505,17 +710,19 @@ class SoapAuditObserver:
         response_body: etree._Element | None,
         fault: SoapFault | None,
         info: ExchangeInfo,
+        begun: object = None,
     ) -> DurableWait | None:
-        if (info.action or "") not in self._audits:
+        observed = self._observed(request, response_body, fault, info)
+        if observed is None:
             return None
-        try:
-            subject = self._peer() if self._peer is not None else None
-            observed = ObservedExchange(request, response_body, fault, info, self._audits, subject)
-        except Exception:
-            log.exception("audit record of %s %s not made", info.endpoint, info.action)
-            return None
+        if isinstance(begun, Future) and self._holder is not None:
+            ticket = self._holder.settle(begun, observed)
+        else:
+            ticket = self._record(observed)
+        if isinstance(ticket, Future) and ticket.done():
+            return None  # durable already (written on this thread)
         # the answer waits for this: the record is durable before the exchange answers
-        return DurableWait(self._record(observed))
+        return DurableWait(ticket)
 
 
 # --- ITI-8 -----------------------------------------------------------------------------
@@ -692,17 +899,22 @@ __all__ = [
     "ITI44_ACTIONS",
     "exchange_audits",
     "patient_feed_reader",
+    "DEFERRED_MAX_REQUEST",
     "ObservedExchange",
     "PeerSubject",
     "FeedAuditObserver",
+    "Holder",
     "RequestFacts",
     "ResponseFacts",
     "SoapAuditObserver",
+    "deferred_record",
     "exchange_outcome",
     "feed_outcome",
     "node_authentication_alert",
     "provide_request_facts",
     "query_request_facts",
+    "render_deferred",
+    "settled_record",
     "query_response_facts",
     "register_request_facts",
     "registry_response_facts",

@@ -92,6 +92,8 @@ class Shipper:
 
     @staticmethod
     async def _send(claim: Claim, sender: Sender) -> None:
+        if not claim.rows:
+            return  # only records that can never be sent (recorded as failed)
         send_many = getattr(sender, "send_many", None)
         if send_many is not None:
             try:

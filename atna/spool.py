@@ -18,6 +18,16 @@ destination.
   commits; a shipper that dies releases it with its connection.  SQLite serves one
   process: the claim is a lock in this process.
 
+An exchange's record may be written while the exchange runs (``hold``: its deliveries
+``held``, fsynced meanwhile) and completed with its outcome before the answer
+(``settle``: the deliveries become pending; on SQLite that commit is not fsynced - the
+held record already is, and a record never settled, after a crash, is released by
+``release_held`` with its outcome unknown).
+
+A record is either an RFC 5424 SYSLOG-MSG (it starts with ``<``, its PRI) or a deferred
+exchange record (it starts with ``{``: ``atna.observe.deferred_record``), which
+``claim`` and ``events`` turn into its messages when they read it (``messages_of``).
+
 Messages enqueued by concurrent transactions on PostgreSQL are shipped in the order
 their ids were drawn, as far as they are committed when a claim reads them.
 
@@ -74,6 +84,7 @@ ENQUEUE_ATTEMPTS = 3
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 PENDING = "pending"
+HELD = "held"  # the record of an exchange still being answered: not shipped until settled
 DELIVERED = "delivered"
 FAILED = "failed"
 
@@ -135,6 +146,10 @@ _SQLITE_INSERT_EVENT = "INSERT INTO atna_spool_event (created_at, message) VALUE
 _SQLITE_INSERT_DELIVERY = (
     "INSERT INTO atna_spool_delivery (event_id, destination, status, attempts) VALUES (?, ?, ?, 0)"
 )
+_SQLITE_SETTLE_EVENT = "UPDATE atna_spool_event SET message = ? WHERE id = ?"
+_SQLITE_SETTLE_DELIVERY = (
+    "UPDATE atna_spool_delivery SET status = ? WHERE event_id = ? AND status = ?"
+)
 
 # The same rows as ``_insert`` in one statement: the events in the order given (an
 # INSERT ... SELECT ... ORDER BY draws the serial ids in that order), each with a
@@ -151,6 +166,20 @@ INSERT INTO atna_spool_delivery (event_id, destination, status, attempts)
 SELECT event.id, destination, %(status)s, 0
 FROM event CROSS JOIN unnest(%(destinations)s::text[]) AS destination
 """
+
+
+def messages_of(record: bytes) -> list[bytes]:
+    """The RFC 5424 messages a spool record stands for (ValueError if unreadable)."""
+    if not record.startswith(_DEFERRED):
+        return [record]
+    # the readers of the actors' exchanges; imported when first needed, as atna.observe
+    # (through the auditor) imports this module
+    from atna.observe import render_deferred  # noqa: PLC0415
+
+    return render_deferred(record)
+
+
+_DEFERRED = b"{"
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -305,6 +334,19 @@ class _Statements:
     )
 
 
+def _messages(stored: list[tuple[int, bytes]]) -> tuple[list[tuple[int, bytes]], dict[int, str]]:
+    """Claimed records as (event id, message) rows, and the unreadable ones' errors."""
+    rows: list[tuple[int, bytes]] = []
+    unreadable: dict[int, str] = {}
+    for event_id, record in stored:
+        try:
+            rows += [(event_id, message) for message in messages_of(record)]
+        except ValueError as exc:
+            log.error("audit spool record %d not readable: %s", event_id, exc)
+            unreadable[event_id] = str(exc)
+    return rows, unreadable
+
+
 class AuditSpool:
     def __init__(self, engine: Engine, *, backoff: Backoff | None = None) -> None:
         self.engine = engine
@@ -322,6 +364,9 @@ class AuditSpool:
         self._created_at_bind = _event.c.created_at.type.bind_processor(engine.dialect) or (
             lambda value: value
         )
+        self._write_lock = threading.Lock()
+        self._write_connection: Any = None
+        self._settle_connection: Any = None
         self._synchronous = "FULL"
         if self._sqlite:
             with engine.connect() as connection:
@@ -386,32 +431,67 @@ class AuditSpool:
                 )
         self._known_destinations.update(destinations)
 
-    def _insert_sqlite(self, messages: Sequence[bytes], destinations: Sequence[str]) -> None:
+    def _writer(self, *, settling: bool = False) -> Any:
+        """The SQLite driver connections the writes use, kept open (callers hold
+        ``_write_lock``, so the two never wait on each other): a pool checkout and
+        return cost more than the insert.  ``settling``: the one whose commits are not
+        fsynced (``settle``)."""
+        if settling:
+            if self._settle_connection is None:
+                connection = self.engine.raw_connection()
+                connection.driver_connection.execute("PRAGMA synchronous=NORMAL")
+                self._settle_connection = connection
+            return self._settle_connection
+        if self._write_connection is None:
+            self._write_connection = self.engine.raw_connection()
+        return self._write_connection
+
+    def _drop_writer(self, *, broken: bool = True) -> None:
+        connections = (self._write_connection, self._settle_connection)
+        self._write_connection = self._settle_connection = None
+        for connection in connections:
+            if connection is not None:
+                with contextlib.suppress(Exception):
+                    connection.invalidate() if broken else connection.close()
+
+    def close(self) -> None:
+        """Close the spool's connections."""
+        with self._write_lock:
+            self._drop_writer(broken=False)
+        self.engine.dispose()
+
+    def _insert_sqlite(
+        self, messages: Sequence[bytes], destinations: Sequence[str], status: str = PENDING
+    ) -> list[int]:
         """The per-event path on SQLite, on the driver connection: the same rows as
         ``_insert`` at a fraction of its CPU (no statement objects, no result objects)."""
         created_at = self._created_at_bind(_now())
-        connection = self.engine.raw_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute("BEGIN IMMEDIATE")
+        with self._write_lock:
             try:
+                cursor = self._writer().cursor()
+            except BaseException:
+                self._drop_writer()
+                raise
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
                 ids = []
                 for message in messages:
                     cursor.execute(_SQLITE_INSERT_EVENT, (created_at, message))
                     ids.append(cursor.lastrowid)
                 cursor.executemany(
                     _SQLITE_INSERT_DELIVERY,
-                    [(event_id, name, PENDING) for event_id in ids for name in destinations],
+                    [(event_id, name, status) for event_id in ids for name in destinations],
                 )
                 cursor.execute("COMMIT")
+                return ids
             except BaseException:
                 with contextlib.suppress(Exception):
                     cursor.execute("ROLLBACK")
+                self._drop_writer()
                 raise
             finally:
-                cursor.close()
-        finally:
-            connection.close()
+                with contextlib.suppress(Exception):
+                    cursor.close()
 
     def _insert_postgresql(self, messages: Sequence[bytes], destinations: Sequence[str]) -> None:
         """The per-event path on PostgreSQL: events and deliveries in one statement sent
@@ -434,6 +514,67 @@ class AuditSpool:
                 driver.autocommit = False
         finally:
             connection.close()
+
+    def hold(self, records: Sequence[bytes], destinations: Sequence[str]) -> list[int] | None:
+        """Store ``records`` of exchanges still being answered, durable, not shipped
+        until ``settle``d; their ids, or None if they could not be stored (SQLite only:
+        ``holds``)."""
+        if not records or not self.holds:
+            return None
+        self._ensure_known(destinations)
+        try:
+            return self._insert_sqlite(records, destinations, HELD)
+        except Exception:
+            log.warning("audit spool write failed", exc_info=True)
+            return None
+
+    @property
+    def holds(self) -> bool:
+        """Whether ``hold`` / ``settle`` are available: on SQLite, where one process
+        writes the spool (a PostgreSQL spool shared by several could not tell a held
+        record of a live process from one of a process that died)."""
+        return self._sqlite
+
+    def settle(self, event_id: int, record: bytes, destinations: Sequence[str]) -> bool:
+        """Complete the held record ``event_id`` with ``record`` (its outcome) and let
+        its deliveries to ``destinations`` be shipped.  Not fsynced: the held record is
+        durable already; a crash before the next fsync leaves it held, for
+        ``release_held``.  Two statements, each its own transaction, in this order: a
+        crash between them leaves the completed record held, released as it is."""
+        with self._write_lock:
+            try:
+                cursor = self._writer(settling=True).cursor()
+            except Exception:
+                self._drop_writer()
+                log.warning("audit spool write failed", exc_info=True)
+                return False
+            try:
+                cursor.execute(_SQLITE_SETTLE_EVENT, (record, event_id))
+                if destinations:
+                    cursor.execute(_SQLITE_SETTLE_DELIVERY, (PENDING, event_id, HELD))
+                return True
+            except Exception:
+                self._drop_writer()
+                log.warning("audit record %d not settled", event_id, exc_info=True)
+                return False
+            finally:
+                with contextlib.suppress(Exception):
+                    cursor.close()
+
+    def release_held(self) -> int:
+        """Let every held delivery be shipped, its record as it was held (the outcome
+        unknown): called when the process that held them is known to have stopped -
+        the server's start on its own SQLite spool."""
+        with self.engine.begin() as connection:
+            return connection.execute(
+                update(_delivery).where(_delivery.c.status == HELD).values(status=PENDING)
+            ).rowcount
+
+    def _ensure_known(self, destinations: Sequence[str]) -> None:
+        if not self._known_destinations.issuperset(destinations):
+            with self.engine.begin() as connection:
+                self._ensure_destinations(connection, destinations)
+            self._known_destinations.update(destinations)
 
     def enqueue(self, messages: Sequence[bytes], destinations: Sequence[str]) -> bool:
         """Store ``messages`` (in this order) for every destination, in one transaction.
@@ -474,22 +615,25 @@ class AuditSpool:
             due = row is not None and (
                 row.next_attempt_at is None or _utc(row.next_attempt_at) <= _now()
             )
-            rows: list[tuple[int, bytes]] = []
+            stored: list[tuple[int, bytes]] = []
             if due:
-                rows = [
+                stored = [
                     (r.event_id, bytes(r.message))
                     for r in connection.execute(
                         self._sql.pending, {"destination": destination, "limit": limit}
                     )
                 ]
-            if not rows:
+            rows, unreadable = _messages(stored)
+            if not stored:
                 connection.rollback()
                 connection.close()
                 local.release()
                 return None
             if not self._holds_row_lock:
                 connection.commit()
-            return Claim(destination, rows, connection, local, failures=row.failures or 0)
+            claim = Claim(destination, rows, connection, local, failures=row.failures or 0)
+            claim.failed.update(unreadable)  # never sendable: recorded as failed
+            return claim
         except BaseException:
             if connection is not None:
                 connection.close()
@@ -585,7 +729,7 @@ class AuditSpool:
         query = (
             select(func.count())
             .select_from(_delivery)
-            .where(_delivery.c.status == PENDING)
+            .where(_delivery.c.status.in_((PENDING, HELD)))
             .group_by(_delivery.c.destination)
         )
         with self.engine.connect() as connection:
@@ -601,11 +745,21 @@ class AuditSpool:
             query = query.order_by(_event.c.id)
         with self.engine.connect() as connection:
             rows = [(r.id, bytes(r.message)) for r in connection.execute(query)]
-        return sorted(rows) if last is not None else rows
+        if last is not None:
+            rows.sort()
+        shown: list[tuple[int, bytes]] = []
+        for event_id, record in rows:
+            try:
+                shown += [(event_id, message) for message in messages_of(record)]
+            except ValueError:
+                shown.append((event_id, record))  # the viewer reports it as unreadable
+        return shown
 
     def purge(self, before: datetime) -> int:
         """Delete events older than ``before`` that no destination still waits for."""
-        waiting = exists().where(_delivery.c.event_id == _event.c.id, _delivery.c.status == PENDING)
+        waiting = exists().where(
+            _delivery.c.event_id == _event.c.id, _delivery.c.status.in_((PENDING, HELD))
+        )
         with self.engine.begin() as connection:
             ids = connection.scalars(
                 select(_event.c.id).where(_event.c.created_at < before, ~waiting)
@@ -619,6 +773,7 @@ class AuditSpool:
 __all__ = [
     "DELIVERED",
     "FAILED",
+    "HELD",
     "PENDING",
     "VERSION_TABLE",
     "AuditSpool",
@@ -632,5 +787,6 @@ __all__ = [
     "alembic_config",
     "default_url",
     "make_engine",
+    "messages_of",
     "upgrade",
 ]

@@ -14,7 +14,10 @@ far), the response body or the fault, and an :class:`ExchangeInfo`.  It must not
 block; whatever it raises is logged and swallowed, so it can never change an answer.
 An answer is observed on the worker thread that encoded it (faults and refusals on the
 event loop); when the observer returns an awaitable (auditing: "the record is
-durable"), the answer is sent once that completes.
+durable"), the answer is sent once that completes.  An observer that has a
+``begin(request, info)`` method is also told when a request has been read, before it
+is handled; what ``begin`` returns comes back as the observation's fifth argument
+(auditing writes its record meanwhile).
 
 An optional ``admit`` callable is asked before each request is read; False refuses it
 like an endpoint at its concurrency bound (the busy answer), e.g. while the audit
@@ -174,6 +177,7 @@ class SoapEndpoint:
     async def _answer(self, request: Request) -> Response:
         received = datetime.now(UTC)
         reader: MessageReader | None = None
+        begun: object = None
         exchange = _Exchange()
         attachments: list = []
         action: str | None = None
@@ -214,14 +218,15 @@ class SoapEndpoint:
                 client_port=client.port if client else None,
             )
             info = self._info(request, received, 200, action)
+            begun = self._begin(soap_request, info)
             if operation.blocking:
                 outgoing, observed = await anyio.to_thread.run_sync(
-                    self._handle_blocking, operation, soap_request, info
+                    self._handle_blocking, operation, soap_request, info, begun
                 )
             else:
                 response = await operation.handler(soap_request)  # type: ignore[misc]
                 outgoing, observed = await anyio.to_thread.run_sync(
-                    self._encode_observed, response, operation, soap_request, info
+                    self._encode_observed, response, operation, soap_request, info, begun
                 )
             status = 200
         except Exception as exc:
@@ -234,7 +239,7 @@ class SoapEndpoint:
             mtom = exchange.operation.mtom if exchange.operation else exchange.mtom
             outgoing = _encode_fault(fault, exchange.message_id, mtom=mtom)
             info = self._info(request, received, fault.http_status, action)
-            await _settled(self._observe(soap_request, None, fault, info))
+            await _settled(self._observe(soap_request, None, fault, info, begun))
             return _respond(outgoing, fault.http_status, None)
         await _settled(observed)
         return _respond(outgoing, status, BackgroundTask(discard_attachments, attachments))
@@ -253,11 +258,11 @@ class SoapEndpoint:
         return _respond(outgoing, 200, None)
 
     def _handle_blocking(
-        self, operation: Operation, request: SoapRequest, info: ExchangeInfo
+        self, operation: Operation, request: SoapRequest, info: ExchangeInfo, begun: object
     ) -> tuple[OutgoingMessage | StreamedMessage, object]:
         """A blocking handler's exchange, all in this worker thread."""
         response = operation.handler(request)
-        return self._encode_observed(response, operation, request, info)  # type: ignore[arg-type]
+        return self._encode_observed(response, operation, request, info, begun)  # type: ignore[arg-type]
 
     def _encode_observed(
         self,
@@ -265,6 +270,7 @@ class SoapEndpoint:
         operation: Operation,
         request: SoapRequest,
         info: ExchangeInfo,
+        begun: object = None,
     ) -> tuple[OutgoingMessage | StreamedMessage, object]:
         """Encode the answer, then let the observer see the exchange - on the worker
         thread, where auditing makes its record durable without another thread hop.  A
@@ -275,12 +281,24 @@ class SoapEndpoint:
 
             def finished(failure: BaseException | None) -> object:
                 if failure is None:
-                    return self._observe(request, response.body, None, info)
+                    return self._observe(request, response.body, None, info, begun)
                 cut_short = SoapFault(FaultCode.RECEIVER, f"the answer was cut short: {failure}")
-                return self._observe(request, None, cut_short, info)
+                return self._observe(request, None, cut_short, info, begun)
 
             return replace(outgoing, finished=finished), None
-        return outgoing, self._observe(request, response.body, None, info)
+        return outgoing, self._observe(request, response.body, None, info, begun)
+
+    def _begin(self, request: SoapRequest, info: ExchangeInfo) -> object:
+        """Tell an observer with ``begin`` that the exchange's request is read; what it
+        returns is handed back with the exchange's observation."""
+        begin = getattr(self.on_exchange, "begin", None)
+        if begin is None:
+            return None
+        try:
+            return begin(request, info)
+        except Exception:
+            logger.exception("exchange observer failed for %s %s", info.endpoint, info.action)
+            return None
 
     def _info(
         self, request: Request, received: datetime, status: int, action: str | None
@@ -302,10 +320,13 @@ class SoapEndpoint:
         body: etree._Element | None,
         fault: SoapFault | None,
         info: ExchangeInfo,
+        begun: object = None,
     ) -> object:
         if self.on_exchange is None:
             return None
         try:
+            if begun is not None:
+                return self.on_exchange(request, body, fault, info, begun)  # type: ignore[call-arg]
             return self.on_exchange(request, body, fault, info)
         except Exception:
             # an observer (auditing) never changes the answer

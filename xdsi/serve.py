@@ -166,7 +166,7 @@ class Application:
         auditor, self.auditor = self.auditor, None
         if auditor is not None:
             auditor.stop()
-            auditor.spool.engine.dispose()
+            auditor.spool.close()
         for engine in self.engines:
             engine.dispose()
 
@@ -281,6 +281,12 @@ def build_auditor(config: Config) -> Auditor:
     spool = AuditSpool.open(_sqlalchemy_url(audit.spool_url), synchronous=audit.spool_sync)
     if not audit.destinations:
         log.warning("no [audit] destinations: audit events are kept in %s", audit.spool_url)
+    if spool.holds:
+        # records held by exchanges this server was answering when it last stopped:
+        # their outcome was never recorded, they are shipped as they are
+        released = spool.release_held()
+        if released:
+            log.warning("%d audit deliveries of unfinished exchanges released", released)
     try:
         return Auditor(
             spool,
@@ -443,6 +449,7 @@ def build_application(config: Config) -> Application:
                     auditor.record,
                     exchange_audits(config.registry.affinity_domain),
                     peer=current_peer_subject,
+                    auditor=auditor,
                 )
                 if auditor
                 else None
@@ -506,7 +513,7 @@ def _dispose(
     for engine in engines:
         engine.dispose()
     if auditor is not None:
-        auditor.spool.engine.dispose()
+        auditor.spool.close()
 
 
 def _application_activity(config: Config, event_type: CodedValue) -> ApplicationActivity:

@@ -49,6 +49,8 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from atna.spool import messages_of
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "atna"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
 from atna_support import AUDIT_SCHEMAS, Pki, make_pki  # noqa: E402
@@ -233,11 +235,11 @@ def wait_for(rsyslog: Rsyslog, expected: list[Seen]) -> list[Seen]:
 
 
 def spooled(server: ServerProcess) -> list[bytes]:
-    """The server's spool, oldest first: every message it made, in shipping order."""
+    """The server's spool, oldest first: every message it made, in shipping order (a
+    deferred record read as the shipper reads it)."""
     with sqlite3.connect(f"file:{server.data_dir / 'audit-spool.sqlite3'}?mode=ro", uri=True) as db:
-        return [
-            bytes(row[0]) for row in db.execute("SELECT message FROM atna_spool_event ORDER BY id")
-        ]
+        rows = db.execute("SELECT message FROM atna_spool_event ORDER BY id")
+        return [message for row in rows for message in messages_of(bytes(row[0]))]
 
 
 def feed(server: ServerProcess, number: str) -> None:
