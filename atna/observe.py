@@ -581,6 +581,12 @@ def render_deferred(record: bytes) -> list[bytes]:
 _UNSETTLED_HEAD = b'"outcome":null,"description":null,'
 
 
+def is_unsettled(record: bytes) -> bool:
+    """Whether ``record`` is a held record whose outcome is not written yet."""
+    head = record[: record.find(b"\n")]
+    return _UNSETTLED_HEAD in head
+
+
 def settled_record(held: bytes, observed: ObservedExchange) -> bytes | None:
     """The ``held`` record of ``observed``'s exchange completed with its outcome (what
     ``deferred_record`` would write now, without reading the request again); None when
@@ -913,6 +919,7 @@ __all__ = [
     "node_authentication_alert",
     "provide_request_facts",
     "query_request_facts",
+    "is_unsettled",
     "render_deferred",
     "settled_record",
     "query_response_facts",

@@ -179,7 +179,18 @@ def messages_of(record: bytes) -> list[bytes]:
     return render_deferred(record)
 
 
+def _unsettled(record: bytes) -> bool:
+    """Whether ``record`` is a held exchange record not yet settled."""
+    if not record.startswith(_DEFERRED):
+        return False
+    from atna.observe import is_unsettled  # noqa: PLC0415 - as in messages_of
+
+    return is_unsettled(record)
+
+
 _DEFERRED = b"{"
+# a held record unsettled for longer than this was left by a process that stopped
+UNSETTLED_AFTER = timedelta(seconds=60)
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -735,20 +746,30 @@ class AuditSpool:
         with self.engine.connect() as connection:
             return max(connection.scalars(query).all(), default=0)
 
-    def events(self, *, last: int | None = None, after_id: int = 0) -> list[tuple[int, bytes]]:
+    def events(
+        self, *, last: int | None = None, after_id: int = 0, settled: bool = False
+    ) -> list[tuple[int, bytes]]:
         """Spooled messages (id, message) in order: the ``last`` n, or all after
-        ``after_id`` (what ``xdsi audit tail`` / ``search`` read)."""
-        query = select(_event.c.id, _event.c.message).where(_event.c.id > after_id)
+        ``after_id`` (what ``xdsi audit tail`` / ``search`` read).  ``settled``: stop
+        before the first record of an exchange still being answered (held and not yet
+        settled, for less than ``UNSETTLED_AFTER``), so that a follower reads it once
+        its outcome is in; an older one is read with its outcome unknown."""
+        query = select(_event.c.id, _event.c.created_at, _event.c.message).where(
+            _event.c.id > after_id
+        )
         if last is not None:
             query = query.order_by(_event.c.id.desc()).limit(last)
         else:
             query = query.order_by(_event.c.id)
         with self.engine.connect() as connection:
-            rows = [(r.id, bytes(r.message)) for r in connection.execute(query)]
+            rows = [(r.id, _utc(r.created_at), bytes(r.message)) for r in connection.execute(query)]
         if last is not None:
             rows.sort()
+        recent = _now() - UNSETTLED_AFTER
         shown: list[tuple[int, bytes]] = []
-        for event_id, record in rows:
+        for event_id, created_at, record in rows:
+            if settled and created_at is not None and created_at > recent and _unsettled(record):
+                break
             try:
                 shown += [(event_id, message) for message in messages_of(record)]
             except ValueError:
@@ -784,6 +805,7 @@ __all__ = [
     "SpoolDelivery",
     "SpoolDestination",
     "SpoolEvent",
+    "UNSETTLED_AFTER",
     "alembic_config",
     "default_url",
     "make_engine",

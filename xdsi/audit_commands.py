@@ -86,19 +86,20 @@ def audit_tail(
     spool = _open(config)
     _log_used(record, config, "audit tail")
     try:
-        rows = spool.events(last=last)
+        # settled: an exchange still being answered is shown once its outcome is in
+        rows = spool.events(last=last, settled=follow)
         _print(rows, out)
         seen = rows[-1][0] if rows else 0
         while follow and (rounds is None or rounds > 0):
             time.sleep(interval)
-            rows = spool.events(after_id=seen)
+            rows = spool.events(after_id=seen, settled=True)
             _print(rows, out)
             seen = rows[-1][0] if rows else seen
             rounds = None if rounds is None else rounds - 1
     except KeyboardInterrupt:
         pass
     finally:
-        spool.engine.dispose()
+        spool.close()
     return 0
 
 
@@ -118,7 +119,7 @@ def audit_search(
     try:
         shown = _print(spool.events(), out, patient=patient, since=moment, transaction=event)
     finally:
-        spool.engine.dispose()
+        spool.close()
     return 0 if shown else 1
 
 

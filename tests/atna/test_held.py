@@ -14,6 +14,7 @@ import httpx
 import pytest
 from atna_support import ScriptedSender
 from lxml import etree
+from sqlalchemy import update
 from starlette.applications import Starlette
 
 from atna.auditor import Auditor, framed_messages
@@ -33,7 +34,9 @@ from atna.spool import (
     FAILED,
     HELD,
     PENDING,
+    UNSETTLED_AFTER,
     AuditSpool,
+    SpoolEvent,
     default_url,
     make_engine,
     messages_of,
@@ -337,3 +340,28 @@ def test_only_an_sqlite_spool_holds_records(spool_url: str) -> None:
     finally:
         auditor.stop()
         spool.close()
+
+
+def test_a_follower_reads_a_held_record_once_it_is_settled(spool: AuditSpool) -> None:
+    observed = _observed(response=_query_response())
+    held = deferred_record(observed, CONTEXT, "node1", "xdsi", held=True)
+    spool.enqueue([b"<13>1 before"], [DEST])
+    (event_id,) = spool.hold([held], [DEST])
+    spool.enqueue([b"<13>1 after"], [DEST])
+    # being answered: a follower stops before it, and reads it, settled, next time
+    assert [m for _, m in spool.events(settled=True)] == [b"<13>1 before"]
+    assert len(spool.events()) == 3  # the viewer shows everything
+    spool.settle(event_id, settled_record(held, observed), [DEST])
+    rows = spool.events(after_id=event_id - 1, settled=True)
+    assert [_outcome(m) for _, m in rows[:1]] == [("0", None)] and rows[1][1] == b"<13>1 after"
+
+
+def test_a_record_left_held_long_ago_is_read_with_its_outcome_unknown(spool: AuditSpool) -> None:
+    held = deferred_record(_observed(), CONTEXT, "node1", "xdsi", held=True)
+    spool.hold([held], [])
+    with spool.engine.begin() as connection:
+        connection.execute(
+            update(SpoolEvent).values(created_at=datetime.now(UTC) - 2 * UNSETTLED_AFTER)
+        )
+    ((_, message),) = spool.events(settled=True)
+    assert _outcome(message)[0] == EventOutcomeIndicator.SERIOUS_FAILURE

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from atna.observe import is_unsettled
 from atna.spool import messages_of
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "atna"))
@@ -511,3 +513,44 @@ def test_dicom_routes_are_audited_with_the_tls_peer(
         assert audit_schema.validate(document), audit_schema.error_log
         requestors = document.xpath("ActiveParticipant[@UserIsRequestor='true']")
         assert [p.get("AlternativeUserID") for p in requestors] == [subject.rfc4514_string()]
+
+
+def test_concurrent_exchanges_each_leave_one_settled_record(
+    audited: AuditedServer,
+    schemas,
+    rsyslog: Rsyslog,  # noqa: ANN001
+) -> None:
+    """Queries from many clients at once: each is held while it runs and settled before
+    its answer - the spool ends with one record per exchange, none left unsettled, and
+    the audit repository receives each once, with its outcome."""
+    number = new_patient_number()
+    patient = patient_cx(number)
+    feed(audited, number)
+    clients, queries = 8, 15
+
+    def ask(_: int) -> int:
+        client = XdsPeer(audited.base_url, schemas)
+        try:
+            return sum(
+                client.find_documents(patient).status.endswith("Success") for _ in range(queries)
+            )
+        finally:
+            client.close()
+
+    with ThreadPoolExecutor(clients) as pool:
+        assert sum(pool.map(ask, range(clients))) == clients * queries
+    expected = [Seen("110112", "ITI-18", "E", "0", patient)] * (clients * queries)
+    arrived = wait_for(rsyslog, expected)
+    assert sum(s.event_type == "ITI-18" for s in arrived) == clients * queries
+    spool = f"file:{audited.data_dir / 'audit-spool.sqlite3'}?mode=ro"
+    deadline = time.monotonic() + WAIT
+    while True:  # the shipper records a delivery just after rsyslogd has the message
+        with sqlite3.connect(spool, uri=True) as db:
+            records = [bytes(row[0]) for row in db.execute("SELECT message FROM atna_spool_event")]
+            statuses = {row[0] for row in db.execute("SELECT status FROM atna_spool_delivery")}
+        if statuses == {"delivered"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert statuses == {"delivered"}
+    assert not [r for r in records if r.startswith(b"{") and is_unsettled(r)]
+    assert sum(r.startswith(b"{") for r in records) == clients * queries
