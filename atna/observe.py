@@ -500,6 +500,12 @@ def exchange_outcome(
 # viewed (``render_deferred``), off the transaction's critical path.
 DEFERRED_MAX_REQUEST = 64 * 1024  # bytes of request body a deferred record carries at most
 _DEFERRED_VERSION = 1
+# What a deferred record keeps of a request body when not all of it: the part its
+# reader reads.  An ITI-41 request keeps its SubmitObjectsRequest and not the
+# documents, whose inline content would otherwise be copied into the audit spool.
+_DEFERRED_PARTS: dict[str, tuple[str, Callable[[etree._Element], RequestFacts]]] = {
+    Action.ITI41: (LCM.SubmitObjectsRequest, register_request_facts),
+}
 
 
 def deferred_record(
@@ -528,14 +534,18 @@ def deferred_record(
         if result.documents:
             return None
     request = observed.request
-    body = b"" if request is None else etree.tostring(request.body)
+    element = None
+    if request is not None:
+        part = _DEFERRED_PARTS.get(action)
+        element = request.body if part is None else request.body.find(part[0])
+    body = b"" if element is None else etree.tostring(element, with_tail=False)
     if len(body) > DEFERRED_MAX_REQUEST:
         return None
     info = observed.info
     head = {
         "v": _DEFERRED_VERSION,
         "action": action,
-        "request": request is not None,
+        "request": element is not None,
         "reply_to": request.addressing.reply_to if request is not None else None,
         "peer": observed.peer_subject,
         "client_host": info.client_host,
@@ -559,7 +569,9 @@ def render_deferred(record: bytes) -> list[bytes]:
         audit = EXCHANGE_AUDITS[head["action"]]
         facts = RequestFacts()
         if head["request"]:
-            facts = _read(audit.read_request, etree.fromstring(body, _DEFERRED_PARSER), facts)
+            part = _DEFERRED_PARTS.get(head["action"])
+            reader = audit.read_request if part is None else part[1]
+            facts = _read(reader, etree.fromstring(body, _DEFERRED_PARSER), facts)
         outcome = _transaction_outcome(
             audit,
             facts,

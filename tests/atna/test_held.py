@@ -6,6 +6,8 @@ its outcome unknown.  Through a real SOAP route (soap.app) and a real SQLite spo
 from __future__ import annotations
 
 import asyncio
+import base64
+import sys
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +46,7 @@ from atna.spool import (
 from ebxml.messages import RegistryResponse
 from ebxml.remove import RemoveObjectsRequest, remove_objects_request
 from ebxml.serialize import registry_response
+from ebxml.tags import XDSB
 from ebxml.vocabulary import RESPONSE_ACTION, Action, ResponseStatus
 from soap.addressing import read_addressing
 from soap.app import ExchangeInfo, build_soap_routes
@@ -167,6 +170,30 @@ def test_a_settled_held_record_is_the_record_written_at_the_end() -> None:
     assert indicator == EventOutcomeIndicator.SERIOUS_FAILURE
     assert UNSETTLED.decode() in description
     assert settled_record(b"<14>1 - - - - - -", observed) is None
+
+
+def test_an_iti41_record_keeps_the_metadata_and_not_the_documents() -> None:
+    """XDS.b inline content is PHI of its own: the audit spool keeps what the ITI-41
+    record is made of (ITI TF-2 3.41.5.1: patient, submission set), not the document."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_observe import provide_body, submission  # noqa: PLC0415
+
+    body = provide_body(submission())
+    document = etree.SubElement(body, XDSB.Document, id="Document01")
+    document.text = base64.b64encode(b"Findings: inline and confidential.\n").decode()
+    observed = _observed(
+        etree.tostring(body),
+        action=Action.ITI41,
+        response=registry_response(RegistryResponse(ResponseStatus.SUCCESS)),
+    )
+    for held in (False, True):
+        record = deferred_record(observed, CONTEXT, "node1", "xdsi", held=held)
+        assert record is not None and document.text.encode() not in record
+        assert b"SubmitObjectsRequest" in record
+    record = deferred_record(observed, CONTEXT, "node1", "xdsi")
+    assert render_deferred(record) == framed_messages(observed, CONTEXT, "node1", "xdsi")
+    (message,) = render_deferred(record)
+    assert b"ITI-41" in message and b"1.3.6.1.4.1.21367.13.50.1.1" in message
 
 
 def test_records_that_are_built_at_once() -> None:
