@@ -14,9 +14,10 @@ Three seams feed the auditor, each chosen once in the composition root:
   request body), read into its audit message only when shipped or viewed
   (:func:`render_deferred`).  With the auditor's ``hold`` the record is written as
   soon as the request is read (its fsync runs while the exchange is answered) and
-  settled with the outcome before the answer (:func:`settled_record`).  An exchange
-  whose response names the documents it carries (ITI-43, RAD-69), a request body over
-  :data:`DEFERRED_MAX_REQUEST`, or ITI-44 read for an affinity domain is built at once.
+  settled with the outcome before the answer (:func:`settled_record`).  Deferred are
+  the exchanges whose message carries their request (:data:`DEFERRED_ACTIONS`: ITI-18,
+  ITI-62, ITI-86) when it is at most :data:`DEFERRED_MAX_REQUEST`; the others are built
+  at once.
 - The repository's registry seam: :class:`AuditingRegistryClient` wraps the configured
   ``RegistryClient`` and audits the repository's ITI-42 (and the ITI-18 its start-up
   recovery asks); when the registry runs in this process, the call never crosses
@@ -500,12 +501,12 @@ def exchange_outcome(
 # viewed (``render_deferred``), off the transaction's critical path.
 DEFERRED_MAX_REQUEST = 64 * 1024  # bytes of request body a deferred record carries at most
 _DEFERRED_VERSION = 1
-# What a deferred record keeps of a request body when not all of it: the part its
-# reader reads.  An ITI-41 request keeps its SubmitObjectsRequest and not the
-# documents, whose inline content would otherwise be copied into the audit spool.
-_DEFERRED_PARTS: dict[str, tuple[str, Callable[[etree._Element], RequestFacts]]] = {
-    Action.ITI41: (LCM.SubmitObjectsRequest, register_request_facts),
-}
+# The exchanges spooled as deferred records: those whose audit message carries their
+# request whole or nearly so - the query (ParticipantObjectQuery, ITI TF-2 3.18.5.1),
+# the ids of the objects or documents removed.  A submission's metadata (names, dates
+# of birth, titles) is not copied into the audit spool: ITI-41, ITI-42, ITI-57 and
+# ITI-61 records are built at once, of the patient and submission set they name.
+DEFERRED_ACTIONS = frozenset({Action.ITI18, Action.ITI62, Action.ITI86})
 
 
 def deferred_record(
@@ -516,36 +517,29 @@ def deferred_record(
     *,
     held: bool = False,
 ) -> bytes | None:
-    """``observed`` as a deferred spool record, or None when it must be built now (an
-    Action without a default reader, a response naming documents, a large request).
+    """``observed`` as a deferred spool record, or None when it is built now (an Action
+    not in :data:`DEFERRED_ACTIONS` or read with another table, a large request).
     ``held``: the record of the exchange still being answered, its outcome not yet
-    known (read as unknown if it is never settled) - only for Actions whose response
-    names no documents."""
+    known (read as unknown if it is never settled)."""
     action = observed.info.action or ""
     audit = observed.audits.get(action)
-    if audit is None or EXCHANGE_AUDITS.get(action) is not audit:
-        return None  # not audited, or read with a table the renderer does not have
+    if action not in DEFERRED_ACTIONS or EXCHANGE_AUDITS.get(action) is not audit:
+        return None  # built at once, or read with a table the renderer does not have
     if held:
-        if audit.read_response is retrieve_response_facts:
-            return None  # the record names the documents the answer carries
         result = None
     else:
         result = _response_result(audit, observed.response_body, observed.fault)
         if result.documents:
             return None
     request = observed.request
-    element = None
-    if request is not None:
-        part = _DEFERRED_PARTS.get(action)
-        element = request.body if part is None else request.body.find(part[0])
-    body = b"" if element is None else etree.tostring(element, with_tail=False)
+    body = b"" if request is None else etree.tostring(request.body, with_tail=False)
     if len(body) > DEFERRED_MAX_REQUEST:
         return None
     info = observed.info
     head = {
         "v": _DEFERRED_VERSION,
         "action": action,
-        "request": element is not None,
+        "request": request is not None,
         "reply_to": request.addressing.reply_to if request is not None else None,
         "peer": observed.peer_subject,
         "client_host": info.client_host,
@@ -569,9 +563,7 @@ def render_deferred(record: bytes) -> list[bytes]:
         audit = EXCHANGE_AUDITS[head["action"]]
         facts = RequestFacts()
         if head["request"]:
-            part = _DEFERRED_PARTS.get(head["action"])
-            reader = audit.read_request if part is None else part[1]
-            facts = _read(reader, etree.fromstring(body, _DEFERRED_PARSER), facts)
+            facts = _read(audit.read_request, etree.fromstring(body, _DEFERRED_PARSER), facts)
         outcome = _transaction_outcome(
             audit,
             facts,
@@ -917,6 +909,7 @@ __all__ = [
     "ITI44_ACTIONS",
     "exchange_audits",
     "patient_feed_reader",
+    "DEFERRED_ACTIONS",
     "DEFERRED_MAX_REQUEST",
     "ObservedExchange",
     "PeerSubject",

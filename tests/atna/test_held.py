@@ -172,28 +172,21 @@ def test_a_settled_held_record_is_the_record_written_at_the_end() -> None:
     assert settled_record(b"<14>1 - - - - - -", observed) is None
 
 
-def test_an_iti41_record_keeps_the_metadata_and_not_the_documents() -> None:
-    """XDS.b inline content is PHI of its own: the audit spool keeps what the ITI-41
-    record is made of (ITI TF-2 3.41.5.1: patient, submission set), not the document."""
+def test_a_submission_is_built_at_once() -> None:
+    """A submission's metadata (names, dates of birth, titles) and inline documents stay
+    out of the audit spool: ITI-41 and ITI-42 records are made of the patient and the
+    submission set they name (ITI TF-2 3.41.5.1, 3.42.5.1), at once."""
     sys.path.insert(0, str(Path(__file__).parent))
     from test_observe import provide_body, submission  # noqa: PLC0415
 
     body = provide_body(submission())
-    document = etree.SubElement(body, XDSB.Document, id="Document01")
-    document.text = base64.b64encode(b"Findings: inline and confidential.\n").decode()
-    observed = _observed(
-        etree.tostring(body),
-        action=Action.ITI41,
-        response=registry_response(RegistryResponse(ResponseStatus.SUCCESS)),
-    )
-    for held in (False, True):
-        record = deferred_record(observed, CONTEXT, "node1", "xdsi", held=held)
-        assert record is not None and document.text.encode() not in record
-        assert b"SubmitObjectsRequest" in record
-    record = deferred_record(observed, CONTEXT, "node1", "xdsi")
-    assert render_deferred(record) == framed_messages(observed, CONTEXT, "node1", "xdsi")
-    (message,) = render_deferred(record)
-    assert b"ITI-41" in message and b"1.3.6.1.4.1.21367.13.50.1.1" in message
+    etree.SubElement(body, XDSB.Document, id="Document01").text = base64.b64encode(b"x").decode()
+    success = registry_response(RegistryResponse(ResponseStatus.SUCCESS))
+    provide = _observed(etree.tostring(body), action=Action.ITI41, response=success)
+    register = _observed(etree.tostring(body[0]), action=Action.ITI42, response=success)
+    for observed in (provide, register):
+        for held in (False, True):
+            assert deferred_record(observed, CONTEXT, "node1", "xdsi", held=held) is None
 
 
 def test_records_that_are_built_at_once() -> None:
