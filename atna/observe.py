@@ -587,8 +587,8 @@ _UNSETTLED_HEAD = b'"outcome":null,"description":null,'
 
 def is_unsettled(record: bytes) -> bool:
     """Whether ``record`` is a held record whose outcome is not written yet."""
-    head = record[: record.find(b"\n")]
-    return _UNSETTLED_HEAD in head
+    line_end = record.find(b"\n")
+    return line_end >= 0 and _UNSETTLED_HEAD in record[:line_end]
 
 
 def settled_record(held: bytes, observed: ObservedExchange) -> bytes | None:
@@ -596,14 +596,16 @@ def settled_record(held: bytes, observed: ObservedExchange) -> bytes | None:
     ``deferred_record`` would write now, without reading the request again); None when
     ``held`` is not such a record."""
     audit = observed.audits.get(observed.info.action or "")
-    if audit is None or _UNSETTLED_HEAD not in held:
+    line_end = held.find(b"\n")
+    if audit is None or line_end < 0 or _UNSETTLED_HEAD not in held[:line_end]:
         return None
     result = _response_result(audit, observed.response_body, observed.fault)
     outcome = json.dumps(
         {"outcome": result.outcome.value, "description": result.description},
         separators=(",", ":"),
     )
-    return held.replace(_UNSETTLED_HEAD, outcome[1:-1].encode() + b",", 1)
+    head = held[:line_end].replace(_UNSETTLED_HEAD, outcome[1:-1].encode() + b",", 1)
+    return head + held[line_end:]
 
 
 # A held record never settled: the exchange was being answered when xdsi stopped (or,

@@ -29,6 +29,7 @@ from atna.observe import (
     SoapAuditObserver,
     deferred_record,
     exchange_audits,
+    is_unsettled,
     render_deferred,
     settled_record,
 )
@@ -159,11 +160,24 @@ def test_a_deferred_record_renders_to_the_messages_built_at_once(
     assert messages_of(record) == render_deferred(record)
 
 
-def test_a_settled_held_record_is_the_record_written_at_the_end() -> None:
-    observed = _observed(response=_query_response(ResponseStatus.PARTIAL_SUCCESS))
+@pytest.mark.parametrize(
+    "padding",
+    [
+        "",
+        # a query that holds the unsettled head's text: only the head is written over
+        '<rim:Slot name="$x"><rim:ValueList><rim:Value>"outcome":null,"description":null,'
+        "</rim:Value></rim:ValueList></rim:Slot>",
+    ],
+)
+def test_a_settled_held_record_is_the_record_written_at_the_end(padding: str) -> None:
+    observed = _observed(
+        _find_documents(padding), response=_query_response(ResponseStatus.PARTIAL_SUCCESS)
+    )
     held = deferred_record(observed, CONTEXT, "node1", "xdsi", held=True)
     assert held is not None
-    assert settled_record(held, observed) == deferred_record(observed, CONTEXT, "node1", "xdsi")
+    settled = settled_record(held, observed)
+    assert settled == deferred_record(observed, CONTEXT, "node1", "xdsi")
+    assert not is_unsettled(settled) and is_unsettled(held)
     # never settled: read with its outcome unknown - a serious failure, and why
     (message,) = render_deferred(held)
     indicator, description = _outcome(message)
