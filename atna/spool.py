@@ -541,10 +541,12 @@ class AuditSpool:
 
     @property
     def holds(self) -> bool:
-        """Whether ``hold`` / ``settle`` are available: on SQLite, where one process
-        writes the spool (a PostgreSQL spool shared by several could not tell a held
-        record of a live process from one of a process that died)."""
-        return self._sqlite
+        """Whether ``hold`` / ``settle`` are available and worth it: on SQLite, where one
+        process writes the spool (a PostgreSQL spool shared by several could not tell a
+        held record of a live process from one of a process that died), when its
+        commits are fsynced (with ``synchronous=NORMAL`` there is no fsync to take off
+        the answer's path, only a second write)."""
+        return self._sqlite and self._synchronous != "NORMAL"
 
     def settle(self, event_id: int, record: bytes, destinations: Sequence[str]) -> bool:
         """Complete the held record ``event_id`` with ``record`` (its outcome) and let

@@ -399,3 +399,14 @@ def test_a_record_left_held_long_ago_is_read_with_its_outcome_unknown(spool: Aud
         )
     ((_, message),) = spool.events(settled=True)
     assert _outcome(message)[0] == EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_a_spool_without_fsync_does_not_hold(tmp_path: Path) -> None:
+    """spool_sync = "normal": nothing to take off the answer's path, so each exchange's
+    record is written once, at its end."""
+    spool = AuditSpool.open(default_url(tmp_path), synchronous="normal")
+    try:
+        assert not spool.holds
+        assert spool.hold([b"{}\n"], [DEST]) is None
+    finally:
+        spool.close()
