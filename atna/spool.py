@@ -458,12 +458,14 @@ class AuditSpool:
         return self._write_connection
 
     def _drop_writer(self, *, broken: bool = True) -> None:
-        connections = (self._write_connection, self._settle_connection)
+        writer, settler = self._write_connection, self._settle_connection
         self._write_connection = self._settle_connection = None
-        for connection in connections:
-            if connection is not None:
-                with contextlib.suppress(Exception):
-                    connection.invalidate() if broken else connection.close()
+        with contextlib.suppress(Exception):
+            if writer is not None:
+                writer.invalidate() if broken else writer.close()
+        with contextlib.suppress(Exception):
+            if settler is not None:
+                settler.invalidate()  # never back to the pool: its commits are not fsynced
 
     def close(self) -> None:
         """Close the spool's connections."""
