@@ -523,6 +523,12 @@ class ServerProcess:
     log_path: Path | None = None
     root: Path = REPO_ROOT  # the source tree to run (a benchmark's baseline: another one)
 
+    def __post_init__(self) -> None:
+        # the ports are drawn one after the other, each socket closed before the next
+        # draw: the kernel may hand out the same port twice
+        while len({self.http_port, self.mllp_port, self.dicom_port}) < 3:
+            self.mllp_port, self.dicom_port = free_port(), free_port()
+
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
