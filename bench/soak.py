@@ -24,7 +24,9 @@ at the end: every submitted document found by ITI-18 and retrieved hash-identica
 ITI-43, the registry's DocumentEntries equal to the successful submissions, a manifest
 for every stored study, and ``xdsi check`` consistent.  Each error is printed (an answer
 that is not SOAP with its HTTP status and the start of its body), with what nginx logged
-about the processes; so is every process's VmRSS each minute.
+about the processes; so is every process's VmRSS each minute.  A run with a failed
+figure keeps its working directory - every process's ``server.log``, nginx's
+``error.log`` - and prints where it is.
 """
 
 from __future__ import annotations
@@ -446,15 +448,21 @@ def run(args: argparse.Namespace) -> list[Figure]:
     if reason is not None:
         raise SystemExit(f"soak needs nginx: {reason}")
     workdir = Path(tempfile.mkdtemp(prefix="xdsi-soak-"))
+    keep = True  # the servers' and nginx's logs of a run that failed or broke off
     try:
         with PgDatabase() as database:
             cluster = start_cluster(workdir, database.url, args.processes)
             try:
-                return _soak(cluster, database.dsn, args)
+                figures = _soak(cluster, database.dsn, args)
+                keep = any(f.passed is False for f in figures)
+                return figures
             finally:
                 cluster.stop()
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep:
+            print(f"kept for reading: {workdir} (server.log per node, nginx/error.log)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _soak(cluster: Cluster, dsn: str, args: argparse.Namespace) -> list[Figure]:
