@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from io import BytesIO
 from typing import Any
 
@@ -85,12 +87,22 @@ def _move(source: ImagingSource, study_uid: str) -> Dataset:
     return _move_responses(source, study_uid)[-1][0]
 
 
-def _serve(ae: AE, port: int, received: Received, *extra: tuple) -> object:
-    return ae.start_server(
-        ("127.0.0.1", port),
-        block=False,
-        evt_handlers=[(evt.EVT_C_STORE, received.on_store), *extra],
+@contextmanager
+def _destination(
+    port: int, syntaxes: list[str], on_store: Callable[[evt.Event], int]
+) -> Iterator[None]:
+    """A Move Destination on ``port`` taking every storage class in ``syntaxes``,
+    answering each C-STORE with ``on_store``."""
+    ae = AE(ae_title=MOVE_DESTINATION)
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, syntaxes)
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
     )
+    try:
+        yield
+    finally:
+        server.shutdown()
 
 
 def _move_to(
@@ -101,14 +113,9 @@ def _move_to(
 ) -> tuple[Dataset, Received]:
     """C-MOVE the study to a destination taking ``syntaxes``: the final status, and
     what the destination received."""
-    ae, received = AE(ae_title=MOVE_DESTINATION), Received()
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, syntaxes)
-    server = _serve(ae, destination_port, received)
-    try:
+    received = Received()
+    with _destination(destination_port, syntaxes, received.on_store):
         return _move(source, stored[0].study_instance_uid), received
-    finally:
-        server.shutdown()
 
 
 def test_c_move_sends_each_data_set_as_stored(
@@ -155,16 +162,8 @@ def test_sub_association_polls_quickly_without_nagle(
                 seen.append((assoc.dul._run_loop_delay, no_delay))
         return 0x0000
 
-    ae = AE(ae_title=MOVE_DESTINATION)
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
-    server = ae.start_server(
-        ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    try:
+    with _destination(destination_port, [ExplicitVRLittleEndian, RLELossless], on_store):
         final = _move(source, stored[0].study_instance_uid)
-    finally:
-        server.shutdown()
     assert final.Status == 0x0000
     assert set(seen) == {(SUB_ASSOCIATION_POLL, 1)}
 
@@ -211,17 +210,11 @@ def test_c_move_sub_operation_unanswered_within_the_dimse_timeout_fails(
         released.wait(5)  # longer than xdsi waits for the C-STORE-RSP
         return 0x0000
 
-    ae = AE(ae_title=MOVE_DESTINATION)
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, [ExplicitVRLittleEndian, RLELossless])
-    server = ae.start_server(
-        ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, slow)]
-    )
-    try:
-        final, identifier = _move_responses(source, stored[0].study_instance_uid)[-1]
-    finally:
-        released.set()
-        server.shutdown()
+    with _destination(destination_port, [ExplicitVRLittleEndian, RLELossless], slow):
+        try:
+            final, identifier = _move_responses(source, stored[0].study_instance_uid)[-1]
+        finally:
+            released.set()  # before the destination shuts down
     # PS3.4 C.4.2.1.5: A702 when every sub-operation failed, each one listed
     assert (final.Status, final.NumberOfFailedSuboperations) == (0xA702, len(stored))
     failed = identifier.FailedSOPInstanceUIDList
