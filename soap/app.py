@@ -242,7 +242,10 @@ class SoapEndpoint:
             await _settled(self._observe(soap_request, None, fault, info, begun))
             return _respond(outgoing, fault.http_status, None)
         await _settled(observed)
-        return _respond(outgoing, status, BackgroundTask(discard_attachments, attachments))
+        # spooled parts are deleted once the answer is sent; without any, no task (a
+        # sync background task costs a worker-thread hand-off per exchange)
+        cleanup = BackgroundTask(discard_attachments, attachments) if attachments else None
+        return _respond(outgoing, status, cleanup)
 
     def _out_of_resources(self, request: Request) -> Response | None:
         """The Service's answer to a request whose parts found no room in the spool,
