@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from pathlib import Path
@@ -23,7 +24,8 @@ from soap_wire import (
 )
 from starlette.applications import Starlette
 
-from soap.app import build_soap_routes
+from soap.app import _timed, build_soap_routes
+from soap.faults import SoapFault
 from soap.limits import Limits
 from soap.message import Service
 from soap.mtom import MessageReader
@@ -319,6 +321,52 @@ async def test_missing_referenced_part_is_sender_fault(http, limits):
     response = await post(http, body, ctype)
     assert response.status_code == 400
     assert list(Path(limits.spool_dir).iterdir()) == []
+
+
+async def test_a_body_arriving_slowly_but_steadily_is_read_whole(limits):
+    # the read timeout bounds the wait for each chunk, not the whole body
+    async def trickling():
+        body = envelope()
+        for start in range(0, len(body), len(body) // 6 + 1):
+            await anyio.sleep(0.02)
+            yield body[start : start + len(body) // 6 + 1]
+
+    app = make_app(Limits(spool_dir=limits.spool_dir, read_timeout=0.05))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        response = await c.post(
+            PATH, content=trickling(), headers={"content-type": "application/soap+xml"}
+        )
+    assert response.status_code == 200, response.text
+
+
+async def test_the_reader_s_own_time_between_chunks_is_not_the_sender_s():
+    async def chunks():
+        for n in range(3):
+            yield b"x%d" % n
+
+    seen = []
+    async for chunk in _timed(chunks(), 0.05):
+        seen.append(chunk)
+        await asyncio.sleep(0.12)  # longer than the timeout, spent by the reader
+    assert seen == [b"x0", b"x1", b"x2"]
+
+
+async def test_a_timed_out_read_leaves_its_task_usable():
+    async def stalls():
+        yield b"first"
+        await asyncio.sleep(1)
+        yield b"never"
+
+    seen = []
+    with pytest.raises(SoapFault) as caught:
+        async for chunk in _timed(stalls(), 0.05):
+            seen.append(chunk)
+    assert seen == [b"first"]
+    assert caught.value.http_status == 408
+    # the deadline's cancellation was taken inside the reader: none is left pending
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0
+    await asyncio.sleep(0.01)
 
 
 async def test_stalled_body_times_out_with_408(limits):
