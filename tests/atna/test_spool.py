@@ -69,6 +69,19 @@ def test_a_large_group_keeps_its_order_once_destinations_are_known(spool: AuditS
         spool.finish(claim)
 
 
+def test_a_lone_event_goes_to_each_destination_or_to_none(spool: AuditSpool) -> None:
+    # one event is the usual group: on PostgreSQL its own statement (no bytea[])
+    assert spool.enqueue(messages(1, "kept"), [])
+    assert spool.enqueue(messages(1, "one"), [TLS])
+    assert spool.enqueue(messages(1, "two"), [TLS, UDP])
+    assert spool.pending_count(TLS) == 2 and spool.pending_count(UDP) == 1
+    claim = spool.claim(TLS)
+    assert [m for _, m in claim.rows] == [b"one0", b"two0"]
+    claim.delivered.extend(event_id for event_id, _ in claim.rows)
+    spool.finish(claim)
+    assert spool.backlog() == 1  # two0, for UDP
+
+
 def test_claim_is_limited(spool: AuditSpool) -> None:
     spool.enqueue(messages(5), [TLS])
     claim = spool.claim(TLS, limit=2)
