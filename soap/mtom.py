@@ -15,9 +15,11 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote
 
 import anyio
@@ -42,6 +44,7 @@ SIMPLE_SOAP_CONTENT_TYPE = f"{SOAP12_MEDIA_TYPE}; charset=UTF-8"
 SOAP11_CONTENT_TYPE = "text/xml; charset=UTF-8"
 ROOT_CONTENT_ID = "root.message@xdsi"
 INLINE_CONTENT_TYPE = "application/octet-stream"
+T = TypeVar("T")
 # Media types a root part may carry: the XOP package form, or a plain SOAP 1.2 envelope
 _ROOT_MEDIA_TYPES = frozenset({XOP_MEDIA_TYPE, SOAP12_MEDIA_TYPE})
 # RFC 2045 6.1: encodings that leave the octets as they are
@@ -443,19 +446,56 @@ FEED_DEPTH = 1  # batches received ahead of the one being parsed
 # A body no larger than this is parsed where it is received: for a query or a retrieve
 # request (a few KiB) two hand-offs to a worker thread cost more than the parse.
 INLINE_BODY = 16 * 1024
+PARSE_THREADS = 32  # large bodies parsed at once at most; more wait for a thread
+
+
+class ParseThread:
+    """The one thread a large body is parsed on, from its first chunk to its close.
+
+    libxml2 keeps element and attribute names in a string dictionary; lxml gives each
+    thread its own, and a parser takes the one of the thread it starts on.  Fed from
+    several threads - each parsing other messages with that dictionary meanwhile - the
+    dictionary is corrupted: names mangled, then ``free(): invalid pointer`` and the
+    process gone (``tests/soap/test_parse_threads.py``).  The thread ends with its
+    parse, so no later parse adds to the dictionary the tree keeps while the tree is
+    read elsewhere."""
+
+    _slots: anyio.CapacityLimiter | None = None
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xdsi-parse")
+
+    @classmethod
+    def slots(cls) -> anyio.CapacityLimiter:
+        if cls._slots is None:
+            cls._slots = anyio.CapacityLimiter(PARSE_THREADS)
+        return cls._slots
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """``function(*args)`` on this thread; waited for to its end even if cancelled
+        (the reader is not discarded under a running feed)."""
+        return await anyio.to_thread.run_sync(self._executor.submit(function, *args).result)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)
 
 
 async def read_message(reader: MessageReader, chunks: AsyncIterator[bytes]) -> ReadMessage:
     """The whole message of a body: a small one (``INLINE_BODY``) parsed and finished on
-    the event loop, a larger one through :func:`feed_reader` and a worker thread."""
+    the event loop, a larger one through :func:`feed_reader` on a :class:`ParseThread`."""
     head: list[bytes] = []
     size = 0
     async for chunk in chunks:
         head.append(chunk)
         size += len(chunk)
         if size > INLINE_BODY:
-            await feed_reader(reader, _chained(head, chunks))
-            return await anyio.to_thread.run_sync(reader.finish)
+            async with ParseThread.slots():
+                thread = ParseThread()
+                try:
+                    await feed_reader(reader, _chained(head, chunks), thread)
+                    return await thread.run(reader.finish)
+                finally:
+                    thread.close()
     for chunk in head:
         reader.feed(chunk)
     return reader.finish()
@@ -468,10 +508,13 @@ async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
         yield chunk
 
 
-async def feed_reader(reader: MessageReader, chunks: AsyncIterator[bytes]) -> None:
+async def feed_reader(
+    reader: MessageReader, chunks: AsyncIterator[bytes], thread: ParseThread
+) -> None:
     """Feed a body to ``reader`` in batches of FEED_BATCH bytes, each parsed (hashed,
-    spooled) in a worker thread while the next one is received.  At most
-    FEED_DEPTH + 2 batches are held; an exception of either side is raised as it is."""
+    spooled) on ``thread`` - always the same one - while the next one is received.  At
+    most FEED_DEPTH + 2 batches are held; an exception of either side is raised as it
+    is."""
     send, receive = anyio.create_memory_object_stream[list[bytes]](FEED_DEPTH)
 
     def feed_all(batch: list[bytes]) -> None:
@@ -481,7 +524,7 @@ async def feed_reader(reader: MessageReader, chunks: AsyncIterator[bytes]) -> No
     async def parse() -> None:
         async with receive:
             async for batch in receive:
-                await anyio.to_thread.run_sync(feed_all, batch)
+                await thread.run(feed_all, batch)
 
     try:
         async with anyio.create_task_group() as group:
@@ -643,6 +686,7 @@ __all__ = [
     "check_xop_includes",
     "cid_of_href",
     "discard_attachments",
+    "ParseThread",
     "feed_reader",
     "read_message",
     "mtom_message",

@@ -21,6 +21,7 @@ from soap.mtom import (
     FEED_BATCH,
     FILE_CHUNK_SIZE,
     MessageReader,
+    ParseThread,
     feed_reader,
     mtom_message,
     parse_content_type,
@@ -403,11 +404,17 @@ class _SlowFirstFeed:
         self.next_batch_received = threading.Event()
         self.overlapped: bool | None = None
         self.fed: list[int] = []
+        self.threads: list[int] = []
 
     def feed(self, chunk: bytes) -> None:
+        self.threads.append(threading.get_ident())
         if self.overlapped is None:
             self.overlapped = self.next_batch_received.wait(5.0)
         self.fed.append(len(chunk))
+
+
+def _thread() -> ParseThread:
+    return ParseThread()
 
 
 async def test_feed_parses_a_batch_while_the_next_is_received():
@@ -419,9 +426,10 @@ async def test_feed_parses_a_batch_while_the_next_is_received():
         reader.next_batch_received.set()  # asked for more while batch 1 was being parsed
         yield b"c"
 
-    await feed_reader(reader, body())  # type: ignore[arg-type]
+    await feed_reader(reader, body(), _thread())  # type: ignore[arg-type]
     assert reader.overlapped is True
     assert reader.fed == [FEED_BATCH, FEED_BATCH, 1]
+    assert len(set(reader.threads)) == 1  # every batch on the body's one thread
 
 
 async def test_feed_raises_the_readers_fault_unwrapped(limits):
@@ -431,7 +439,7 @@ async def test_feed_raises_the_readers_fault_unwrapped(limits):
 
     reader = MessageReader("multipart/related; boundary=b", limits)
     with pytest.raises(SoapFault, match="malformed multipart"):
-        await feed_reader(reader, body())
+        await feed_reader(reader, body(), _thread())
 
 
 async def test_feed_raises_the_bodys_error_unwrapped(limits):
@@ -442,4 +450,4 @@ async def test_feed_raises_the_bodys_error_unwrapped(limits):
         raise ConnectionResetError("peer gone")
 
     with pytest.raises(ConnectionResetError):
-        await feed_reader(reader, body())
+        await feed_reader(reader, body(), _thread())
