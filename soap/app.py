@@ -63,6 +63,7 @@ from soap.message import Operation, Service, SoapRequest, SoapResponse
 from soap.mtom import (
     MessageReader,
     OutgoingMessage,
+    ParseThread,
     ReadMessage,
     SpoolFull,
     discard_attachments,
@@ -132,6 +133,7 @@ class SoapEndpoint:
             *(op.binary_elements for op in service.operations.values())
         )
         self._active = 0  # requests being answered; one event loop, so no lock
+        _intern_fault_names()
 
     @property
     def active(self) -> int:
@@ -176,6 +178,16 @@ class SoapEndpoint:
         return _respond(outgoing, 200, None)
 
     async def _answer(self, request: Request) -> Response:
+        # the exchange's own thread: the request parsed there, a blocking handler and the
+        # encoding of the answer run there (``soap.mtom.ParseThread``: lxml's name
+        # dictionaries are not shared between threads at work)
+        thread = ParseThread()
+        try:
+            return await self._answer_on(request, thread)
+        finally:
+            thread.close()
+
+    async def _answer_on(self, request: Request, thread: ParseThread) -> Response:
         received = datetime.now(UTC)
         reader: MessageReader | None = None
         begun: object = None
@@ -191,7 +203,7 @@ class SoapEndpoint:
                 binary_elements=self.binary_elements,
             )
             exchange = _Exchange(mtom=reader.mtom)
-            message = await self._read_message(request, reader)
+            message = await self._read_message(request, reader, thread)
             attachments = list(message.attachments.values())
             envelope = read_envelope(message.envelope)
             exchange = _Exchange(message_id_of(envelope.header), None, message.mtom)
@@ -220,15 +232,18 @@ class SoapEndpoint:
             )
             info = self._info(request, received, 200, action)
             begun = self._begin(soap_request, info)
+            # as many exchanges at work in threads as anyio's workers allow
             if operation.blocking:
-                outgoing, observed = await anyio.to_thread.run_sync(
-                    self._handle_blocking, operation, soap_request, info, begun
-                )
+                async with anyio.to_thread.current_default_thread_limiter():
+                    outgoing, observed = await thread.run(
+                        self._handle_blocking, operation, soap_request, info, begun
+                    )
             else:
                 response = await operation.handler(soap_request)  # type: ignore[misc]
-                outgoing, observed = await anyio.to_thread.run_sync(
-                    self._encode_observed, response, operation, soap_request, info, begun
-                )
+                async with anyio.to_thread.current_default_thread_limiter():
+                    outgoing, observed = await thread.run(
+                        self._encode_observed, response, operation, soap_request, info, begun
+                    )
             status = 200
         except Exception as exc:
             if reader is not None:
@@ -344,10 +359,14 @@ class SoapEndpoint:
                 f"message exceeds {self.limits.max_request_bytes} bytes", http_status=413
             )
 
-    async def _read_message(self, request: Request, reader: MessageReader) -> ReadMessage:
-        """The body, read by ``reader``: a large one parsed off the event loop while
-        receiving (``soap.mtom.read_message``)."""
-        return await read_message(reader, _timed(request.stream(), self.limits.read_timeout))
+    async def _read_message(
+        self, request: Request, reader: MessageReader, thread: ParseThread
+    ) -> ReadMessage:
+        """The body, read by ``reader`` on ``thread``; a large one parsed while it is
+        received (``soap.mtom.read_message``)."""
+        return await read_message(
+            reader, _timed(request.stream(), self.limits.read_timeout), thread
+        )
 
 
 _ENDPOINT_URLS: dict[tuple[object, ...], str] = {}
@@ -449,6 +468,22 @@ def _encode_response(
     if response.attachments or response.streamed is not None:
         raise ValueError(f"{operation.action} is not an MTOM operation but returned attachments")
     return simple_message(data)
+
+
+def _intern_fault_names() -> None:
+    """Encode each kind of fault once, where the endpoint is made (before serving): the
+    faults the event loop encodes then add no name to the main thread's libxml2
+    dictionary, the parent every other thread's dictionary reads while it works
+    (``soap.mtom.ParseThread``)."""
+    understood = (etree.QName("urn:xdsi:intern", "header"),)
+    for fault in (
+        SoapFault(FaultCode.SENDER, "-", subcode=etree.QName("urn:xdsi:intern", "subcode")),
+        SoapFault(FaultCode.MUST_UNDERSTAND, "-", not_understood=understood),
+        SoapFault(FaultCode.VERSION_MISMATCH, "-"),
+        SoapFault(FaultCode.RECEIVER, "-", soap11=True),
+    ):
+        for mtom in (False, True):
+            _encode_fault(fault, "urn:uuid:00000000-0000-4000-8000-000000000000", mtom=mtom)
 
 
 def _encode_fault(fault: SoapFault, relates_to: str | None, *, mtom: bool) -> OutgoingMessage:

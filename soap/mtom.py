@@ -8,18 +8,21 @@ while SHA-1 and size are computed; the root part is parsed as it arrives.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import contextlib
+import contextvars
 import errno
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import anyio
@@ -443,60 +446,95 @@ class MessageReader:
 
 FEED_BATCH = 1024 * 1024  # bytes handed to the parsing thread at a time
 FEED_DEPTH = 1  # batches received ahead of the one being parsed
-# A body no larger than this is parsed where it is received: for a query or a retrieve
-# request (a few KiB) two hand-offs to a worker thread cost more than the parse.
+# A body no larger than this is parsed in one go once received; a larger one batch by
+# batch (FEED_BATCH) while the rest arrives.
 INLINE_BODY = 16 * 1024
-PARSE_THREADS = 32  # large bodies parsed at once at most; more wait for a thread
 
 
 class ParseThread:
-    """The one thread a large body is parsed on, from its first chunk to its close.
+    """The thread of one message: its body parsed there, every batch and the close, and
+    whatever else of the exchange should run on it (``run``); it ends with ``close``.
 
-    libxml2 keeps element and attribute names in a string dictionary; lxml gives each
-    thread its own, and a parser takes the one of the thread it starts on.  Fed from
-    several threads - each parsing other messages with that dictionary meanwhile - the
-    dictionary is corrupted: names mangled, then ``free(): invalid pointer`` and the
-    process gone (``tests/soap/test_parse_threads.py``).  The thread ends with its
-    parse, so no later parse adds to the dictionary the tree keeps while the tree is
-    read elsewhere."""
+    libxml2 keeps element and attribute names in string dictionaries; lxml gives each
+    thread one of its own (a sub-dictionary of the main thread's), and a parse or a new
+    element adds to the dictionary of the thread it runs on.  A tree read in one thread
+    while another adds to the dictionary it uses crashes the process: a parser fed from
+    several worker threads (``free(): invalid pointer``), or trees of the event loop
+    read in workers while the loop parses a message of new names (a segmentation
+    fault): ``tests/soap/test_parse_threads.py``.  Here a message's names go into the
+    dictionary of a thread that does nothing else meanwhile and then ends, so its tree
+    can be read anywhere; the event loop parses no message at all, so the main
+    dictionary, the parent of every other, stops growing once the server is warm.
 
-    _slots: anyio.CapacityLimiter | None = None
+    ``run`` waits for its call to end even when cancelled: the reader is never
+    discarded under a running feed."""
 
     def __init__(self) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="xdsi-parse")
+        self._loop = asyncio.get_running_loop()
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="xdsi-message", daemon=True)
+        self._thread.start()
 
-    @classmethod
-    def slots(cls) -> anyio.CapacityLimiter:
-        if cls._slots is None:
-            cls._slots = anyio.CapacityLimiter(PARSE_THREADS)
-        return cls._slots
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            context, function, args, future = job
+            try:
+                result = context.run(function, *args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
+                self._loop.call_soon_threadsafe(_settle, future, None, exc)
+            else:
+                self._loop.call_soon_threadsafe(_settle, future, result, None)
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
-        """``function(*args)`` on this thread; waited for to its end even if cancelled
-        (the reader is not discarded under a running feed)."""
-        return await anyio.to_thread.run_sync(self._executor.submit(function, *args).result)
+        """``function(*args)`` on this thread, in a copy of the caller's context."""
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((contextvars.copy_context(), function, args, future))
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait((future,))
+        return future.result()
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """End the thread once what it was given is done."""
+        self._jobs.put(None)
 
 
-async def read_message(reader: MessageReader, chunks: AsyncIterator[bytes]) -> ReadMessage:
-    """The whole message of a body: a small one (``INLINE_BODY``) parsed and finished on
-    the event loop, a larger one through :func:`feed_reader` on a :class:`ParseThread`."""
-    head: list[bytes] = []
-    size = 0
-    async for chunk in chunks:
-        head.append(chunk)
-        size += len(chunk)
-        if size > INLINE_BODY:
-            async with ParseThread.slots():
-                thread = ParseThread()
-                try:
-                    await feed_reader(reader, _chained(head, chunks), thread)
-                    return await thread.run(reader.finish)
-                finally:
-                    thread.close()
-    for chunk in head:
+_Job = tuple[contextvars.Context, Callable[..., Any], tuple[object, ...], "asyncio.Future[Any]"]
+
+
+def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(result)
+
+
+async def read_message(
+    reader: MessageReader, chunks: AsyncIterator[bytes], thread: ParseThread | None = None
+) -> ReadMessage:
+    """The whole message of a body, parsed on ``thread`` (else on a thread of its own,
+    ended before returning): a small one (``INLINE_BODY``) once received, a larger one
+    through :func:`feed_reader` while it arrives."""
+    own = thread is None
+    parser = ParseThread() if thread is None else thread
+    try:
+        head: list[bytes] = []
+        size = 0
+        async for chunk in chunks:
+            head.append(chunk)
+            size += len(chunk)
+            if size > INLINE_BODY:
+                await feed_reader(reader, _chained(head, chunks), parser)
+                return await parser.run(reader.finish)
+        return await parser.run(_read_all, reader, head)
+    finally:
+        if own:
+            parser.close()
+
+
+def _read_all(reader: MessageReader, chunks: list[bytes]) -> ReadMessage:
+    for chunk in chunks:
         reader.feed(chunk)
     return reader.finish()
 
