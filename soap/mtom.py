@@ -479,11 +479,11 @@ class ParseThread:
         while (job := self._jobs.get()) is not None:
             context, function, args, future = job
             try:
-                result = context.run(function, *args)
+                outcome: tuple[object, BaseException | None] = (context.run(function, *args), None)
             except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-                self._loop.call_soon_threadsafe(_settle, future, None, exc)
-            else:
-                self._loop.call_soon_threadsafe(_settle, future, result, None)
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: no one waits
+                self._loop.call_soon_threadsafe(_settle, future, *outcome)
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         """``function(*args)`` on this thread, in a copy of the caller's context."""
