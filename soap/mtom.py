@@ -8,6 +8,7 @@ while SHA-1 and size are computed; the root part is parsed as it arrives.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import binascii
 import contextlib
@@ -17,7 +18,6 @@ import hashlib
 import os
 import queue
 import tempfile
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -472,8 +472,9 @@ class ParseThread:
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._serve, name="xdsi-message", daemon=True)
-        self._thread.start()
+        # the low-level start: Thread.start() waits for the new thread to run, a
+        # hand-off the event loop would pay on every exchange
+        _thread.start_new_thread(self._serve, ())
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
