@@ -30,11 +30,12 @@ import asyncio
 import inspect
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
-import anyio
 from lxml import etree
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
@@ -59,7 +60,7 @@ from soap.envelope import (
 )
 from soap.faults import FaultCode, SoapFault, sender_fault
 from soap.limits import Limits
-from soap.message import Operation, Service, SoapRequest, SoapResponse
+from soap.message import Attachment, Operation, Service, SoapRequest, SoapResponse
 from soap.mtom import (
     MessageReader,
     OutgoingMessage,
@@ -69,7 +70,7 @@ from soap.mtom import (
     discard_attachments,
     mtom_message,
     new_boundary,
-    read_message,
+    read_message_then,
     simple_message,
     soap11_message,
 )
@@ -83,6 +84,34 @@ _ACTION_PARAMETER = re.compile(r'(?:^|;)\s*action\s*=\s*(?:"([^"]*)"|([^;\s]+))'
 
 _GENERIC_REASON = "the server could not process the message"
 BUSY_RETRY_AFTER_SECONDS = 1
+
+
+T = TypeVar("T")
+
+# exchanges at work in their threads at once (a blocking handler, an answer's encoding):
+# as many as anyio's worker threads used to be
+WORKING_THREADS = 40
+_WORKING = threading.BoundedSemaphore(WORKING_THREADS)
+
+
+def _working(function: Callable[..., T], *args: object) -> T:
+    """``function(*args)`` once fewer than WORKING_THREADS exchanges are at work."""
+    with _WORKING:
+        return function(*args)
+
+
+@dataclass(slots=True)
+class _Answering:
+    """What is known of an exchange so far, for its answer or its fault."""
+
+    received: datetime
+    reader: MessageReader | None = None
+    exchange: _Exchange = field(default_factory=lambda: _Exchange())
+    attachments: list[Attachment] = field(default_factory=list)
+    action: str | None = None
+    soap_request: SoapRequest | None = None
+    info: ExchangeInfo | None = None
+    begun: object = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,80 +217,98 @@ class SoapEndpoint:
             thread.close()
 
     async def _answer_on(self, request: Request, thread: ParseThread) -> Response:
-        received = datetime.now(UTC)
-        reader: MessageReader | None = None
-        begun: object = None
-        exchange = _Exchange()
-        attachments: list = []
-        action: str | None = None
-        soap_request: SoapRequest | None = None
+        state = _Answering(received=datetime.now(UTC))
         try:
             self._check_declared_length(request)
-            reader = MessageReader(
+            state.reader = MessageReader(
                 request.headers.get("content-type", ""),
                 self.limits,
                 binary_elements=self.binary_elements,
             )
-            exchange = _Exchange(mtom=reader.mtom)
-            message = await self._read_message(request, reader, thread)
-            attachments = list(message.attachments.values())
-            envelope = read_envelope(message.envelope)
-            exchange = _Exchange(message_id_of(envelope.header), None, message.mtom)
-            check_must_understand(
-                envelope.header,
-                understands,
-                accept_unvalidated_wsse_security=self.accept_unvalidated_wsse_security,
-                on_accepted_unvalidated=_log_unvalidated,
+            state.exchange = _Exchange(mtom=state.reader.mtom)
+            # read, dispatched and - a blocking operation - answered on the exchange's
+            # thread, in one hand-off
+            handled = await read_message_then(
+                state.reader,
+                _timed(request.stream(), self.limits.read_timeout),
+                lambda message: self._dispatch(request, message, state),
+                thread,
             )
-            addressing = read_addressing(envelope.header)
-            action = addressing.action
-            operation = self.service.operations.get(addressing.action)
-            if operation is None:
-                raise action_not_supported(addressing.action)
-            exchange = _Exchange(addressing.message_id, operation, message.mtom)
-            client = request.client
-            soap_request = SoapRequest(
-                endpoint=self.service.path,
-                addressing=addressing,
-                body=envelope.body,
-                attachments=message.attachments,
-                header=envelope.header,
-                mtom=message.mtom,
-                client_host=client.host if client else None,
-                client_port=client.port if client else None,
-            )
-            info = self._info(request, received, 200, action)
-            begun = self._begin(soap_request, info)
-            # as many exchanges at work in threads as anyio's workers allow
-            if operation.blocking:
-                async with anyio.to_thread.current_default_thread_limiter():
-                    outgoing, observed = await thread.run(
-                        self._handle_blocking, operation, soap_request, info, begun
-                    )
-            else:
-                response = await operation.handler(soap_request)  # type: ignore[misc]
-                async with anyio.to_thread.current_default_thread_limiter():
-                    outgoing, observed = await thread.run(
-                        self._encode_observed, response, operation, soap_request, info, begun
-                    )
-            status = 200
+            if handled is None:  # an async handler, here on the event loop
+                assert state.soap_request is not None and state.info is not None
+                operation = state.exchange.operation
+                assert operation is not None
+                response = await operation.handler(state.soap_request)  # type: ignore[misc]
+                handled = await thread.run(
+                    _working,
+                    self._encode_observed,
+                    response,
+                    operation,
+                    state.soap_request,
+                    state.info,
+                    state.begun,
+                )
+            outgoing, observed = handled
         except Exception as exc:
-            if reader is not None:
-                reader.discard()
-            discard_attachments(attachments)
+            if state.reader is not None:
+                state.reader.discard()
+            discard_attachments(state.attachments)
             if isinstance(exc, SpoolFull) and (answer := self._out_of_resources(request)):
                 return answer
             fault = _fault_for(exc)
+            exchange = state.exchange
             mtom = exchange.operation.mtom if exchange.operation else exchange.mtom
             outgoing = _encode_fault(fault, exchange.message_id, mtom=mtom)
-            info = self._info(request, received, fault.http_status, action)
-            await _settled(self._observe(soap_request, None, fault, info, begun))
+            info = self._info(request, state.received, fault.http_status, state.action)
+            await _settled(self._observe(state.soap_request, None, fault, info, state.begun))
             return _respond(outgoing, fault.http_status, None)
         await _settled(observed)
         # spooled parts are deleted once the answer is sent; without any, no task (a
         # sync background task costs a worker-thread hand-off per exchange)
+        attachments = state.attachments
         cleanup = BackgroundTask(discard_attachments, attachments) if attachments else None
-        return _respond(outgoing, status, cleanup)
+        return _respond(outgoing, 200, cleanup)
+
+    def _dispatch(
+        self, request: Request, message: ReadMessage, state: _Answering
+    ) -> tuple[OutgoingMessage | StreamedMessage, object] | None:
+        """On the exchange's thread, the message just read: its envelope checked, its
+        Action's operation found, the observer told; a blocking operation answered
+        (the answer and what the observer handed back), an async one left to the event
+        loop (None).  ``state`` keeps what is known for a fault."""
+        state.attachments = list(message.attachments.values())
+        envelope = read_envelope(message.envelope)
+        state.exchange = _Exchange(message_id_of(envelope.header), None, message.mtom)
+        check_must_understand(
+            envelope.header,
+            understands,
+            accept_unvalidated_wsse_security=self.accept_unvalidated_wsse_security,
+            on_accepted_unvalidated=_log_unvalidated,
+        )
+        addressing = read_addressing(envelope.header)
+        state.action = addressing.action
+        operation = self.service.operations.get(addressing.action)
+        if operation is None:
+            raise action_not_supported(addressing.action)
+        state.exchange = _Exchange(addressing.message_id, operation, message.mtom)
+        client = request.client
+        state.soap_request = SoapRequest(
+            endpoint=self.service.path,
+            addressing=addressing,
+            body=envelope.body,
+            attachments=message.attachments,
+            header=envelope.header,
+            mtom=message.mtom,
+            client_host=client.host if client else None,
+            client_port=client.port if client else None,
+        )
+        state.info = self._info(request, state.received, 200, state.action)
+        state.begun = self._begin(state.soap_request, state.info)
+        if not operation.blocking:
+            return None
+        return _working(
+            self._handle_blocking, operation, state.soap_request, state.info, state.begun
+        )
 
     def _out_of_resources(self, request: Request) -> Response | None:
         """The Service's answer to a request whose parts found no room in the spool,
@@ -358,15 +405,6 @@ class SoapEndpoint:
             raise sender_fault(
                 f"message exceeds {self.limits.max_request_bytes} bytes", http_status=413
             )
-
-    async def _read_message(
-        self, request: Request, reader: MessageReader, thread: ParseThread
-    ) -> ReadMessage:
-        """The body, read by ``reader`` on ``thread``; a large one parsed while it is
-        received (``soap.mtom.read_message``)."""
-        return await read_message(
-            reader, _timed(request.stream(), self.limits.read_timeout), thread
-        )
 
 
 _ENDPOINT_URLS: dict[tuple[object, ...], str] = {}

@@ -517,6 +517,17 @@ async def read_message(
     """The whole message of a body, parsed on ``thread`` (else on a thread of its own,
     ended before returning): a small one (``INLINE_BODY``) once received, a larger one
     through :func:`feed_reader` while it arrives."""
+    return await read_message_then(reader, chunks, _itself, thread)
+
+
+async def read_message_then(
+    reader: MessageReader,
+    chunks: AsyncIterator[bytes],
+    then: Callable[[ReadMessage], T],
+    thread: ParseThread | None = None,
+) -> T:
+    """As :func:`read_message`, and ``then(message)`` on the same thread in the same
+    hand-off (an exchange's dispatch and blocking handler, say): what it returns."""
     own = thread is None
     parser = ParseThread() if thread is None else thread
     try:
@@ -527,17 +538,21 @@ async def read_message(
             size += len(chunk)
             if size > INLINE_BODY:
                 await feed_reader(reader, _chained(head, chunks), parser)
-                return await parser.run(reader.finish)
-        return await parser.run(_read_all, reader, head)
+                return await parser.run(_finish_then, reader, [], then)
+        return await parser.run(_finish_then, reader, head, then)
     finally:
         if own:
             parser.close()
 
 
-def _read_all(reader: MessageReader, chunks: list[bytes]) -> ReadMessage:
+def _finish_then(reader: MessageReader, chunks: list[bytes], then: Callable[[ReadMessage], T]) -> T:
     for chunk in chunks:
         reader.feed(chunk)
-    return reader.finish()
+    return then(reader.finish())
+
+
+def _itself(message: ReadMessage) -> ReadMessage:
+    return message
 
 
 async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
@@ -728,6 +743,7 @@ __all__ = [
     "ParseThread",
     "feed_reader",
     "read_message",
+    "read_message_then",
     "mtom_message",
     "new_boundary",
     "parse_content_type",
