@@ -63,8 +63,8 @@ from soap.limits import Limits
 from soap.message import Attachment, Operation, Service, SoapRequest, SoapResponse
 from soap.mtom import (
     MessageReader,
+    MessageThread,
     OutgoingMessage,
-    ParseThread,
     ReadMessage,
     SpoolFull,
     discard_attachments,
@@ -208,15 +208,15 @@ class SoapEndpoint:
 
     async def _answer(self, request: Request) -> Response:
         # the exchange's own thread: the request parsed there, a blocking handler and the
-        # encoding of the answer run there (``soap.mtom.ParseThread``: lxml's name
+        # encoding of the answer run there (``soap.mtom.MessageThread``: lxml's name
         # dictionaries are not shared between threads at work)
-        thread = ParseThread()
+        thread = MessageThread()
         try:
             return await self._answer_on(request, thread)
         finally:
             thread.close()
 
-    async def _answer_on(self, request: Request, thread: ParseThread) -> Response:
+    async def _answer_on(self, request: Request, thread: MessageThread) -> Response:
         state = _Answering(received=datetime.now(UTC))
         try:
             self._check_declared_length(request)
@@ -512,7 +512,7 @@ def _intern_fault_names() -> None:
     """Encode each kind of fault once, where the endpoint is made (before serving): the
     faults the event loop encodes then add no name to the main thread's libxml2
     dictionary, the parent every other thread's dictionary reads while it works
-    (``soap.mtom.ParseThread``)."""
+    (``soap.mtom.MessageThread``)."""
     understood = (etree.QName("urn:xdsi:intern", "header"),)
     for fault in (
         SoapFault(FaultCode.SENDER, "-", subcode=etree.QName("urn:xdsi:intern", "subcode")),

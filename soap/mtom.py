@@ -451,7 +451,7 @@ FEED_DEPTH = 1  # batches received ahead of the one being parsed
 INLINE_BODY = 16 * 1024
 
 
-class ParseThread:
+class MessageThread:
     """The thread of one message: its body parsed there, every batch and the close, and
     whatever else of the exchange should run on it (``run``); it ends with ``close``.
 
@@ -512,7 +512,7 @@ def _settle(future: asyncio.Future[Any], result: object, exc: BaseException | No
 
 
 async def read_message(
-    reader: MessageReader, chunks: AsyncIterator[bytes], thread: ParseThread | None = None
+    reader: MessageReader, chunks: AsyncIterator[bytes], thread: MessageThread | None = None
 ) -> ReadMessage:
     """The whole message of a body, parsed on ``thread`` (else on a thread of its own,
     ended before returning): a small one (``INLINE_BODY``) once received, a larger one
@@ -524,12 +524,12 @@ async def read_message_then(
     reader: MessageReader,
     chunks: AsyncIterator[bytes],
     then: Callable[[ReadMessage], T],
-    thread: ParseThread | None = None,
+    thread: MessageThread | None = None,
 ) -> T:
     """As :func:`read_message`, and ``then(message)`` on the same thread in the same
     hand-off (an exchange's dispatch and blocking handler, say): what it returns."""
     own = thread is None
-    parser = ParseThread() if thread is None else thread
+    on = MessageThread() if thread is None else thread
     try:
         head: list[bytes] = []
         size = 0
@@ -537,12 +537,12 @@ async def read_message_then(
             head.append(chunk)
             size += len(chunk)
             if size > INLINE_BODY:
-                await feed_reader(reader, _chained(head, chunks), parser)
-                return await parser.run(_finish_then, reader, [], then)
-        return await parser.run(_finish_then, reader, head, then)
+                await feed_reader(reader, _chained(head, chunks), on)
+                return await on.run(_finish_then, reader, [], then)
+        return await on.run(_finish_then, reader, head, then)
     finally:
         if own:
-            parser.close()
+            on.close()
 
 
 def _finish_then(reader: MessageReader, chunks: list[bytes], then: Callable[[ReadMessage], T]) -> T:
@@ -563,7 +563,7 @@ async def _chained(head: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterat
 
 
 async def feed_reader(
-    reader: MessageReader, chunks: AsyncIterator[bytes], thread: ParseThread
+    reader: MessageReader, chunks: AsyncIterator[bytes], thread: MessageThread
 ) -> None:
     """Feed a body to ``reader`` in batches of FEED_BATCH bytes, each parsed (hashed,
     spooled) on ``thread`` - always the same one - while the next one is received.  At
@@ -740,7 +740,7 @@ __all__ = [
     "check_xop_includes",
     "cid_of_href",
     "discard_attachments",
-    "ParseThread",
+    "MessageThread",
     "feed_reader",
     "read_message",
     "read_message_then",

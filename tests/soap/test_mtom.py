@@ -21,7 +21,7 @@ from soap.mtom import (
     FEED_BATCH,
     FILE_CHUNK_SIZE,
     MessageReader,
-    ParseThread,
+    MessageThread,
     feed_reader,
     mtom_message,
     parse_content_type,
@@ -413,8 +413,8 @@ class _SlowFirstFeed:
         self.fed.append(len(chunk))
 
 
-def _thread() -> ParseThread:
-    return ParseThread()
+def _thread() -> MessageThread:
+    return MessageThread()
 
 
 async def test_feed_parses_a_batch_while_the_next_is_received():
