@@ -100,20 +100,6 @@ def _working(function: Callable[..., T], *args: object) -> T:
         return function(*args)
 
 
-@dataclass(slots=True)
-class _Answering:
-    """What is known of an exchange so far, for its answer or its fault."""
-
-    received: datetime
-    reader: MessageReader | None = None
-    exchange: _Exchange = field(default_factory=lambda: _Exchange())
-    attachments: list[Attachment] = field(default_factory=list)
-    action: str | None = None
-    soap_request: SoapRequest | None = None
-    info: ExchangeInfo | None = None
-    begun: object = None
-
-
 @dataclass(frozen=True, slots=True)
 class _Exchange:
     """What is known of a request when its answer is built."""
@@ -121,6 +107,20 @@ class _Exchange:
     message_id: str | None = None
     operation: Operation | None = None
     mtom: bool = False
+
+
+@dataclass(slots=True)
+class _Answering:
+    """What is known of an exchange so far, for its answer or its fault."""
+
+    received: datetime
+    reader: MessageReader | None = None
+    exchange: _Exchange = field(default_factory=_Exchange)
+    attachments: list[Attachment] = field(default_factory=list)
+    action: str | None = None
+    soap_request: SoapRequest | None = None
+    info: ExchangeInfo | None = None
+    begun: object = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage
 from sqlalchemy import Engine
 
 from imaging_source.config import ImagingSourceConfig
@@ -15,6 +17,7 @@ from imaging_source.peers import DicomPeer
 from imaging_source.service import ImagingSource
 
 MOVE_DESTINATION = "MOVEDEST"
+STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
 
 
 def free_port() -> int:
@@ -26,6 +29,24 @@ def free_port() -> int:
 @pytest.fixture
 def destination_port() -> int:
     return free_port()
+
+
+@contextmanager
+def move_destination(
+    port: int, syntaxes: list[str], on_store: Callable[[evt.Event], int]
+) -> Iterator[None]:
+    """A Move Destination on ``port`` taking every storage class in ``syntaxes``,
+    answering each C-STORE with ``on_store``."""
+    ae = AE(ae_title=MOVE_DESTINATION)
+    for sop_class in STORAGE:
+        ae.add_supported_context(sop_class, syntaxes)
+    server = ae.start_server(
+        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
+    )
+    try:
+        yield
+    finally:
+        server.shutdown()
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from dicom_studies import PATIENT_NAME, make_study
-from dimse_fixtures import MOVE_DESTINATION, destination_port, source
+from dimse_fixtures import MOVE_DESTINATION, STORAGE, destination_port, move_destination, source
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless
@@ -27,7 +27,6 @@ from pynetdicom.sop_class import (
 from imaging_source.dimse import CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
 from imaging_source.service import ImagingSource, StudyChanged
 
-STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless]
 
 
@@ -190,21 +189,13 @@ def test_c_move_sends_every_instance_to_the_destination(
         received.append(event.dataset)
         return 0x0000
 
-    receiver = AE(ae_title=MOVE_DESTINATION)
-    for sop_class in STORAGE:
-        receiver.add_supported_context(sop_class, SYNTAXES)
-    server = receiver.start_server(
-        ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    try:
+    with move_destination(destination_port, SYNTAXES, on_store):
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
         query.StudyInstanceUID = datasets[0].StudyInstanceUID
         responses = list(
             assoc.send_c_move(query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove)
         )
-    finally:
-        server.shutdown()
     final = responses[-1][0]
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, 6)
     by_uid = {ds.SOPInstanceUID: ds for ds in received}

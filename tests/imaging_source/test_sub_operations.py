@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from dicom_studies import make_study
-from dimse_fixtures import MOVE_DESTINATION, destination_port, source
+from dimse_fixtures import MOVE_DESTINATION, STORAGE, destination_port, move_destination, source
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -35,8 +35,6 @@ from imaging_source import sub_operations
 from imaging_source.instances import StoredInstance
 from imaging_source.service import ImagingSource
 from imaging_source.sub_operations import SUB_ASSOCIATION_POLL, stored_data_set
-
-STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
 
 
 @pytest.fixture
@@ -87,24 +85,6 @@ def _move(source: ImagingSource, study_uid: str) -> Dataset:
     return _move_responses(source, study_uid)[-1][0]
 
 
-@contextmanager
-def _destination(
-    port: int, syntaxes: list[str], on_store: Callable[[evt.Event], int]
-) -> Iterator[None]:
-    """A Move Destination on ``port`` taking every storage class in ``syntaxes``,
-    answering each C-STORE with ``on_store``."""
-    ae = AE(ae_title=MOVE_DESTINATION)
-    for sop_class in STORAGE:
-        ae.add_supported_context(sop_class, syntaxes)
-    server = ae.start_server(
-        ("127.0.0.1", port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
-    )
-    try:
-        yield
-    finally:
-        server.shutdown()
-
-
 def _move_to(
     source: ImagingSource,
     stored: list[StoredInstance],
@@ -114,7 +94,7 @@ def _move_to(
     """C-MOVE the study to a destination taking ``syntaxes``: the final status, and
     what the destination received."""
     received = Received()
-    with _destination(destination_port, syntaxes, received.on_store):
+    with move_destination(destination_port, syntaxes, received.on_store):
         return _move(source, stored[0].study_instance_uid), received
 
 
@@ -162,7 +142,7 @@ def test_sub_association_polls_quickly_without_nagle(
                 seen.append((assoc.dul._run_loop_delay, no_delay))
         return 0x0000
 
-    with _destination(destination_port, [ExplicitVRLittleEndian, RLELossless], on_store):
+    with move_destination(destination_port, [ExplicitVRLittleEndian, RLELossless], on_store):
         final = _move(source, stored[0].study_instance_uid)
     assert final.Status == 0x0000
     assert set(seen) == {(SUB_ASSOCIATION_POLL, 1)}
@@ -210,7 +190,7 @@ def test_c_move_sub_operation_unanswered_within_the_dimse_timeout_fails(
         released.wait(5)  # longer than xdsi waits for the C-STORE-RSP
         return 0x0000
 
-    with _destination(destination_port, [ExplicitVRLittleEndian, RLELossless], slow):
+    with move_destination(destination_port, [ExplicitVRLittleEndian, RLELossless], slow):
         try:
             final, identifier = _move_responses(source, stored[0].study_instance_uid)[-1]
         finally:
