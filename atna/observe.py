@@ -60,15 +60,22 @@ from atna.events import (
 from ebxml.errors import RegistryError
 from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
-from ebxml.parse import parse_registry_errors, parse_registry_response, parse_submit_objects_request
+from ebxml.parse import parse_registry_errors, parse_registry_response
 from ebxml.query import ValueSyntaxError, split_value
 from ebxml.remove import parse_remove_documents_request, parse_remove_objects_request
 from ebxml.retrieve import (
     parse_retrieve_document_set_request,
     parse_retrieve_imaging_document_set_request,
 )
-from ebxml.tags import LCM, RS, XDSB
-from ebxml.vocabulary import Action, QueryParameter, ResponseStatus, Transaction
+from ebxml.tags import LCM, RIM, RS, XDSB
+from ebxml.vocabulary import (
+    Action,
+    DocumentEntryIdentifier,
+    QueryParameter,
+    ResponseStatus,
+    SubmissionSetIdentifier,
+    Transaction,
+)
 from ebxml.wire import adhoc_query_request, parse_adhoc_query_request
 from registry.feed_hl7v2 import FeedOutcome
 from registry.hl7v2 import AckCode
@@ -164,8 +171,31 @@ def _submission_facts(submission: Submission) -> RequestFacts:
 
 
 def register_request_facts(body: etree._Element) -> RequestFacts:
-    """ITI-42 lcm:SubmitObjectsRequest (ITI TF-2 3.42.5.1: patient, submission set)."""
-    return _submission_facts(parse_submit_objects_request(body).value)
+    """ITI-42 lcm:SubmitObjectsRequest (ITI TF-2 3.42.5.1: patient, submission set),
+    read off its ExternalIdentifiers: each identification scheme belongs to one object
+    type (ITI TF-3 Table 4.2.3.2-1, 4.2.3.3-1), so the submission set's patient and
+    uniqueId and the DocumentEntries' patients are found without building the model of
+    the submission a second time (the handler builds its own), and a request the parser
+    refuses is audited with the same facts.  Detached ExternalIdentifiers (children of
+    the RegistryObjectList) count as attached ones do."""
+    set_patients: list[str] = []
+    entry_patients: list[str] = []
+    unique_id: str | None = None
+    for identifier in body.iter(RIM.ExternalIdentifier):
+        scheme = identifier.get("identificationScheme")
+        value = identifier.get("value")
+        if not value:
+            continue
+        if scheme == DocumentEntryIdentifier.PATIENT_ID:
+            entry_patients.append(value)
+        elif scheme == SubmissionSetIdentifier.PATIENT_ID:
+            set_patients.append(value)
+        elif scheme == SubmissionSetIdentifier.UNIQUE_ID and unique_id is None:
+            unique_id = value
+    return RequestFacts(
+        patient_ids=tuple(dict.fromkeys(set_patients[:1] + entry_patients)),
+        submission_set_unique_id=unique_id,
+    )
 
 
 def provide_request_facts(body: etree._Element) -> RequestFacts:

@@ -57,7 +57,7 @@ from ebxml.retrieve import (
     retrieve_imaging_document_set_request,
 )
 from ebxml.serialize import registry_response, submit_objects_request
-from ebxml.tags import XDSB
+from ebxml.tags import RIM, XDSB
 from ebxml.vocabulary import (
     Action,
     QueryParameter,
@@ -239,6 +239,27 @@ def test_iti42_success_names_patient_and_submission_set():
 
 def test_iti42_failure_is_serious_failure():
     outcome = observed(Action.ITI42, submit_objects_request(submission()), failure())
+    assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+
+
+def test_iti42_facts_come_from_detached_identifiers_too():
+    body = submit_objects_request(submission(PATIENT, OTHER))
+    objects = body.find(f"{RIM.RegistryObjectList}")
+    assert objects is not None
+    for identifier in list(body.iter(RIM.ExternalIdentifier)):
+        owner = identifier.getparent()
+        identifier.set("registryObject", owner.get("id"))
+        objects.append(identifier)  # moved out of its object, as ebRIM 3.0 allows
+    outcome = observed(Action.ITI42, body, success())
+    assert (outcome.patient_ids, outcome.submission_set_unique_id) == ((PATIENT, OTHER), SS_UID)
+
+
+def test_iti42_a_submission_the_parser_refuses_still_names_its_patient():
+    body = submit_objects_request(submission())
+    for classification in list(body.iter(RIM.Classification)):  # no object type left
+        classification.getparent().remove(classification)
+    outcome = observed(Action.ITI42, body, failure())
+    assert (outcome.patient_ids, outcome.submission_set_unique_id) == ((PATIENT,), SS_UID)
     assert outcome.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
 
 
