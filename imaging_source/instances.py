@@ -25,11 +25,15 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from alembic.config import Config
 from pydicom import dcmread
+from pydicom.charset import convert_encodings, default_encoding
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
@@ -225,6 +229,7 @@ INDEXED_ATTRIBUTES: dict[str, str] = {
     "BodyPartExamined": "body_part_examined",
     "InstanceNumber": "instance_number",
 }
+_SPECIFIC_CHARACTER_SET = 0x00080005
 _REQUIRED = ("SOPInstanceUID", "SOPClassUID", "StudyInstanceUID", "SeriesInstanceUID")
 _INTEGER_COLUMNS = frozenset({"series_number", "instance_number"})
 
@@ -297,17 +302,49 @@ def _integer(value: Any) -> int | None:
         return None
 
 
+# (tag, column) of each indexed attribute
+_INDEXED_TAGS = tuple((tag_for_keyword(k), column) for k, column in INDEXED_ATTRIBUTES.items())
+
+
+def _element_values(ds: Dataset) -> Iterator[tuple[str, Any]]:
+    """(column, value) of each indexed attribute, None when absent.  A raw element is
+    converted here with the data set's character set looked up once (PS3.5 6.1.2.3);
+    ``ds.get`` would look it up again for every element, and that was most of the cost
+    of taking in an instance."""
+    charset = ds.get_item(_SPECIFIC_CHARACTER_SET)
+    encodings: list[str] | None = None
+    for tag, column_name in _INDEXED_TAGS:
+        elem = ds.get_item(tag)
+        if elem is None:
+            yield column_name, None
+        elif isinstance(elem, RawDataElement):
+            if encodings is None:
+                value = ds[_SPECIFIC_CHARACTER_SET].value if charset is not None else None
+                encodings = convert_encodings(value) if value else [default_encoding]
+            yield column_name, convert_raw_data_element(elem, encoding=encodings, ds=ds).value
+        else:
+            yield column_name, elem.value
+
+
 def _index_values(ds: Dataset) -> dict[str, Any]:
     """Column values from a dataset's header (strings cut to their column's length)."""
     values: dict[str, Any] = {}
-    for keyword, column_name in INDEXED_ATTRIBUTES.items():
-        raw = ds.get(keyword)
+    for column_name, raw in _element_values(ds):
         if column_name in _INTEGER_COLUMNS:
             values[column_name] = _integer(raw)
             continue
-        length = ImagingInstance.__table__.c[column_name].type.length
-        values[column_name] = _text(raw)[:length]
+        values[column_name] = _text(raw)[: _column_lengths()[column_name]]
     return values
+
+
+@cache
+def _column_lengths() -> dict[str, int]:
+    columns = ImagingInstance.__table__.c
+    return {
+        name: columns[name].type.length
+        for name in INDEXED_ATTRIBUTES.values()
+        if name not in _INTEGER_COLUMNS
+    }
 
 
 def check_uid(value: str, what: str) -> str:

@@ -48,6 +48,24 @@ def test_add_dataset_indexes_its_attributes(store: InstanceStore) -> None:
     assert (got.series_number, got.instance_number, got.body_part_examined) == (1, 1, "CHEST")
 
 
+def test_a_file_in_iso_2022_is_indexed_decoded(store: InstanceStore, tmp_path: Path) -> None:
+    # PS3.5 6.1.2.5: code extension; the header is read raw and decoded by its own
+    # Specific Character Set, as every other element of the index
+    ds = make_study()[0]
+    ds.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    ds.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    ds.StudyDescription = "胸部CT"
+    [path] = write_files([ds], tmp_path / "in")
+    store.add(path)
+    got = store.get(ds.SOPInstanceUID)
+    assert got is not None
+    assert (got.patient_name, got.study_description) == (
+        "Yamada^Tarou=山田^太郎=やまだ^たろう",
+        "胸部CT",
+    )
+    assert (got.series_number, got.instance_number, got.modality) == (1, 1, "CT")
+
+
 def test_add_file_keeps_the_bytes(store: InstanceStore, tmp_path: Path) -> None:
     [path] = write_files(make_study()[:1], tmp_path / "in")
     instance = store.add(path)
