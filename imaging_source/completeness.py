@@ -6,17 +6,26 @@ pydicom reads a value cut short without complaint and a header read stops before
 pixel data, so a C-STORE or STOW-RS whose data set was truncated would otherwise be
 stored as if it were whole.  The walk reads only element and item headers: a multi-GiB
 instance costs a few thousand seeks, not its size in memory.
+
+``scan_part10`` is the same walk keeping the values of the top-level elements it is
+asked for as it passes them: the header read and the completeness check of an
+instance taken in (C-STORE, STOW-RS, a backing PACS's WADO-RS) in one pass, without
+building a pydicom Dataset.
 """
 
 from __future__ import annotations
 
+import os
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import BaseTag
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian, ExplicitVRLittleEndian
 
-__all__ = ["IncompleteDataSet", "check_complete"]
+__all__ = ["IncompleteDataSet", "ScannedPart10", "check_complete", "scan_part10"]
 
 # PS3.5 7.1.2: VRs with a 2-byte reserved field and a 4-byte length in explicit VR
 _LONG_VRS = frozenset(
@@ -27,65 +36,125 @@ _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _PREAMBLE_AND_PREFIX = 132  # PS3.10 7.1
 _META_GROUP = 0x0002
+# A kept value longer than this is not one :func:`scan_part10` is asked for (the longest
+# text VR, UT, may be longer; the attributes indexed are short strings and numbers)
+_MAX_CAPTURED = 64 * 1024
 
 
 class IncompleteDataSet(ValueError):
     """The file ends inside a data element, an item, or an undefined-length value."""
 
 
+class _NotCaptured(Exception):
+    """An element asked for that a raw read does not keep (too long, undefined length)."""
+
+
+def _where(what: int | str) -> str:
+    """An element's tag as the messages name it (formatted only for a message)."""
+    if isinstance(what, str):
+        return what
+    return f"element ({what >> 16:04X},{what & 0xFFFF:04X})"
+
+
 class _Walk:
-    def __init__(self, stream: BinaryIO, size: int, *, implicit: bool, little: bool) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        size: int,
+        *,
+        implicit: bool,
+        little: bool,
+        capture: frozenset[int] = frozenset(),
+    ) -> None:
         self.stream, self.size = stream, size
         self.implicit = implicit
-        self.order = "<" if little else ">"
+        self.little = little
+        order = "<" if little else ">"
+        self._tag = struct.Struct(f"{order}HH").unpack
+        self._short = struct.Struct(f"{order}H").unpack
+        self._long = struct.Struct(f"{order}I").unpack
+        # top-level elements whose values are kept (``captured``), read as they pass
+        self.capture = capture
+        self.captured: dict[int, RawDataElement] = {}
+        self.depth = 0
 
-    def read(self, n: int, what: str) -> bytes:
+    def read(self, n: int, what: int | str) -> bytes:
+        """``n`` bytes of ``what`` (an element's tag, or words naming it)."""
         data = self.stream.read(n)
         if len(data) != n:
-            raise IncompleteDataSet(f"the file ends inside {what}")
+            raise IncompleteDataSet(f"the file ends inside {_where(what)}")
         return data
 
-    def skip(self, length: int, what: str) -> None:
+    def skip(self, length: int, what: int | str) -> None:
         end = self.stream.tell() + length
         if end > self.size:
-            raise IncompleteDataSet(f"{what} ends at byte {end}, past the end ({self.size})")
+            raise IncompleteDataSet(
+                f"{_where(what)} ends at byte {end}, past the end ({self.size})"
+            )
         self.stream.seek(end)
 
     def tag(self) -> int:
-        group, element = struct.unpack(f"{self.order}HH", self.read(4, "a tag"))
+        group, element = self._tag(self.read(4, "a tag"))
         return group << 16 | element
 
     def element(self, tag: int) -> None:
         """The rest of a data element whose tag was read: its VR, length and value."""
-        where = f"element ({tag >> 16:04X},{tag & 0xFFFF:04X})"
         vr = b""
         if self.implicit or tag >> 16 == 0xFFFE:
-            (length,) = struct.unpack(f"{self.order}I", self.read(4, where))
+            (length,) = self._long(self.read(4, tag))
         else:
-            vr = self.read(2, where)
+            head = self.read(4, tag)
+            vr = head[:2]
             if vr in _LONG_VRS:
-                self.read(2, where)
-                (length,) = struct.unpack(f"{self.order}I", self.read(4, where))
+                (length,) = self._long(self.read(4, tag))
             else:
-                (length,) = struct.unpack(f"{self.order}H", self.read(2, where))
+                (length,) = self._short(head[2:])
         if length != _UNDEFINED:
-            self.skip(length, where)
+            if self.depth == 0 and tag in self.capture:
+                self._keep(tag, vr, length)
+            else:
+                self.skip(length, tag)
+        elif self.depth == 0 and tag in self.capture:
+            raise _NotCaptured(_where(tag))
         elif vr == b"UN":  # PS3.5 6.2.2: its items are implicit VR little endian
             implicit, self.implicit = self.implicit, True
             try:
-                self.items(where)
+                self.items(_where(tag))
             finally:
                 self.implicit = implicit
         elif vr in (b"SQ", b"") or tag == 0x7FE00010:
-            self.items(where)
+            self.items(_where(tag))
         else:
+            where = _where(tag)
             raise IncompleteDataSet(f"{where}: undefined length on VR {vr.decode('latin-1')}")
+
+    def _keep(self, tag: int, vr: bytes, length: int) -> None:
+        if length > _MAX_CAPTURED:
+            raise _NotCaptured(_where(tag))
+        at = self.stream.tell()
+        value = self.read(length, tag)
+        self.captured[tag] = RawDataElement(
+            BaseTag(tag),
+            None if self.implicit else vr.decode("ascii", "replace"),
+            length,
+            value,
+            at,
+            self.implicit,
+            self.little,
+        )
 
     def items(self, where: str) -> None:
         """Items up to the Sequence Delimitation Item (PS3.5 7.5.1, A.4)."""
+        self.depth += 1
+        try:
+            self._items(where)
+        finally:
+            self.depth -= 1
+
+    def _items(self, where: str) -> None:
         while True:
             tag = self._item_tag(where)
-            (length,) = struct.unpack(f"{self.order}I", self.read(4, where))
+            (length,) = self._long(self.read(4, where))
             if tag == _SEQUENCE_END:
                 return
             if tag != _ITEM:
@@ -98,12 +167,13 @@ class _Walk:
                 self.dataset(until_item_end=True)
 
     def _item_tag(self, where: str) -> int:
-        group, element = struct.unpack(f"{self.order}HH", self.read(4, f"an item of {where}"))
+        group, element = self._tag(self.read(4, f"an item of {where}"))
         return group << 16 | element
 
     def dataset(self, *, until_item_end: bool = False) -> None:
+        tell, size = self.stream.tell, self.size
         while True:
-            if not until_item_end and self.stream.tell() >= self.size:
+            if not until_item_end and tell() >= size:
                 return
             tag = self.tag()
             if tag == _ITEM_END:
@@ -114,10 +184,11 @@ class _Walk:
             self.element(tag)
 
 
-def _meta_end(stream: BinaryIO, size: int) -> int:
-    """Where the File Meta Information (explicit VR little endian, group 0002) ends."""
+def _meta_end(stream: BinaryIO, size: int, walk: _Walk | None = None) -> int:
+    """Where the File Meta Information (explicit VR little endian, group 0002) ends;
+    ``walk`` (explicit VR little endian) reads it, keeping what it captures."""
     stream.seek(_PREAMBLE_AND_PREFIX)
-    walk = _Walk(stream, size, implicit=False, little=True)
+    walk = walk or _Walk(stream, size, implicit=False, little=True)
     while stream.tell() < size:
         at = stream.tell()
         tag = walk.tag()
@@ -140,3 +211,58 @@ def check_complete(path: Path, transfer_syntax_uid: str) -> None:
         implicit = syntax.is_implicit_VR if syntax.is_transfer_syntax else False
         little = syntax.is_little_endian if syntax.is_transfer_syntax else True
         _Walk(stream, size, implicit=implicit, little=little).dataset()
+
+
+# The File Meta Information elements :func:`scan_part10` keeps (PS3.10 7.1)
+MEDIA_STORAGE_SOP_CLASS_UID = 0x00020002
+MEDIA_STORAGE_SOP_INSTANCE_UID = 0x00020003
+TRANSFER_SYNTAX_UID = 0x00020010
+_META_CAPTURE = frozenset(
+    {MEDIA_STORAGE_SOP_CLASS_UID, MEDIA_STORAGE_SOP_INSTANCE_UID, TRANSFER_SYNTAX_UID}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedPart10:
+    """What one pass over a complete Part 10 file kept: File Meta Information elements
+    and the top-level data set elements asked for, raw (PS3.5 7.1), and the transfer
+    syntax the data set is encoded in."""
+
+    meta: dict[int, RawDataElement]
+    elements: dict[int, RawDataElement]
+    transfer_syntax_uid: str
+
+
+def scan_part10(path: Path, tags: frozenset[int]) -> ScannedPart10 | None:
+    """The completeness walk of :func:`check_complete` and a header read in one pass:
+    the top-level elements ``tags`` kept raw as they pass, nothing decoded.  None when
+    the file is not one this pass reads as pydicom would - no "DICM" prefix, no
+    Transfer Syntax UID, a transfer syntax pydicom does not know or a deflated one -
+    or is incomplete (IncompleteDataSet): the caller then reads it the slower way,
+    which reports what is wrong with it."""
+    with path.open("rb") as stream:
+        size = os.fstat(stream.fileno()).st_size
+        if stream.read(_PREAMBLE_AND_PREFIX)[-4:] != b"DICM":
+            return None
+        meta = _Walk(stream, size, implicit=False, little=True, capture=_META_CAPTURE)
+        try:
+            start = _meta_end(stream, size, meta)
+        except (IncompleteDataSet, _NotCaptured, struct.error):
+            return None
+        raw = meta.captured.get(TRANSFER_SYNTAX_UID)
+        syntax = UID(raw.value.decode("ascii", "replace").strip(" \0")) if raw else None
+        if syntax is None or not syntax.is_transfer_syntax or syntax.is_deflated:
+            return None
+        stream.seek(start)
+        walk = _Walk(
+            stream,
+            size,
+            implicit=syntax.is_implicit_VR,
+            little=syntax.is_little_endian,
+            capture=tags,
+        )
+        try:
+            walk.dataset()
+        except (IncompleteDataSet, _NotCaptured, struct.error):
+            return None
+    return ScannedPart10(meta.captured, walk.captured, str(syntax))

@@ -21,7 +21,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -32,11 +32,12 @@ from typing import Any, BinaryIO
 from alembic.config import Config
 from pydicom import dcmread
 from pydicom.charset import convert_encodings, default_encoding
-from pydicom.datadict import tag_for_keyword
-from pydicom.dataelem import RawDataElement, convert_raw_data_element
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import DataElement, RawDataElement, convert_raw_data_element
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian
+from pydicom.values import convert_value
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -57,7 +58,14 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from imaging_source.completeness import IncompleteDataSet, check_complete
+from imaging_source.completeness import (
+    MEDIA_STORAGE_SOP_CLASS_UID,
+    MEDIA_STORAGE_SOP_INSTANCE_UID,
+    TRANSFER_SYNTAX_UID,
+    IncompleteDataSet,
+    check_complete,
+    scan_part10,
+)
 from storage import migrations as storage_migrations
 from storage.engine import make_engine as storage_engine
 
@@ -306,30 +314,58 @@ def _integer(value: Any) -> int | None:
 _INDEXED_TAGS = tuple((tag_for_keyword(k), column) for k, column in INDEXED_ATTRIBUTES.items())
 
 
-def _element_values(ds: Dataset) -> Iterator[tuple[str, Any]]:
-    """(column, value) of each indexed attribute, None when absent.  A raw element is
-    converted here with the data set's character set looked up once (PS3.5 6.1.2.3);
-    ``ds.get`` looks it up again for every element it converts, a fifth of the time
-    reading and indexing a header took."""
-    charset = ds.get_item(_SPECIFIC_CHARACTER_SET)
-    encodings: list[str] | None = None
+# What a one-pass read of a file keeps (``completeness.scan_part10``)
+_SCANNED_TAGS = frozenset([_SPECIFIC_CHARACTER_SET, *(tag for tag, _ in _INDEXED_TAGS)])
+
+Element = DataElement | RawDataElement
+# The File Meta Information elements :func:`_identified` reads, by keyword
+_META_KEYWORDS = {
+    "MediaStorageSOPClassUID": MEDIA_STORAGE_SOP_CLASS_UID,
+    "MediaStorageSOPInstanceUID": MEDIA_STORAGE_SOP_INSTANCE_UID,
+    "TransferSyntaxUID": TRANSFER_SYNTAX_UID,
+}
+
+
+# String VRs (PS3.5 6.2) whose raw value pydicom's converter for the VR reads alone;
+# other VRs (UN, an ambiguous one) go through its hooks, which may pick another VR
+_STRING_VRS = frozenset(
+    {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI"}
+)
+
+
+def _value(elem: Element | None, encodings: list[str]) -> Any:
+    """The value of ``elem`` as pydicom reads it; a raw string element converted by the
+    VR's converter directly (half the time of a DataElement made through the hooks)."""
+    if elem is None:
+        return None
+    if isinstance(elem, RawDataElement):
+        vr = elem.VR or dictionary_VR(elem.tag)  # implicit VR: the dictionary's (PS3.5 7.1.3)
+        if vr in _STRING_VRS:
+            return convert_value(vr, elem, encodings)
+        return convert_raw_data_element(elem, encoding=encodings).value
+    return elem.value
+
+
+def _element_values(get_item: Callable[[int], Element | None]) -> Iterator[tuple[str, Any]]:
+    """(column, value) of each indexed attribute of a data set (``get_item``: its
+    element of a tag, raw or not, None when absent).  A raw element is converted here
+    with the data set's character set (PS3.5 6.1.2.3) looked up once; ``Dataset.get``
+    looks it up again for every element it converts, a fifth of the time reading and
+    indexing a header took."""
+    charset = _value(get_item(_SPECIFIC_CHARACTER_SET), [default_encoding])
+    encodings = convert_encodings(charset) if charset else [default_encoding]
     for tag, column_name in _INDEXED_TAGS:
-        elem = ds.get_item(tag)
-        if elem is None:
-            yield column_name, None
-        elif isinstance(elem, RawDataElement):
-            if encodings is None:
-                value = ds[_SPECIFIC_CHARACTER_SET].value if charset is not None else None
-                encodings = convert_encodings(value) if value else [default_encoding]
-            yield column_name, convert_raw_data_element(elem, encoding=encodings, ds=ds).value
-        else:
-            yield column_name, elem.value
+        yield column_name, _value(get_item(tag), encodings)
 
 
 def _index_values(ds: Dataset) -> dict[str, Any]:
     """Column values from a dataset's header (strings cut to their column's length)."""
+    return _column_values(ds.get_item)
+
+
+def _column_values(get_item: Callable[[int], Element | None]) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for column_name, raw in _element_values(ds):
+    for column_name, raw in _element_values(get_item):
         if column_name in _INTEGER_COLUMNS:
             values[column_name] = _integer(raw)
             continue
@@ -463,6 +499,45 @@ def _check_expected(values: Mapping[str, Any], expected: tuple[str, str] | None)
         )
 
 
+def _scanned_values(path: Path) -> dict[str, Any] | None:
+    """:meth:`InstanceStore._identify` and ``check_complete`` of a Part 10 file in one
+    pass over its element headers, the indexed values decoded from their raw bytes
+    (``completeness.scan_part10``): a third of the time pydicom's header read and the
+    walk took apart.  None when that pass cannot tell: the file is then read the slower
+    way, which says what is wrong with it."""
+    scanned = scan_part10(path, _SCANNED_TAGS)
+    if scanned is None:
+        return None
+    try:
+        values = _column_values(scanned.elements.get)
+        meta = {
+            keyword: _value(scanned.meta.get(tag), [default_encoding])
+            for keyword, tag in _META_KEYWORDS.items()
+        }
+    except Exception:  # noqa: BLE001 - a value pydicom cannot decode: the slower read says why
+        return None
+    return _identified(values, meta.get)
+
+
+def _identified(values: dict[str, Any], meta: Callable[[str], Any]) -> dict[str, Any]:
+    """``values`` checked and completed from the File Meta Information (``meta``: its
+    value of a keyword): InvalidInstance when an identifying UID is missing or bad."""
+    # PS3.10 7.1: the File Meta Information names the instance when the body does not
+    if not values["sop_instance_uid"]:
+        values["sop_instance_uid"] = _text(meta("MediaStorageSOPInstanceUID"))
+    if not values["sop_class_uid"]:
+        values["sop_class_uid"] = _text(meta("MediaStorageSOPClassUID"))
+    for keyword in _REQUIRED:
+        column_name = INDEXED_ATTRIBUTES[keyword]
+        if not values[column_name]:
+            raise InvalidInstance(f"{keyword} missing")
+        check_uid(values[column_name], keyword)
+    values["transfer_syntax_uid"] = check_uid(
+        _text(meta("TransferSyntaxUID")) or ExplicitVRLittleEndian, "TransferSyntaxUID"
+    )
+    return values
+
+
 class InstanceStore:
     """DICOM instances under ``root`` indexed in the database behind ``engine``."""
 
@@ -494,13 +569,11 @@ class InstanceStore:
                     sha1, size = _copy_hashing(stream, temp)
             else:
                 sha1, size = _copy_hashing(source, temp)
-            header = _read_header(temp)
-            values = self._identify(header)
-            _check_expected(values, expected)
-            try:  # the header read stops before the pixel data: the rest is walked
-                check_complete(temp, values["transfer_syntax_uid"])
-            except IncompleteDataSet as exc:
-                raise InvalidInstance(f"incomplete data set: {exc}") from exc
+            values = _scanned_values(temp)
+            if values is None:
+                values = self._checked(temp, expected)
+            else:
+                _check_expected(values, expected)
             relative = Path(
                 values["study_instance_uid"],
                 values["series_instance_uid"],
@@ -516,23 +589,21 @@ class InstanceStore:
         values.update(file_path=relative.as_posix(), size=size, sha1=sha1, received=utcnow())
         return self._index(values)
 
+    def _checked(self, path: Path, expected: tuple[str, str] | None = None) -> dict[str, Any]:
+        """Index values of a Part 10 file read by pydicom, then walked to its end
+        (``check_complete``: the header read stops before the pixel data); what
+        :func:`_scanned_values` gives in one pass when it can."""
+        values = self._identify(_read_header(path))
+        _check_expected(values, expected)
+        try:
+            check_complete(path, values["transfer_syntax_uid"])
+        except IncompleteDataSet as exc:
+            raise InvalidInstance(f"incomplete data set: {exc}") from exc
+        return values
+
     def _identify(self, header: Dataset) -> dict[str, Any]:
         meta = getattr(header, "file_meta", None) or FileMetaDataset()
-        values = _index_values(header)
-        # PS3.10 7.1: the File Meta Information names the instance when the body does not
-        if not values["sop_instance_uid"]:
-            values["sop_instance_uid"] = _text(meta.get("MediaStorageSOPInstanceUID"))
-        if not values["sop_class_uid"]:
-            values["sop_class_uid"] = _text(meta.get("MediaStorageSOPClassUID"))
-        for keyword in _REQUIRED:
-            column_name = INDEXED_ATTRIBUTES[keyword]
-            if not values[column_name]:
-                raise InvalidInstance(f"{keyword} missing")
-            check_uid(values[column_name], keyword)
-        values["transfer_syntax_uid"] = check_uid(
-            _text(meta.get("TransferSyntaxUID")) or ExplicitVRLittleEndian, "TransferSyntaxUID"
-        )
-        return values
+        return _identified(_index_values(header), meta.get)
 
     def add_cached(
         self, files: Sequence[ReceivedFile]
@@ -606,11 +677,7 @@ class InstanceStore:
 
     def _place(self, file: ReceivedFile) -> dict[str, Any]:
         """Index values of a spooled file, moved to its place in the store."""
-        values = self._identify(_read_header(file.path))
-        try:
-            check_complete(file.path, values["transfer_syntax_uid"])
-        except IncompleteDataSet as exc:
-            raise InvalidInstance(f"incomplete data set: {exc}") from exc
+        values = _scanned_values(file.path) or self._checked(file.path)
         relative = Path(
             values["study_instance_uid"],
             values["series_instance_uid"],

@@ -1,0 +1,149 @@
+"""One pass over a Part 10 file (``completeness.scan_part10``): what it reads equals
+pydicom's header read and the completeness walk, and what it cannot tell it leaves to
+them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from dicom_studies import make_instance, make_study, write_files
+from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ImplicitVRLittleEndian,
+    generate_uid,
+)
+
+from imaging_source.completeness import scan_part10
+from imaging_source.instances import (
+    INDEXED_ATTRIBUTES,
+    InstanceStore,
+    InvalidInstance,
+    _element_values,
+    _scanned_values,
+    make_engine,
+    upgrade,
+)
+
+INDEXED_TAGS = frozenset(tag_for_keyword(k) for k in INDEXED_ATTRIBUTES)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> InstanceStore:
+    engine = make_engine(f"sqlite:///{tmp_path / 'index.db'}")
+    upgrade(engine)
+    return InstanceStore(tmp_path / "store", engine)
+
+
+def _written(ds: Dataset, directory: Path) -> Path:
+    [path] = write_files([ds], directory)
+    if "OtherPatientIDsSequence" in ds:  # the pass must walk into items, not over them
+        path.write_bytes(_undefined_length(path.read_bytes(), b"\x10\x00\x02\x10SQ"))
+    return path
+
+
+def _undefined_length(data: bytes, head: bytes) -> bytes:
+    """The explicit VR little endian sequence starting ``head`` (tag, VR), of one item,
+    given undefined lengths and their delimitation items (PS3.5 7.5.1, 7.5.2)."""
+    at = data.index(head)
+    length = int.from_bytes(data[at + 8 : at + 12], "little")
+    item_length = int.from_bytes(data[at + 16 : at + 20], "little")
+    assert item_length + 8 == length, "a sequence of one item"
+    content = data[at + 20 : at + 20 + item_length]
+    undefined = b"\xff\xff\xff\xff"
+    return (
+        data[: at + 8] + undefined + data[at + 12 : at + 16] + undefined + content
+        + b"\xfe\xff\x0d\xe0\x00\x00\x00\x00"  # Item Delimitation Item
+        + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # Sequence Delimitation Item
+        + data[at + 12 + length :]
+    )  # fmt: skip
+
+
+def _variants() -> list[Dataset]:
+    """The test study (ISO_IR 192 names, an RLE-compressed CT with encapsulated pixel
+    data, MR, secondary capture), and one CT in each other uncompressed encoding, one
+    with a code extension, one with sequences before and after indexed elements."""
+    study = make_study()
+    implicit = make_instance(generate_uid(), generate_uid())
+    implicit.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+    big = make_instance(generate_uid(), generate_uid())
+    big.file_meta.TransferSyntaxUID = ExplicitVRBigEndian
+    japanese = make_instance(generate_uid(), generate_uid())
+    japanese.SpecificCharacterSet = ["", "ISO 2022 IR 87"]
+    japanese.PatientName = "Yamada^Tarou=山田^太郎=やまだ^たろう"
+    japanese.StudyDescription = "胸部CT"
+    nested = make_instance(generate_uid(), generate_uid())
+    item = Dataset()
+    item.PatientID = "NOT-THIS-ONE"  # an indexed attribute inside an item is not read
+    item.StudyInstanceUID = generate_uid()
+    nested.OtherPatientIDsSequence = Sequence([item])
+    nested.ReferencedStudySequence = Sequence([Dataset(), item])
+    no_name = make_instance(generate_uid(), generate_uid())
+    del no_name.PatientName, no_name.SeriesNumber
+    return [*study, implicit, big, japanese, nested, no_name]
+
+
+@pytest.mark.parametrize("index", range(len(_variants())))
+def test_the_one_pass_reads_what_pydicom_and_the_walk_read(
+    index: int, store: InstanceStore, tmp_path: Path
+) -> None:
+    path = _written(_variants()[index], tmp_path)
+    fast = _scanned_values(path)
+    assert fast is not None, "this file is one the pass reads"
+    assert fast == store._checked(path)  # pydicom's header read, then the walk
+    # and each value decoded as pydicom's own Dataset gives it
+    scanned = scan_part10(path, frozenset([0x00080005, *INDEXED_TAGS]))
+    assert scanned is not None
+    header = dcmread(path, stop_before_pixels=True)
+    assert dict(_element_values(scanned.elements.get)) == {
+        column: header.get(keyword) for keyword, column in INDEXED_ATTRIBUTES.items()
+    }
+
+
+def test_an_indexed_attribute_inside_an_item_is_not_taken_for_the_data_sets(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    ds = _variants()[-2]
+    values = _scanned_values(_written(ds, tmp_path))
+    assert values is not None and values["patient_id"] == ds.PatientID == "PAT-1"
+
+
+def test_a_file_cut_inside_an_element_is_left_to_the_slower_read_which_refuses_it(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    path = _written(make_study()[0], tmp_path / "in")
+    data = path.read_bytes()
+    for cut in (200, 400, len(data) // 2, len(data) - 1):
+        path.write_bytes(data[:cut])
+        assert scan_part10(path, INDEXED_TAGS) is None
+        with pytest.raises(InvalidInstance):
+            store.add(path)
+    assert list(store.studies()) == []
+
+
+def test_what_the_pass_does_not_read_is_left_to_pydicom(tmp_path: Path) -> None:
+    deflated = make_instance(generate_uid(), generate_uid())
+    deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    assert scan_part10(_written(deflated, tmp_path / "deflated"), INDEXED_TAGS) is None
+    long_value = make_instance(generate_uid(), generate_uid())
+    long_value.StudyDescription = "x" * 70_000  # longer than a kept value may be
+    assert scan_part10(_written(long_value, tmp_path / "long"), INDEXED_TAGS) is None
+    no_prefix = tmp_path / "no-prefix.dcm"
+    no_prefix.write_bytes(_written(make_study()[0], tmp_path / "p").read_bytes()[132:])
+    assert scan_part10(no_prefix, INDEXED_TAGS) is None
+
+
+def test_a_file_the_pass_cannot_read_is_stored_as_before(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    ds = make_instance(generate_uid(), generate_uid())
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    instance = store.add(_written(ds, tmp_path))
+    stored = store.get(ds.SOPInstanceUID)
+    assert stored is not None and stored.sop_instance_uid == instance.sop_instance_uid
+    assert stored.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
