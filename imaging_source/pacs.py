@@ -361,9 +361,15 @@ class PacsSource:
 
 
 # --- WADO-RS / QIDO-RS ----------------------------------------------------------------------
+# Bytes of a part gathered before they are written and hashed: one write and one hash
+# call a typical instance instead of one per received chunk (64 KiB), each of which
+# lets go of the interpreter lock and waits to take it back
+SPOOL_BATCH = 1024 * 1024
+
+
 class _PartSpool:
     """python-multipart callbacks writing each body part to a file of its own, hashed
-    as it is written."""
+    as it is written (in batches of ``SPOOL_BATCH``)."""
 
     def __init__(
         self, directory: Path, on_file: Callable[[ReceivedFile], None] | None = None
@@ -375,6 +381,7 @@ class _PartSpool:
         self._file: Any = None
         self._digest: Any = None
         self._size = 0
+        self._pending = bytearray()
 
     def callbacks(self) -> dict[str, Callable[..., None]]:
         return {"on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end}
@@ -386,12 +393,19 @@ class _PartSpool:
         self._digest, self._size = hashlib.sha1(), 0
 
     def _data(self, data: bytes, start: int, end: int) -> None:
-        piece = memoryview(data)[start:end]
-        self._file.write(piece)
-        self._digest.update(piece)
+        self._pending += memoryview(data)[start:end]
         self._size += end - start
+        if len(self._pending) >= SPOOL_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._file.write(self._pending)
+            self._digest.update(self._pending)
+            self._pending.clear()
 
     def _end(self) -> None:
+        self._flush()
         self.close()
         received = ReceivedFile(self.paths[-1], self._digest.hexdigest(), self._size)
         self.files.append(received)
@@ -399,6 +413,9 @@ class _PartSpool:
             self.on_file(received)
 
     def close(self) -> None:
+        """Close the part being written (what it has not written yet is dropped: a part
+        cut short is discarded, never taken in)."""
+        self._pending.clear()
         if self._file is not None:
             self._file.close()
             self._file = None

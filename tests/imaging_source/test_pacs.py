@@ -6,6 +6,7 @@ use, seeded from reception order."""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import httpx
@@ -13,13 +14,16 @@ import pytest
 from dicom_studies import make_study
 from instance_fixtures import imaging_postgres_engine, index_engine, migrated_sqlite, store
 from pydicom.dataset import Dataset
+from python_multipart.multipart import MultipartParser
 
 from imaging_source.instances import InstanceStore, QueryLevel
 from imaging_source.pacs import (
+    SPOOL_BATCH,
     InstanceRef,
     LocalSource,
     PacsSource,
     WadoRsFetcher,
+    _PartSpool,
     match_dict,
     return_keys,
 )
@@ -88,3 +92,28 @@ def test_match_dict_joins_multiple_values_and_names_persons() -> None:
 def test_image_level_return_keys_include_the_unique_keys_above() -> None:
     keys = return_keys(QueryLevel.IMAGE)
     assert {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"} <= set(keys)
+
+
+def test_part_spool_writes_each_part_whole_whatever_the_chunks(tmp_path: Path) -> None:
+    # parts larger and smaller than a spool batch, fed in chunks that straddle them
+    big = bytes(range(256)) * (SPOOL_BATCH * 5 // 2 // 256) + b"tail"
+    small = b"a small part"
+    boundary = "b0undary"
+    body = (
+        b"".join(
+            [
+                f"--{boundary}\r\nContent-Type: application/dicom\r\n\r\n".encode() + part + b"\r\n"
+                for part in (big, small, big)
+            ]
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    spool = _PartSpool(tmp_path)
+    parser = MultipartParser(boundary, spool.callbacks())
+    for start in range(0, len(body), 65_000):
+        parser.write(body[start : start + 65_000])
+    parser.finalize()
+    assert [f.path.read_bytes() for f in spool.files] == [big, small, big]
+    assert [(f.size, f.sha1) for f in spool.files] == [
+        (len(part), hashlib.sha1(part).hexdigest()) for part in (big, small, big)
+    ]
