@@ -162,11 +162,22 @@ def _describe(errors: Iterable[RegistryError]) -> str | None:
 
 def _submission_facts(submission: Submission) -> RequestFacts:
     ss = submission.submission_set
-    patients = [ss.patient_id] if ss is not None and ss.patient_id else []
-    patients += [e.patient_id for e in submission.document_entries if e.patient_id]
+    return _facts_of_submission(
+        ss.patient_id if ss is not None else None,
+        [e.patient_id for e in submission.document_entries],
+        ss.unique_id if ss is not None else None,
+    )
+
+
+def _facts_of_submission(
+    set_patient: str | None, entry_patients: Iterable[str | None], unique_id: str | None
+) -> RequestFacts:
+    """The patients a submission names, its submission set's first, each once, and the
+    submission set's uniqueId."""
+    patients = [set_patient] if set_patient else []
+    patients += [p for p in entry_patients if p]
     return RequestFacts(
-        patient_ids=tuple(dict.fromkeys(patients)),
-        submission_set_unique_id=ss.unique_id if ss is not None else None,
+        patient_ids=tuple(dict.fromkeys(patients)), submission_set_unique_id=unique_id
     )
 
 
@@ -178,7 +189,7 @@ def register_request_facts(body: etree._Element) -> RequestFacts:
     the submission a second time (the handler builds its own), and a request the parser
     refuses is audited with the same facts.  Detached ExternalIdentifiers (children of
     the RegistryObjectList) count as attached ones do."""
-    set_patients: list[str] = []
+    set_patient: str | None = None
     entry_patients: list[str] = []
     unique_id: str | None = None
     for identifier in body.iter(RIM.ExternalIdentifier):
@@ -189,13 +200,10 @@ def register_request_facts(body: etree._Element) -> RequestFacts:
         if scheme == DocumentEntryIdentifier.PATIENT_ID:
             entry_patients.append(value)
         elif scheme == SubmissionSetIdentifier.PATIENT_ID:
-            set_patients.append(value)
+            set_patient = set_patient or value
         elif scheme == SubmissionSetIdentifier.UNIQUE_ID and unique_id is None:
             unique_id = value
-    return RequestFacts(
-        patient_ids=tuple(dict.fromkeys(set_patients[:1] + entry_patients)),
-        submission_set_unique_id=unique_id,
-    )
+    return _facts_of_submission(set_patient, entry_patients, unique_id)
 
 
 def provide_request_facts(body: etree._Element) -> RequestFacts:

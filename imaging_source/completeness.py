@@ -152,8 +152,10 @@ class _Walk:
             self.depth -= 1
 
     def _items(self, where: str) -> None:
+        item = f"an item of {where}"  # named once a sequence, not once an item
         while True:
-            tag = self._item_tag(where)
+            group, element = self._tag(self.read(4, item))
+            tag = group << 16 | element
             (length,) = self._long(self.read(4, where))
             if tag == _SEQUENCE_END:
                 return
@@ -162,13 +164,9 @@ class _Walk:
                     f"{where}: ({tag >> 16:04X},{tag & 0xFFFF:04X}) in a sequence"
                 )
             if length != _UNDEFINED:
-                self.skip(length, f"an item of {where}")
+                self.skip(length, item)
             else:
                 self.dataset(until_item_end=True)
-
-    def _item_tag(self, where: str) -> int:
-        group, element = self._tag(self.read(4, f"an item of {where}"))
-        return group << 16 | element
 
     def dataset(self, *, until_item_end: bool = False) -> None:
         tell, size = self.stream.tell, self.size

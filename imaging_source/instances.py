@@ -358,12 +358,9 @@ def _element_values(get_item: Callable[[int], Element | None]) -> Iterator[tuple
         yield column_name, _value(get_item(tag), encodings)
 
 
-def _index_values(ds: Dataset) -> dict[str, Any]:
-    """Column values from a dataset's header (strings cut to their column's length)."""
-    return _column_values(ds.get_item)
-
-
 def _column_values(get_item: Callable[[int], Element | None]) -> dict[str, Any]:
+    """Column values of a data set's header (``get_item`` as for :func:`_element_values`),
+    strings cut to their column's length."""
     values: dict[str, Any] = {}
     for column_name, raw in _element_values(get_item):
         if column_name in _INTEGER_COLUMNS:
@@ -603,7 +600,7 @@ class InstanceStore:
 
     def _identify(self, header: Dataset) -> dict[str, Any]:
         meta = getattr(header, "file_meta", None) or FileMetaDataset()
-        return _identified(_index_values(header), meta.get)
+        return _identified(_column_values(header.get_item), meta.get)
 
     def add_cached(
         self, files: Sequence[ReceivedFile]
