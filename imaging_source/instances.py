@@ -212,6 +212,14 @@ class StoredSeries:
 
 # StoredInstance fields read from the index row as they are
 _ROW_FIELDS = tuple(f.name for f in fields(StoredInstance) if f.name not in ("path", "change"))
+# ... and the columns a lookup reads them from, then the file's path: plain rows, not
+# ORM objects - making 500 entities took 15 ms of a RAD-69's 40 ms before its first
+# byte, three times the query itself
+_INSTANCE_COLUMNS = (
+    *(ImagingInstance.__table__.c[name] for name in _ROW_FIELDS),
+    ImagingInstance.__table__.c.file_path,
+)
+_RECEIVED = _ROW_FIELDS.index("received")
 
 # DICOM keyword -> index column, for the attributes copied from each instance.
 # PS3.4 C.6.2.1.2 (Study Root): the unique and required keys of each level are among them.
@@ -790,12 +798,22 @@ class InstanceStore:
         fields_ = {name: values[name] for name in _ROW_FIELDS}
         return StoredInstance(**fields_, path=self.root / values["file_path"], change=change)
 
+    def _read(self, row: Sequence[Any]) -> StoredInstance:
+        """The instance of a row of :data:`_INSTANCE_COLUMNS`."""
+        values = dict(zip(_ROW_FIELDS, row, strict=False))
+        received = row[_RECEIVED]
+        if received.tzinfo is None:  # SQLite returns naive datetimes
+            values["received"] = received.replace(tzinfo=UTC)
+        return StoredInstance(**values, path=self.root / row[-1])
+
     def get(self, sop_instance_uid: str) -> StoredInstance | None:
         with self._sessions() as session:
-            row = session.scalars(
-                select(ImagingInstance).where(ImagingInstance.sop_instance_uid == sop_instance_uid)
+            row = session.execute(
+                select(*_INSTANCE_COLUMNS).where(
+                    ImagingInstance.sop_instance_uid == sop_instance_uid
+                )
             ).one_or_none()
-            return None if row is None else self._stored(row)
+            return None if row is None else self._read(row)
 
     def get_many(self, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance]:
         """The stored instances among ``sop_instance_uids``, keyed by SOP Instance UID:
@@ -806,9 +824,10 @@ class InstanceStore:
         with self._sessions() as session:
             for start in range(0, len(uids), _LOOKUP_BATCH):
                 batch = uids[start : start + _LOOKUP_BATCH]
-                stmt = select(ImagingInstance).where(ImagingInstance.sop_instance_uid.in_(batch))
-                for row in session.scalars(stmt):
-                    found[row.sop_instance_uid] = self._stored(row)
+                stmt = select(*_INSTANCE_COLUMNS).where(ImagingInstance.sop_instance_uid.in_(batch))
+                for row in session.execute(stmt):
+                    instance = self._read(row)
+                    found[instance.sop_instance_uid] = instance
         return found
 
     def open(self, sop_instance_uid: str) -> BinaryIO:
@@ -826,7 +845,7 @@ class InstanceStore:
         self, study_instance_uid: str, series_instance_uid: str | None = None
     ) -> Iterator[StoredInstance]:
         """A study's (or one series') instances by series and instance number, streamed."""
-        stmt = select(ImagingInstance).where(
+        stmt = select(*_INSTANCE_COLUMNS).where(
             ImagingInstance.study_instance_uid == study_instance_uid
         )
         if series_instance_uid is not None:
@@ -838,8 +857,8 @@ class InstanceStore:
             ImagingInstance.sop_instance_uid,
         )
         with self._sessions() as session:
-            for row in session.scalars(stmt.execution_options(yield_per=_STREAM_BATCH)):
-                yield self._stored(row)
+            for row in session.execute(stmt.execution_options(yield_per=_STREAM_BATCH)):
+                yield self._read(row)
 
     def study(self, study_instance_uid: str) -> list[StoredSeries]:
         """The study as its series, each with its instances; empty when unknown."""
