@@ -64,6 +64,7 @@ from ebxml.parse import parse_registry_errors, parse_registry_response
 from ebxml.query import ValueSyntaxError, split_value
 from ebxml.remove import parse_remove_documents_request, parse_remove_objects_request
 from ebxml.retrieve import (
+    document_ids,
     parse_retrieve_document_set_request,
     parse_retrieve_imaging_document_set_request,
 )
@@ -355,10 +356,6 @@ def query_response_facts(body: etree._Element) -> ResponseFacts:
     return ResponseFacts(_status_outcome(body.get("status", "")), _describe(errors))
 
 
-def _child_text(parent: etree._Element, tag: str) -> str | None:
-    return (parent.findtext(tag) or "").strip() or None
-
-
 def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
     """xdsb:RetrieveDocumentSetResponse: status, errors, and the documents sent."""
     registry_response = body.find(RS.RegistryResponse)
@@ -367,11 +364,11 @@ def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
     response = parse_registry_response(registry_response)
     documents = tuple(
         DocumentReference(
-            _child_text(d, XDSB.DocumentUniqueId) or "",
-            _child_text(d, XDSB.RepositoryUniqueId),
-            _child_text(d, XDSB.HomeCommunityId),
+            ids.get(XDSB.DocumentUniqueId) or "",
+            ids.get(XDSB.RepositoryUniqueId),
+            ids.get(XDSB.HomeCommunityId),
         )
-        for d in body.iterfind(XDSB.DocumentResponse)
+        for ids in map(document_ids, body.iterfind(XDSB.DocumentResponse))
     )
     return ResponseFacts(_status_outcome(response.status), _describe(response.errors), documents)
 

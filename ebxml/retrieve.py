@@ -37,6 +37,22 @@ def _text(parent: etree._Element, tag: str) -> str | None:
     return text or None
 
 
+_REQUEST_IDS = frozenset((XDSB.RepositoryUniqueId, XDSB.DocumentUniqueId, XDSB.HomeCommunityId))
+
+
+def document_ids(elem: etree._Element) -> dict[str, str | None]:
+    """A DocumentRequest's or DocumentResponse's first RepositoryUniqueId,
+    DocumentUniqueId and HomeCommunityId children by tag, as ``_text`` reads them, in
+    one pass over its children: a ``find`` per id cost three times as much for each of
+    the hundreds of instances a RAD-69 names."""
+    ids: dict[str, str | None] = {}
+    for child in elem:
+        tag = child.tag
+        if tag in _REQUEST_IDS and tag not in ids:
+            ids[tag] = (child.text or "").strip() or None
+    return ids
+
+
 def _document_requests(
     parent: etree._Element, code: ErrorCode, errors: list[RegistryError], where: str
 ) -> tuple[DocumentRequest, ...]:
@@ -45,16 +61,17 @@ def _document_requests(
     reported and left out."""
     requests: list[DocumentRequest] = []
     for n, elem in enumerate(parent.iterfind(XDSB.DocumentRequest), 1):
-        repository = _text(elem, XDSB.RepositoryUniqueId)
-        document = _text(elem, XDSB.DocumentUniqueId)
+        ids = document_ids(elem)
+        repository = ids.get(XDSB.RepositoryUniqueId)
+        document = ids.get(XDSB.DocumentUniqueId)
+        if repository is not None and document is not None:
+            requests.append(DocumentRequest(repository, document, ids.get(XDSB.HomeCommunityId)))
+            continue
         location = f"{where}DocumentRequest[{n}]"
         if repository is None:
             errors.append(RegistryError(code, "RepositoryUniqueId is missing", location))
         if document is None:
             errors.append(RegistryError(code, "DocumentUniqueId is missing", location))
-        if repository is not None and document is not None:
-            home = _text(elem, XDSB.HomeCommunityId)
-            requests.append(DocumentRequest(repository, document, home))
     return tuple(requests)
 
 

@@ -91,6 +91,25 @@ def test_missing_document_unique_id_is_reported() -> None:
     assert result.value.documents == ()
 
 
+def test_each_id_is_read_from_its_first_element_whitespace_stripped() -> None:
+    # the one-pass read of a DocumentRequest's children (ebxml.retrieve.document_ids)
+    # answers as element.find would: the first element of each name, comments and
+    # other elements passed over, an empty or blank one as absent
+    result = parse_retrieve_document_set_request(
+        _request(
+            "<!-- a comment first --><xdsb:Other>x</xdsb:Other>"
+            "<xdsb:DocumentUniqueId> 1.2.3.4 </xdsb:DocumentUniqueId>"
+            "<xdsb:DocumentUniqueId>9.9.9</xdsb:DocumentUniqueId>"
+            "<xdsb:HomeCommunityId>  </xdsb:HomeCommunityId>" + REPO + HOME,
+            "<xdsb:RepositoryUniqueId/>" + REPO + DOC,
+        )
+    )
+    assert result.value.documents == (DocumentRequest("1.2.3", "1.2.3.4", None),)
+    assert [(e.context, e.location) for e in result.errors] == [
+        ("RepositoryUniqueId is missing", "DocumentRequest[2]")
+    ]
+
+
 def test_empty_request_is_reported() -> None:
     result = parse_retrieve_document_set_request(_request())
     assert len(result.errors) == 1
