@@ -13,7 +13,6 @@ an instance.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -39,6 +38,7 @@ from imaging_source.rad69 import (
 )
 from imaging_source.transcode import DEFAULT_CACHE_BYTES, Delivery, Transcoder
 from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, SoapResponse
+from soap.mtom import new_content_ids
 
 IMAGING_SOURCE_PATH = "/xdsi/imaging-source"
 WSDL_RESOURCE = "wsdl/ImagingDocumentSource.wsdl"
@@ -61,10 +61,6 @@ class Rad69Config:
     def transcoder(self, storage_dir: Path) -> Transcoder:
         directory = self.transcode_dir or Path(storage_dir) / TRANSCODED_DIR
         return Transcoder(directory, self.transcode_max_bytes)
-
-
-def _content_id(n: int) -> str:
-    return f"instance{n}.{uuid.uuid4().hex}@xdsi"
 
 
 def imaging_source_wsdl() -> str:
@@ -119,7 +115,7 @@ def _answer(
     response = RetrieveDocumentSetResponse(
         response_status(len(documents), len(errors)), documents, errors
     )
-    cids = [_content_id(n) for n, _ in enumerate(documents, 1)]
+    cids = new_content_ids("instance", len(documents))
     ready = len(documents) - len(pending)
     attachments = [
         OutgoingAttachment(cid, doc.mime_type, doc.path, doc.size)

@@ -10,7 +10,6 @@ with ``ebxml``, the work itself off the event loop.
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +42,7 @@ from repository.provide import (
 from repository.registry_client import RegistryClient
 from repository.retrieve import response_status, retrieve_document_set
 from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, SoapResponse
+from soap.mtom import new_content_ids
 
 REPOSITORY_PATH = "/xds/repository"
 WSDL_RESOURCE = "wsdl/DocumentRepository.wsdl"
@@ -150,10 +150,6 @@ def _with_findings(
     return RegistryResponse(status, errors)
 
 
-def _content_id(n: int) -> str:
-    return f"document{n}.{uuid.uuid4().hex}@xdsi"
-
-
 def repository_wsdl() -> str:
     return resources.files("repository").joinpath(WSDL_RESOURCE).read_text(encoding="utf-8")
 
@@ -213,7 +209,7 @@ def repository_service(
         response = RetrieveDocumentSetResponse(
             response_status(len(response.documents), len(errors)), response.documents, errors
         )
-        cids = [_content_id(n) for n, _ in enumerate(response.documents, 1)]
+        cids = new_content_ids("document", len(response.documents))
         attachments = [
             OutgoingAttachment(cid, doc.mime_type, doc.path, doc.size)
             for cid, doc in zip(cids, response.documents, strict=True)

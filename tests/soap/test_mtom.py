@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
+import re
 import threading
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from soap.mtom import (
     MessageThread,
     feed_reader,
     mtom_message,
+    new_content_ids,
     parse_content_type,
     simple_message,
 )
@@ -451,3 +453,11 @@ async def test_feed_raises_the_bodys_error_unwrapped(limits):
 
     with pytest.raises(ConnectionResetError):
         await feed_reader(reader, body(), _thread())
+
+
+def test_content_ids_are_unique_within_and_across_messages() -> None:
+    first, second = new_content_ids("instance", 500), new_content_ids("instance", 500)
+    assert len(set(first)) == len(set(second)) == 500
+    assert not set(first) & set(second)
+    # RFC 2392 / RFC 5322 msg-id: id-left "@" id-right, nothing a cid: URL must escape
+    assert all(re.fullmatch(r"instance\d+\.[0-9a-f]{32}@xdsi", cid) for cid in first)
