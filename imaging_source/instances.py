@@ -219,7 +219,6 @@ _INSTANCE_COLUMNS = (
     *(ImagingInstance.__table__.c[name] for name in _ROW_FIELDS),
     ImagingInstance.__table__.c.file_path,
 )
-_RECEIVED = _ROW_FIELDS.index("received")
 
 # DICOM keyword -> index column, for the attributes copied from each instance.
 # PS3.4 C.6.2.1.2 (Study Root): the unique and required keys of each level are among them.
@@ -786,25 +785,28 @@ class InstanceStore:
         return count
 
     # --- reading --------------------------------------------------------------------
-    def _stored(self, row: ImagingInstance, change: InstanceChange | None = None) -> StoredInstance:
-        values = {name: getattr(row, name) for name in _ROW_FIELDS}
+    def _instance(
+        self, values: dict[str, Any], file_path: str, change: InstanceChange | None = None
+    ) -> StoredInstance:
+        """The instance of an index row's ``_ROW_FIELDS`` values and file path."""
         received = values["received"]
         if received.tzinfo is None:  # SQLite returns naive datetimes
             values["received"] = received.replace(tzinfo=UTC)
-        return StoredInstance(**values, path=self.root / row.file_path, change=change)
+        return StoredInstance(**values, path=self.root / file_path, change=change)
+
+    def _stored(self, row: ImagingInstance, change: InstanceChange | None = None) -> StoredInstance:
+        values = {name: getattr(row, name) for name in _ROW_FIELDS}
+        return self._instance(values, row.file_path, change)
+
+    def _read(self, row: Sequence[Any]) -> StoredInstance:
+        """The instance of a row of :data:`_INSTANCE_COLUMNS`."""
+        # zip ends with _ROW_FIELDS: the file path, last, is not one of them
+        return self._instance(dict(zip(_ROW_FIELDS, row, strict=False)), row[-1])
 
     def _from_values(self, values: Mapping[str, Any], change: InstanceChange) -> StoredInstance:
         """The instance an index row of ``values`` (as ``_place`` makes them) stands for."""
         fields_ = {name: values[name] for name in _ROW_FIELDS}
         return StoredInstance(**fields_, path=self.root / values["file_path"], change=change)
-
-    def _read(self, row: Sequence[Any]) -> StoredInstance:
-        """The instance of a row of :data:`_INSTANCE_COLUMNS`."""
-        values = dict(zip(_ROW_FIELDS, row, strict=False))
-        received = row[_RECEIVED]
-        if received.tzinfo is None:  # SQLite returns naive datetimes
-            values["received"] = received.replace(tzinfo=UTC)
-        return StoredInstance(**values, path=self.root / row[-1])
 
     def get(self, sop_instance_uid: str) -> StoredInstance | None:
         with self._sessions() as session:
