@@ -31,6 +31,13 @@ __all__ = ["IncompleteDataSet", "ScannedPart10", "check_complete", "scan_part10"
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"UC", b"UN", b"UR", b"UT", b"SV", b"UV"}
 )
+# PS3.5 Table 6.2-1: the VRs there are.  How an element of any other is encoded - a
+# 16-bit length, or reserved bytes and a 32-bit one - and so where the data set goes
+# on, is not known: such a data set cannot be read to its end, nor its values decoded
+_VRS = frozenset(
+    b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
+    b"UL UN UR US UT UV".split()
+)
 _UNDEFINED = 0xFFFFFFFF
 # PS3.5 7.5: Item, Item Delimitation Item, Sequence Delimitation Item
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -42,7 +49,9 @@ _MAX_CAPTURED = 64 * 1024
 
 
 class IncompleteDataSet(ValueError):
-    """The file ends inside a data element, an item, or an undefined-length value."""
+    """The data set cannot be read to its end: the file ends inside a data element, an
+    item, or an undefined-length value, or an element has a VR that PS3.5 does not
+    define."""
 
 
 class _NotCaptured(Exception):
@@ -105,6 +114,9 @@ class _Walk:
         else:
             head = self.read(4, tag)
             vr = head[:2]
+            if vr not in _VRS:
+                where = _where(tag)
+                raise IncompleteDataSet(f"{where}: {vr!r} is not a VR (PS3.5 Table 6.2-1)")
             if vr in _LONG_VRS:
                 (length,) = self._long(self.read(4, tag))
             else:

@@ -126,6 +126,23 @@ def test_a_file_cut_inside_an_element_is_left_to_the_slower_read_which_refuses_i
     assert list(store.studies()) == []
 
 
+def test_an_element_of_a_vr_ps3_5_does_not_define_is_refused(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    # a byte changed in a VR: the data set still parses with a 16-bit length, but its
+    # value cannot be decoded (pydicom: "Unknown Value Representation") - refused, not
+    # stored as a file no reader can read to its end
+    path = _written(make_study()[0], tmp_path / "in")
+    data = path.read_bytes()
+    high_bit = b"\x28\x00\x02\x01US"  # (0028,0102) High Bit, explicit VR little endian
+    assert data.count(high_bit) == 1
+    path.write_bytes(data.replace(high_bit, b"\x28\x00\x02\x01FS"))
+    assert scan_part10(path, INDEXED_TAGS) is None
+    with pytest.raises(InvalidInstance, match="not a VR"):
+        store.add(path)
+    assert list(store.studies()) == []
+
+
 def test_what_the_pass_does_not_read_is_left_to_pydicom(tmp_path: Path) -> None:
     deflated = make_instance(generate_uid(), generate_uid())
     deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
