@@ -38,6 +38,11 @@ _VRS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
     b"UL UN UR US UT UV".split()
 )
+# PS3.5 Table 6.2-1: the binary VRs of fixed-size values, and the size; a value whose
+# length is not a multiple of it cannot be decoded either
+_VALUE_SIZE = {
+    b"AT": 4, b"FD": 8, b"FL": 4, b"SL": 4, b"SS": 2, b"SV": 8, b"UL": 4, b"US": 2, b"UV": 8,
+}  # fmt: skip
 _UNDEFINED = 0xFFFFFFFF
 # PS3.5 7.5: Item, Item Delimitation Item, Sequence Delimitation Item
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
@@ -51,7 +56,7 @@ _MAX_CAPTURED = 64 * 1024
 class IncompleteDataSet(ValueError):
     """The data set cannot be read to its end: the file ends inside a data element, an
     item, or an undefined-length value, or an element has a VR that PS3.5 does not
-    define."""
+    define, or a binary value a length that is no whole number of its values."""
 
 
 class _NotCaptured(Exception):
@@ -122,6 +127,12 @@ class _Walk:
             else:
                 (length,) = self._short(head[2:])
         if length != _UNDEFINED:
+            size = _VALUE_SIZE.get(vr)
+            if size is not None and length % size:
+                where = _where(tag)
+                raise IncompleteDataSet(
+                    f"{where}: {length} bytes of {vr.decode()}, values of {size} bytes each"
+                )
             if self.depth == 0 and tag in self.capture:
                 self._keep(tag, vr, length)
             else:

@@ -597,7 +597,13 @@ class InstanceStore:
         """Index values of a Part 10 file read by pydicom, then walked to its end
         (``check_complete``: the header read stops before the pixel data); what
         :func:`_scanned_values` gives in one pass when it can."""
-        values = self._identify(_read_header(path))
+        header = _read_header(path)  # values are decoded as they are asked for
+        try:
+            values = self._identify(header)
+        except InvalidInstance:
+            raise
+        except Exception as exc:  # pydicom: an unknown VR, a length no value fits, ...
+            raise InvalidInstance(f"a value cannot be decoded: {exc}") from exc
         _check_expected(values, expected)
         try:
             check_complete(path, values["transfer_syntax_uid"])

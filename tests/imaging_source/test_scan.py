@@ -143,6 +143,35 @@ def test_an_element_of_a_vr_ps3_5_does_not_define_is_refused(
     assert list(store.studies()) == []
 
 
+def test_an_indexed_value_pydicom_cannot_decode_is_refused_as_invalid(
+    store: InstanceStore, tmp_path: Path
+) -> None:
+    # the one pass refuses the VR and leaves the file to pydicom's read, which decodes
+    # the indexed values as they are asked for: its error is the instance's refusal
+    path = _written(make_study()[0], tmp_path / "in")
+    data = path.read_bytes()
+    study_uid = b"\x20\x00\x0d\x00UI"  # (0020,000D) Study Instance UID
+    assert data.count(study_uid) == 1
+    path.write_bytes(data.replace(study_uid, b"\x20\x00\x0d\x00VI"))
+    with pytest.raises(InvalidInstance, match="cannot be decoded"):
+        store.add(path)
+    assert list(store.studies()) == []
+
+
+@pytest.mark.parametrize("vr", [b"FL", b"FD", b"SL", b"UL", b"AT"])
+def test_a_binary_value_of_no_whole_number_of_values_is_refused(
+    store: InstanceStore, tmp_path: Path, vr: bytes
+) -> None:
+    # High Bit's two bytes read as a VR of 4- or 8-byte values: pydicom cannot decode it
+    path = _written(make_study()[0], tmp_path / "in")
+    data = path.read_bytes()
+    high_bit = b"\x28\x00\x02\x01US\x02\x00"
+    path.write_bytes(data.replace(high_bit, b"\x28\x00\x02\x01" + vr + b"\x02\x00"))
+    with pytest.raises(InvalidInstance, match="bytes each"):
+        store.add(path)
+    assert list(store.studies()) == []
+
+
 def test_what_the_pass_does_not_read_is_left_to_pydicom(tmp_path: Path) -> None:
     deflated = make_instance(generate_uid(), generate_uid())
     deflated.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
