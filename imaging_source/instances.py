@@ -812,7 +812,7 @@ class InstanceStore:
     def _from_values(self, values: Mapping[str, Any], change: InstanceChange) -> StoredInstance:
         """The instance an index row of ``values`` (as ``_place`` makes them) stands for."""
         fields_ = {name: values[name] for name in _ROW_FIELDS}
-        return StoredInstance(**fields_, path=self.root / values["file_path"], change=change)
+        return self._instance(fields_, values["file_path"], change)
 
     def get(self, sop_instance_uid: str) -> StoredInstance | None:
         with self._sessions() as session:

@@ -126,48 +126,34 @@ def test_a_file_cut_inside_an_element_is_left_to_the_slower_read_which_refuses_i
     assert list(store.studies()) == []
 
 
-def test_an_element_of_a_vr_ps3_5_does_not_define_is_refused(
-    store: InstanceStore, tmp_path: Path
+HIGH_BIT = b"\x28\x00\x02\x01US\x02\x00"  # (0028,0102), explicit VR little endian
+STUDY_UID = b"\x20\x00\x0d\x00UI"  # (0020,000D)
+
+
+@pytest.mark.parametrize(
+    ("original", "changed", "refusal"),
+    [
+        # a VR PS3.5 does not define: the data set still parses with a 16-bit length,
+        # but no reader can decode the value ("Unknown Value Representation")
+        (HIGH_BIT, b"\x28\x00\x02\x01FS\x02\x00", "not a VR"),
+        # two bytes read as a VR of 4- or 8-byte values: no whole number of values
+        *((HIGH_BIT, b"\x28\x00\x02\x01" + vr + b"\x02\x00", "bytes each") for vr in
+          (b"FL", b"FD", b"SL", b"UL", b"AT")),
+        # an indexed value: the one pass refuses the VR and leaves the file to pydicom's
+        # read, which decodes the indexed values as they are asked for - its error is
+        # the instance's refusal
+        (STUDY_UID, b"\x20\x00\x0d\x00VI", "cannot be decoded"),
+    ],
+)  # fmt: skip
+def test_a_data_set_no_reader_can_decode_to_its_end_is_refused(
+    store: InstanceStore, tmp_path: Path, original: bytes, changed: bytes, refusal: str
 ) -> None:
-    # a byte changed in a VR: the data set still parses with a 16-bit length, but its
-    # value cannot be decoded (pydicom: "Unknown Value Representation") - refused, not
-    # stored as a file no reader can read to its end
     path = _written(make_study()[0], tmp_path / "in")
     data = path.read_bytes()
-    high_bit = b"\x28\x00\x02\x01US"  # (0028,0102) High Bit, explicit VR little endian
-    assert data.count(high_bit) == 1
-    path.write_bytes(data.replace(high_bit, b"\x28\x00\x02\x01FS"))
+    assert data.count(original) == 1
+    path.write_bytes(data.replace(original, changed))
     assert scan_part10(path, INDEXED_TAGS) is None
-    with pytest.raises(InvalidInstance, match="not a VR"):
-        store.add(path)
-    assert list(store.studies()) == []
-
-
-def test_an_indexed_value_pydicom_cannot_decode_is_refused_as_invalid(
-    store: InstanceStore, tmp_path: Path
-) -> None:
-    # the one pass refuses the VR and leaves the file to pydicom's read, which decodes
-    # the indexed values as they are asked for: its error is the instance's refusal
-    path = _written(make_study()[0], tmp_path / "in")
-    data = path.read_bytes()
-    study_uid = b"\x20\x00\x0d\x00UI"  # (0020,000D) Study Instance UID
-    assert data.count(study_uid) == 1
-    path.write_bytes(data.replace(study_uid, b"\x20\x00\x0d\x00VI"))
-    with pytest.raises(InvalidInstance, match="cannot be decoded"):
-        store.add(path)
-    assert list(store.studies()) == []
-
-
-@pytest.mark.parametrize("vr", [b"FL", b"FD", b"SL", b"UL", b"AT"])
-def test_a_binary_value_of_no_whole_number_of_values_is_refused(
-    store: InstanceStore, tmp_path: Path, vr: bytes
-) -> None:
-    # High Bit's two bytes read as a VR of 4- or 8-byte values: pydicom cannot decode it
-    path = _written(make_study()[0], tmp_path / "in")
-    data = path.read_bytes()
-    high_bit = b"\x28\x00\x02\x01US\x02\x00"
-    path.write_bytes(data.replace(high_bit, b"\x28\x00\x02\x01" + vr + b"\x02\x00"))
-    with pytest.raises(InvalidInstance, match="bytes each"):
+    with pytest.raises(InvalidInstance, match=refusal):
         store.add(path)
     assert list(store.studies()) == []
 
