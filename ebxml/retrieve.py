@@ -225,6 +225,7 @@ def parse_retrieve_document_set_response(
 
 
 __all__ = [
+    "document_ids",
     "parse_retrieve_document_set_request",
     "parse_retrieve_document_set_response",
     "parse_retrieve_imaging_document_set_request",
