@@ -356,12 +356,25 @@ def query_response_facts(body: etree._Element) -> ResponseFacts:
     return ResponseFacts(_status_outcome(body.get("status", "")), _describe(errors))
 
 
-def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
-    """xdsb:RetrieveDocumentSetResponse: status, errors, and the documents sent."""
+_NO_REGISTRY_RESPONSE = ResponseFacts(_O.SERIOUS_FAILURE, "no RegistryResponse in the response")
+
+
+def imaging_retrieve_response_facts(body: etree._Element) -> ResponseFacts:
+    """RAD-69's xdsb:RetrieveDocumentSetResponse: its status and errors.  The record
+    names the studies asked for, not the instances sent (RAD TF-3 4.69.4.1.4), so the
+    DocumentResponses - one per instance, hundreds for a study - are not read."""
     registry_response = body.find(RS.RegistryResponse)
     if registry_response is None:
-        return ResponseFacts(_O.SERIOUS_FAILURE, "no RegistryResponse in the response")
+        return _NO_REGISTRY_RESPONSE
     response = parse_registry_response(registry_response)
+    return ResponseFacts(_status_outcome(response.status), _describe(response.errors))
+
+
+def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
+    """xdsb:RetrieveDocumentSetResponse: status, errors, and the documents sent."""
+    facts = imaging_retrieve_response_facts(body)
+    if facts is _NO_REGISTRY_RESPONSE:
+        return facts
     documents = tuple(
         DocumentReference(
             ids.get(XDSB.DocumentUniqueId) or "",
@@ -370,7 +383,7 @@ def retrieve_response_facts(body: etree._Element) -> ResponseFacts:
         )
         for ids in map(document_ids, body.iterfind(XDSB.DocumentResponse))
     )
-    return ResponseFacts(_status_outcome(response.status), _describe(response.errors), documents)
+    return ResponseFacts(facts.outcome, facts.description, documents)
 
 
 def _status_outcome(status: str) -> EventOutcomeIndicator:
@@ -418,7 +431,10 @@ EXCHANGE_AUDITS: dict[str, ExchangeAudit] = {
         Transaction.ITI86, Side.RESPONDER, remove_documents_request_facts, registry_response_facts
     ),
     Action.RAD69: ExchangeAudit(
-        Transaction.RAD69, Side.RESPONDER, imaging_retrieve_request_facts, retrieve_response_facts
+        Transaction.RAD69,
+        Side.RESPONDER,
+        imaging_retrieve_request_facts,
+        imaging_retrieve_response_facts,
     ),
     **dict.fromkeys(
         ITI44_ACTIONS,
@@ -938,6 +954,7 @@ __all__ = [
     "STATUS_OUTCOME",
     "acknowledgement_facts",
     "imaging_retrieve_request_facts",
+    "imaging_retrieve_response_facts",
     "patient_feed_request_facts",
     "remove_documents_request_facts",
     "remove_objects_request_facts",

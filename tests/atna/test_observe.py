@@ -672,6 +672,26 @@ def test_rad69_names_the_studies_and_instances_asked_for():
     ]
 
 
+def test_rad69_reads_the_status_of_its_response_not_the_instances_sent(tmp_path):
+    # RAD TF-3 4.69.4.1.4: the record names the studies asked for; the response's
+    # DocumentResponses (one per instance sent) are not read for it
+    request = RetrieveImagingDocumentSetRequest(
+        (
+            StudyRequest(
+                STUDY_UID, (SeriesRequest("1.2.3.8", (DocumentRequest(REPO_ID, DOC_UID),)),)
+            ),
+        ),
+        ("1.2.840.10008.1.2.1",),
+    )
+    sent = RetrievedDocument(REPO_ID, DOC_UID, "application/dicom", tmp_path / "d", 3)
+    body = retrieve_imaging_document_set_request(request)
+    answered = observed(Action.RAD69, body, retrieve_response(sent))
+    assert (answered.outcome, answered.documents) == (EventOutcomeIndicator.SUCCESS, ())
+    refused = observed(Action.RAD69, body, retrieve_response())
+    assert refused.outcome is EventOutcomeIndicator.SERIOUS_FAILURE
+    assert DOC_UID in (refused.outcome_description or "")
+
+
 def test_iti44_reads_the_affinity_domain_id_when_configured():
     table = exchange_audits("1.2.840.114350.1")
     row = table[Action.ITI44_ADD]
