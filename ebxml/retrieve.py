@@ -37,7 +37,7 @@ def _text(parent: etree._Element, tag: str) -> str | None:
     return text or None
 
 
-_REQUEST_IDS = frozenset((XDSB.RepositoryUniqueId, XDSB.DocumentUniqueId, XDSB.HomeCommunityId))
+_DOCUMENT_IDS = frozenset((XDSB.RepositoryUniqueId, XDSB.DocumentUniqueId, XDSB.HomeCommunityId))
 
 
 def document_ids(elem: etree._Element) -> dict[str, str | None]:
@@ -48,7 +48,7 @@ def document_ids(elem: etree._Element) -> dict[str, str | None]:
     ids: dict[str, str | None] = {}
     for child in elem:
         tag = child.tag
-        if tag in _REQUEST_IDS and tag not in ids:
+        if tag in _DOCUMENT_IDS and tag not in ids:
             ids[tag] = (child.text or "").strip() or None
     return ids
 
