@@ -11,8 +11,10 @@ the canonical XML of an object is the same every time it is written.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
@@ -76,16 +78,75 @@ def _set(elem: etree._Element, name: str, value: str | None) -> None:
         elem.set(name, value)
 
 
-def _slot(parent: etree._Element, name: str, values: Iterable[str]) -> None:
-    slot = _SubElement(parent, RIM.Slot, name=name)
-    value_list = _SubElement(slot, RIM.ValueList)
-    for value in values:
-        _SubElement(value_list, RIM.Value).text = value
+# --- the canonical LeafClass bytes -------------------------------------------------------
+#
+# Written as text, not built as an lxml tree: the bytes are exactly what
+# ``etree.tostring`` writes for the tree of the same elements (an object's ~90 elements
+# cost lxml a namespace lookup each), and ``leaf_class`` parses them where a tree is
+# wanted.  libxml2's serialisation, which these follow: the rim declaration first on
+# the root and nowhere else; attributes in the order set, name="value"; in attribute
+# values '&', '<', '>', '"', TAB, LF and CR escaped, in text '&', '<', '>' and CR;
+# every non-ASCII character as a decimal character reference; an element without
+# children or text as "<x/>", one whose text is empty as "<x></x>".
+
+_ROOT_DECLARATION = f' xmlns:rim="{NSMAP["rim"]}"'
+_ATTRIBUTE_SPECIALS = re.compile('[&<>"\t\n\r]')
+_ATTRIBUTE_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        '"': "&quot;",
+        "\t": "&#9;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+    }
+)
+_TEXT_SPECIALS = re.compile("[&<>\r]")
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+# XML 1.0 2.2 Char: what no XML document can hold (lxml refuses it the same way)
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
-def _localized(parent: etree._Element, tag: str, value: str | None) -> None:
-    if value:
-        _SubElement(_SubElement(parent, tag), RIM.LocalizedString, value=value)
+def _attribute(name: str, value: str) -> str:
+    if _ATTRIBUTE_SPECIALS.search(value):
+        value = value.translate(_ATTRIBUTE_ESCAPES)
+    return f' {name}="{value}"'
+
+
+# attributes whose values come back again and again (slot names, schemes, object
+# types): escaped once
+_known_attribute = lru_cache(maxsize=1024)(_attribute)
+
+
+def _optional(name: str, value: str | None) -> str:
+    return _attribute(name, value) if value else ""
+
+
+def _element(tag: str, attributes: str, content: str) -> str:
+    """``<rim:tag attributes>content</rim:tag>``, or ``<rim:tag attributes/>``."""
+    if content:
+        return f"<rim:{tag}{attributes}>{content}</rim:{tag}>"
+    return f"<rim:{tag}{attributes}/>"
+
+
+def _value(value: str | None) -> str:
+    if value is None:
+        return "<rim:Value/>"
+    if _TEXT_SPECIALS.search(value):
+        value = value.translate(_TEXT_ESCAPES)
+    return f"<rim:Value>{value}</rim:Value>"
+
+
+def _slot(name: str, values: Iterable[str]) -> str:
+    value_list = "".join([_value(v) for v in values])
+    return _element("Slot", _known_attribute("name", name), _element("ValueList", "", value_list))
+
+
+def _localized(tag: str, value: str | None) -> str:
+    if not value:
+        return ""
+    return f"<rim:{tag}><rim:LocalizedString{_attribute('value', value)}/></rim:{tag}>"
 
 
 def _uri_values(uri: str) -> list[str]:
@@ -109,13 +170,19 @@ def _slot_values(obj: Any, field: mapping.SlotField) -> list[str]:
     return [str(value)]
 
 
-class _Writer:
-    """Writes one RegistryObject's children in rim.xsd order."""
+_CLASSIFICATION_TYPE = _attribute("objectType", OBJECT_TYPE_CLASSIFICATION)
+_IDENTIFIER_TYPE = _attribute("objectType", OBJECT_TYPE_EXTERNAL_IDENTIFIER)
 
-    def __init__(self, elem: etree._Element, obj_id: str) -> None:
-        self.elem = elem
+
+class _Writer:
+    """Writes one RegistryObject's nested Classifications and ExternalIdentifiers."""
+
+    def __init__(self, obj_id: str) -> None:
         self.obj_id = obj_id
         self.counts: dict[str, int] = {}
+        self.parts: list[str] = []
+        self._classified = _attribute("classifiedObject", obj_id)
+        self._registry_object = _attribute("registryObject", obj_id)
 
     def next_id(self, scheme: str) -> str:
         index = self.counts.get(scheme, 0)
@@ -127,62 +194,65 @@ class _Writer:
         scheme: str | None = None,
         node: str | None = None,
         node_representation: str | None = None,
-    ) -> etree._Element:
-        c = _SubElement(self.elem, RIM.Classification)
-        _set(c, "classificationScheme", scheme)
-        _set(c, "classificationNode", node)
-        c.set("classifiedObject", self.obj_id)
-        c.set("id", self.next_id(scheme or node or ""))
-        c.set("objectType", OBJECT_TYPE_CLASSIFICATION)
-        if node_representation is not None:
-            c.set("nodeRepresentation", node_representation)
-        return c
+        content: str = "",
+    ) -> None:
+        attributes = "".join(
+            (
+                _known_attribute("classificationScheme", scheme) if scheme else "",
+                _known_attribute("classificationNode", node) if node else "",
+                self._classified,
+                f' id="{self.next_id(scheme or node or "")}"',  # a UUID URN: nothing to escape
+                _CLASSIFICATION_TYPE,
+                ""
+                if node_representation is None
+                else _attribute("nodeRepresentation", node_representation),
+            )
+        )
+        self.parts.append(_element("Classification", attributes, content))
 
     def code(self, scheme: str, code: Code) -> None:
-        c = self.classification(scheme, node_representation=code.code)
-        _slot(c, Slot.CODING_SCHEME, [code.scheme])
-        _localized(c, RIM.Name, code.display)
+        content = _slot(Slot.CODING_SCHEME, [code.scheme]) + _localized("Name", code.display)
+        self.classification(scheme, node_representation=code.code, content=content)
 
     def author(self, scheme: str, author: Author) -> None:
-        # ITI TF-3 4.2.3.1.4: nodeRepresentation is the empty string
-        c = self.classification(scheme, node_representation="")
+        slots = []
         for field in mapping.AUTHOR_FIELDS:
             value = getattr(author, field.field)
             values = list(value) if field.multi else ([] if value is None else [value])
             if values:
-                _slot(c, field.slot, values)
+                slots.append(_slot(field.slot, values))
+        # ITI TF-3 4.2.3.1.4: nodeRepresentation is the empty string
+        self.classification(scheme, node_representation="", content="".join(slots))
 
     def identifier(self, scheme: str, value: str, name: str) -> None:
-        e = _SubElement(self.elem, RIM.ExternalIdentifier)
-        e.set("id", self.next_id(scheme))
-        e.set("objectType", OBJECT_TYPE_EXTERNAL_IDENTIFIER)
-        e.set("identificationScheme", scheme)
-        e.set("value", value)
-        e.set("registryObject", self.obj_id)
-        _localized(e, RIM.Name, name)
+        attributes = "".join(
+            (
+                f' id="{self.next_id(scheme)}"',  # a UUID URN: nothing to escape
+                _IDENTIFIER_TYPE,
+                _known_attribute("identificationScheme", scheme),
+                _attribute("value", value),
+                self._registry_object,
+            )
+        )
+        self.parts.append(_element("ExternalIdentifier", attributes, _localized("Name", name)))
 
 
-def _write_body(
-    elem: etree._Element,
-    obj: RegistryObject,
-    table: mapping.ObjectMapping,
-    package_node: str | None = None,
-) -> etree._Element:
+def _body(
+    obj: RegistryObject, table: mapping.ObjectMapping, package_node: str | None = None
+) -> str:
     """Slots, Name, Description, VersionInfo, Classifications, ExternalIdentifiers."""
     extras: Extras = obj.extras
-    for field in table.slots:
-        values = _slot_values(obj, field)
-        if values:
-            _slot(elem, field.slot, values)
-    for slot in extras.slots:
-        _slot(elem, slot.name, slot.values)
-    _localized(elem, RIM.Name, getattr(obj, "title", None))
-    _localized(elem, RIM.Description, getattr(obj, "comments", None))
+    parts = [
+        _slot(field.slot, values) for field in table.slots if (values := _slot_values(obj, field))
+    ]
+    parts.extend(_slot(slot.name, slot.values) for slot in extras.slots)
+    parts.append(_localized("Name", getattr(obj, "title", None)))
+    parts.append(_localized("Description", getattr(obj, "comments", None)))
     version = getattr(obj, "version", None)
     if version:
-        _SubElement(elem, RIM.VersionInfo, versionName=version)
+        parts.append(_element("VersionInfo", _attribute("versionName", version), ""))
 
-    writer = _Writer(elem, obj.entry_uuid)
+    writer = _Writer(obj.entry_uuid)
     if package_node is not None:
         writer.classification(node=package_node)
     if table.author_scheme is not None:
@@ -196,58 +266,66 @@ def _write_body(
     if table.limited_metadata_node is not None and getattr(obj, "limited_metadata", False):
         writer.classification(node=table.limited_metadata_node)
     for extra in extras.classifications:
-        c = writer.classification(extra.scheme, node_representation=extra.node_representation)
-        for slot in extra.slots:
-            _slot(c, slot.name, slot.values)
-        _localized(c, RIM.Name, extra.name)
+        content = "".join(_slot(slot.name, slot.values) for slot in extra.slots)
+        writer.classification(
+            extra.scheme,
+            node_representation=extra.node_representation,
+            content=content + _localized("Name", extra.name),
+        )
     for id_field in table.identifiers:
         value = getattr(obj, id_field.field)
         if value is not None:
             writer.identifier(id_field.scheme, value, EI_NAME.get(id_field.scheme, ""))
     for extra_id in extras.external_identifiers:
         writer.identifier(extra_id.scheme, extra_id.value, extra_id.name)
-    return elem
+    return "".join(parts) + "".join(writer.parts)
 
 
-def _common(elem: etree._Element, obj: RegistryObject, object_type: str | None) -> None:
-    elem.set("id", obj.entry_uuid)
-    _set(elem, "lid", getattr(obj, "logical_id", None))
-    _set(elem, "objectType", object_type)
-    _set(elem, "status", obj.availability_status)
-    _set(elem, "home", obj.home)
+def _common(obj: RegistryObject, object_type: str | None) -> str:
+    return "".join(
+        (
+            _ROOT_DECLARATION,
+            _attribute("id", obj.entry_uuid),
+            _optional("lid", getattr(obj, "logical_id", None)),
+            _known_attribute("objectType", object_type) if object_type else "",
+            _known_attribute("status", obj.availability_status) if obj.availability_status else "",
+            _optional("home", obj.home),
+        )
+    )
 
 
-def _extrinsic_object(entry: DocumentEntry) -> etree._Element:
-    elem = etree.Element(RIM.ExtrinsicObject, nsmap={"rim": NSMAP["rim"]})
-    _common(elem, entry, entry.object_type)
-    _set(elem, "mimeType", entry.mime_type)
-    return _write_body(elem, entry, mapping.DOCUMENT_ENTRY)
+def _extrinsic_object(entry: DocumentEntry) -> str:
+    attributes = _common(entry, entry.object_type) + _optional("mimeType", entry.mime_type)
+    return _element("ExtrinsicObject", attributes, _body(entry, mapping.DOCUMENT_ENTRY))
 
 
-def _submission_set(submission_set: SubmissionSet) -> etree._Element:
-    elem = etree.Element(RIM.RegistryPackage, nsmap={"rim": NSMAP["rim"]})
-    _common(elem, submission_set, OBJECT_TYPE_REGISTRY_PACKAGE)
+def _submission_set(submission_set: SubmissionSet) -> str:
     # ITI TF-3 4.2.3.3: the SubmissionSet is the RegistryPackage classified by this node
-    return _write_body(elem, submission_set, mapping.SUBMISSION_SET, SUBMISSION_SET_NODE)
+    content = _body(submission_set, mapping.SUBMISSION_SET, SUBMISSION_SET_NODE)
+    return _element(
+        "RegistryPackage", _common(submission_set, OBJECT_TYPE_REGISTRY_PACKAGE), content
+    )
 
 
-def _folder(folder: Folder) -> etree._Element:
-    elem = etree.Element(RIM.RegistryPackage, nsmap={"rim": NSMAP["rim"]})
-    _common(elem, folder, OBJECT_TYPE_REGISTRY_PACKAGE)
+def _folder(folder: Folder) -> str:
     # ITI TF-3 4.2.3.4: the Folder is the RegistryPackage classified by this node
-    return _write_body(elem, folder, mapping.FOLDER, FOLDER_NODE)
+    content = _body(folder, mapping.FOLDER, FOLDER_NODE)
+    return _element("RegistryPackage", _common(folder, OBJECT_TYPE_REGISTRY_PACKAGE), content)
 
 
-def _association(association: Association) -> etree._Element:
-    elem = etree.Element(RIM.Association, nsmap={"rim": NSMAP["rim"]})
-    _common(elem, association, OBJECT_TYPE_ASSOCIATION)
-    elem.set("associationType", association.association_type)
-    elem.set("sourceObject", association.source)
-    elem.set("targetObject", association.target)
-    return _write_body(elem, association, mapping.ASSOCIATION)
+def _association(association: Association) -> str:
+    attributes = "".join(
+        (
+            _common(association, OBJECT_TYPE_ASSOCIATION),
+            _attribute("associationType", association.association_type),
+            _attribute("sourceObject", association.source),
+            _attribute("targetObject", association.target),
+        )
+    )
+    return _element("Association", attributes, _body(association, mapping.ASSOCIATION))
 
 
-_LEAF_CLASS: dict[type, Callable[[Any], etree._Element]] = {
+_LEAF_CLASS: dict[type, Callable[[Any], str]] = {
     DocumentEntry: _extrinsic_object,
     SubmissionSet: _submission_set,
     Folder: _folder,
@@ -255,9 +333,24 @@ _LEAF_CLASS: dict[type, Callable[[Any], etree._Element]] = {
 }
 
 
+def leaf_class_bytes(obj: RegistryObject) -> bytes:
+    """The canonical ebRIM XML of one object (ITI TF-3 4.2.3), as LeafClass returns it
+    and the registry stores it: what ``etree.tostring`` writes for ``leaf_class(obj)``.
+    ValueError when a value holds a character XML cannot (XML 1.0 2.2)."""
+    text = _LEAF_CLASS[type(obj)](obj)
+    bad = _NOT_XML_CHAR.search(text)
+    if bad is not None:
+        raise ValueError(f"a value holds a character XML cannot: {bad.group()!r}")
+    return text.encode("ascii", "xmlcharrefreplace")
+
+
+# the bytes are xdsi's own: nothing to resolve, nothing to fetch
+_OWN_XML = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+
 def leaf_class(obj: RegistryObject) -> etree._Element:
     """The canonical ebRIM element of one object (ITI TF-3 4.2.3), as LeafClass returns it."""
-    return _LEAF_CLASS[type(obj)](obj)
+    return etree.fromstring(leaf_class_bytes(obj), _OWN_XML)
 
 
 _PATIENT_ID_SCHEMES = frozenset(
@@ -362,6 +455,7 @@ __all__ = [
     "cid_href",
     "highest_severity",
     "leaf_class",
+    "leaf_class_bytes",
     "object_ref",
     "provide_and_register_request",
     "registry_error_list",

@@ -49,7 +49,7 @@ from ebxml.model import (
     SubmissionSet,
 )
 from ebxml.parse import parse_registry_object_list
-from ebxml.serialize import leaf_class
+from ebxml.serialize import leaf_class_bytes
 from ebxml.tags import RIM
 from ebxml.vocabulary import (
     DOC_ENTRY_ON_DEMAND,
@@ -476,7 +476,7 @@ def _stored_patients(session: Session, uuids: Iterable[str]) -> dict[str, str]:
 
 def canonical_xml(obj: RegistryObject) -> bytes:
     """The canonical LeafClass bytes of one object, as stored and returned by ITI-18."""
-    return etree.tostring(leaf_class(obj))
+    return leaf_class_bytes(obj)
 
 
 def _code(code: Code | None) -> tuple[str | None, str | None]:
