@@ -223,8 +223,15 @@ def _now() -> datetime:
 # "normal" - WAL commits reach the operating system, fsynced at checkpoints: the record
 # survives any crash of xdsi (SIGKILL, OOM), and a power loss may take the last
 # commits - the durability the embedded registry gives the registrations themselves
-# (registry.db).  PostgreSQL spools follow the server's synchronous_commit.
+# (registry.db).
 SPOOL_SYNC = {"full": "FULL", "normal": "NORMAL"}
+# The same on a PostgreSQL spool, for the spool's own connections (PostgreSQL 15 20.5.1
+# synchronous_commit): "full" - the server's setting (on by default: a commit returns
+# once its WAL is flushed); "normal" - off: a commit returns once its WAL is written to
+# the operating system, flushed by the WAL writer within 3 x wal_writer_delay - the
+# record survives any crash of xdsi and of the database server's processes, and a power
+# loss may take the last commits.  The registry's own transactions are not affected.
+_POSTGRESQL_SPOOL_SYNC = {"full": None, "normal": "-c synchronous_commit=off"}
 
 
 def _sqlite_connect_with(synchronous: str) -> Any:
@@ -251,12 +258,16 @@ def _sqlite_begin(connection: Any) -> None:
 
 def make_engine(url: str, *, synchronous: str = "full", **kwargs: Any) -> Engine:
     """An engine for the spool at ``url`` (``sqlite:///file`` or ``postgresql+psycopg://``);
-    ``synchronous``: "full" or "normal" (SQLite only, see ``SPOOL_SYNC``)."""
+    ``synchronous``: "full" or "normal" (``SPOOL_SYNC``, ``_POSTGRESQL_SPOOL_SYNC``)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False}, **kwargs)
         event.listen(engine, "connect", _sqlite_connect_with(synchronous))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+    options = _POSTGRESQL_SPOOL_SYNC[synchronous]
+    if options is not None:
+        connect_args = kwargs.pop("connect_args", {})
+        kwargs["connect_args"] = {**connect_args, "options": options}
     return server_engine(url, **kwargs)
 
 

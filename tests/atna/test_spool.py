@@ -114,6 +114,23 @@ def test_another_process_cannot_claim_a_destination_held_on_postgresql(
         spool.engine.dispose()
 
 
+@pytest.mark.parametrize(("spool_sync", "expected"), [("full", "on"), ("normal", "off")])
+def test_spool_sync_sets_synchronous_commit_of_the_spool_connections_on_postgresql(
+    pg_spool_url: str, spool_sync: str, expected: str
+) -> None:
+    spool = AuditSpool.open(pg_spool_url, synchronous=spool_sync)
+    destination = f"tls://sync-{spool_sync}.example.org:6514"
+    try:
+        spool.enqueue(messages(1), [destination])  # the per-event write, on a pooled connection
+        with spool.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+        claim = spool.claim(destination)
+        spool.finish(claim)
+        assert claim is not None and [m for _, m in claim.rows] == [b"m0"]
+    finally:
+        spool.engine.dispose()
+
+
 def test_delivered_messages_are_not_claimed_again(spool: AuditSpool) -> None:
     spool.enqueue(messages(3), [TLS])
     claim = spool.claim(TLS)
