@@ -217,9 +217,10 @@ class AuditSettings:
     # with XDSRegistryBusy / XDSRepositoryBusy and a Security Alert is raised (records
     # are never dropped); 0 = no limit.  At ~3 KiB an event, the default is ~3 GiB.
     spool_limit: int = 1_000_000
-    # SQLite spool only: "full" fsyncs every commit (a record survives a power loss);
+    # "full": every spool commit is durable on disk (a record survives a power loss);
     # "normal" survives any crash of xdsi, and a power loss may take the last commits -
-    # as the embedded registry's own registrations (atna.spool.SPOOL_SYNC)
+    # as the embedded registry's own registrations (atna.spool.SPOOL_SYNC; on a
+    # PostgreSQL spool synchronous_commit off for the spool's connections)
     spool_sync: str = "full"
 
 
