@@ -8,10 +8,12 @@ writer (``soap.mtom_response``) sends each document part with the first, so a
 multi-gigabyte ITI-43 response never passes through Python.
 
 On a plain TCP connection the bytes move with ``os.sendfile`` from the file to the
-socket: whatever the transport still holds is flushed first, then a thread of the
-transfer's own calls ``sendfile`` on a duplicate of the socket's descriptor, waiting
-with ``poll`` whenever the non-blocking socket is full (uvloop's ``loop.sendfile`` is
-not implemented).  The event loop keeps reading the connection meanwhile; a closed
+socket: whatever the transport still holds is flushed first; a file of up to
+:data:`LOOP_SENDFILE_MAX` bytes is then sent by the event loop, as much at a time as
+the socket's buffer takes (a RAD-69 answer is hundreds of such files), and a larger one
+by a thread of the transfer's own calling ``sendfile`` on a duplicate of the socket's
+descriptor, waiting with ``poll`` whenever the non-blocking socket is full (uvloop's
+``loop.sendfile`` is not implemented).  The event loop keeps reading the connection meanwhile; a closed
 connection stops the thread, and a client that goes away mid-file ends the response
 (the connection is aborted, the application's later messages are dropped, as uvicorn
 drops them for a disconnected client).  Over TLS there is no ``sendfile``: the file is
@@ -45,6 +47,8 @@ log = logging.getLogger(__name__)
 
 READ_SIZE = 4 * 1024 * 1024  # bytes read at a time when the file goes through the transport
 SENDFILE_STEP = 16 * 1024 * 1024  # bytes asked of one sendfile call
+# a file no larger than this is sent by the event loop itself, a larger one by a thread
+LOOP_SENDFILE_MAX = 16 * 1024 * 1024
 POLL_MS = 250  # how long the sending thread waits for the socket before re-checking
 _ERROR_EVENTS = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
@@ -58,7 +62,7 @@ class FileShorterThanRange(RuntimeError):
 class ZeroCopySendProtocol(BodyChunksProtocol):
     """uvicorn's HTTP/1.1 protocol with the Zero Copy Send and Path Send extensions."""
 
-    _stop_sending: threading.Event | None = None
+    _stop_sending: threading.Event | _Cancel | None = None
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -168,6 +172,9 @@ class _FileSendingCycle:
         await self._flush()
         if self._cycle.disconnected:
             raise ConnectionResetError("the client disconnected")
+        if length <= LOOP_SENDFILE_MAX:
+            await self._sendfile_on_loop(socket_fd, fd, start, length)
+            return
         stop = threading.Event()
         self._protocol._stop_sending = stop
         # a duplicate descriptor: should the loop close the connection's own while the
@@ -185,6 +192,30 @@ class _FileSendingCycle:
             self._protocol._stop_sending = None
         if sent < length:
             raise ConnectionResetError("the connection was closed while the file was sent")
+
+    async def _sendfile_on_loop(self, socket_fd: int, fd: int, start: int, length: int) -> None:
+        """A file of at most ``LOOP_SENDFILE_MAX`` bytes sent by the event loop: what the
+        socket's send buffer takes at once, then the rest each time the socket drains
+        (waited for on a duplicate of its descriptor, which the loop may watch beside
+        the transport's own).  A thread per file would cost more than the file."""
+        sent = _sendfile_now(socket_fd, fd, start, length)
+        if sent == length:
+            return
+        loop = asyncio.get_running_loop()
+        own = os.dup(socket_fd)  # the transport's descriptor is the transport's to watch
+        try:
+            while sent < length:
+                drained: asyncio.Future[None] = loop.create_future()
+                self._protocol._stop_sending = _Cancel(drained)
+                loop.add_writer(own, _settle_once, drained)
+                try:
+                    await drained
+                finally:
+                    loop.remove_writer(own)
+                    self._protocol._stop_sending = None
+                sent += _sendfile_now(own, fd, start + sent, length - sent)
+        finally:
+            os.close(own)
 
     async def _through_transport(self, fd: int, start: int, length: int) -> None:
         cycle, transport = self._cycle, self._cycle.transport
@@ -258,6 +289,38 @@ def _in_own_thread(function: Callable[..., int], *args: Any) -> asyncio.Future[i
     return future
 
 
+class _Cancel:
+    """``set`` (the connection was lost) ends the wait for the socket to drain."""
+
+    def __init__(self, waiting: asyncio.Future[None]) -> None:
+        self._waiting = waiting
+
+    def set(self) -> None:
+        if not self._waiting.done():
+            self._waiting.set_exception(ConnectionResetError("the connection was lost"))
+
+
+def _settle_once(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _sendfile_now(socket_fd: int, fd: int, start: int, length: int) -> int:
+    """As many of ``length`` bytes of ``fd`` from ``start`` as the non-blocking socket
+    ``socket_fd`` takes without waiting: the kernel copies them into its send buffer
+    (at most that buffer's size), the GIL released meanwhile."""
+    sent = 0
+    while sent < length:
+        try:
+            n = os.sendfile(socket_fd, fd, start + sent, min(length - sent, SENDFILE_STEP))
+        except BlockingIOError:
+            break
+        if n == 0:
+            raise FileShorterThanRange(f"the file ends at {start + sent}, before {start + length}")
+        sent += n
+    return sent
+
+
 def _sendfile_blocking(
     socket_fd: int, fd: int, start: int, length: int, stop: threading.Event
 ) -> int:
@@ -287,6 +350,7 @@ def _sendfile_blocking(
 
 
 __all__ = [
+    "LOOP_SENDFILE_MAX",
     "POLL_MS",
     "READ_SIZE",
     "SENDFILE_STEP",

@@ -222,3 +222,85 @@ async def _clients_that_do_not_read_hold_up_no_other(tmp_path: Path) -> None:
         assert head.startswith(b"HTTP/1.1 200") and body == CONTENT * 24
         for writer in stalled:
             writer.transport.abort()
+
+
+def test_a_file_larger_than_the_socket_buffer_goes_out_whole_from_the_loop(
+    tmp_path: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_a_file_larger_than_the_socket_buffer_goes_out_whole_from_the_loop(tmp_path))
+
+
+async def _a_file_larger_than_the_socket_buffer_goes_out_whole_from_the_loop(
+    tmp_path: Path,
+) -> None:
+    from xdsi.zero_copy import LOOP_SENDFILE_MAX
+
+    # more than loopback socket buffers hold, not more than the event loop sends itself
+    size = LOOP_SENDFILE_MAX - 3
+    blob = tmp_path / "instance.bin"
+    blob.write_bytes((CONTENT * (size // len(CONTENT) + 1))[:size])
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(size + 2).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"<", "more_body": True})
+        with blob.open("rb") as file:
+            await send(
+                {
+                    "type": ZERO_COPY_SEND,
+                    "file": file,
+                    "offset": 0,
+                    "count": size,
+                    "more_body": True,
+                }
+            )
+        await send({"type": "http.response.body", "body": b">", "more_body": False})
+
+    async for port in _serve(app):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        received = bytearray()
+        while chunk := await asyncio.wait_for(reader.read(256 * 1024), 10):
+            received += chunk
+            await asyncio.sleep(0.002)  # a slow reader: the socket fills, the loop waits
+        writer.close()
+        _head, _, body = bytes(received).partition(b"\r\n\r\n")
+        assert body == b"<" + blob.read_bytes() + b">"
+
+
+def test_a_client_gone_while_the_loop_waits_ends_the_response(
+    tmp_path: Path, run: Callable[[Awaitable[None]], None]
+) -> None:
+    run(_a_client_gone_while_the_loop_waits_ends_the_response(tmp_path))
+
+
+async def _a_client_gone_while_the_loop_waits_ends_the_response(tmp_path: Path) -> None:
+    blob = tmp_path / "instance.bin"
+    blob.write_bytes(CONTENT * 12)  # 12 MiB: sent by the loop, more than the socket holds
+    ended: list[str] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(blob.stat().st_size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": PATH_SEND, "path": str(blob)})
+        finally:
+            ended.append(scope["path"])
+
+    async for port in _serve(app):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
+        await reader.read(1024)  # the answer has begun; nothing more is read
+        await asyncio.sleep(0.3)
+        writer.transport.abort()
+        for _ in range(100):  # the send ends: the wait for the socket to drain is over
+            if ended:
+                break
+            await asyncio.sleep(0.05)
+        assert ended == ["/gone"]
+        head, body = await _exchange(port)  # and the server goes on serving
+        assert head.startswith(b"HTTP/1.1 200") and body == blob.read_bytes()
