@@ -24,6 +24,7 @@ from atna.codes import (
     ParticipantObjectTypeCode,
     ParticipantObjectTypeCodeRole,
 )
+from ebxml.xml_text import ATTRIBUTE_ESCAPES
 
 
 @dataclass(frozen=True)
@@ -136,25 +137,13 @@ def format_date_time(moment: datetime) -> str:
 # they are replaced rather than refused, so that no audit record is lost to a stray byte.
 _INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _SPECIAL = re.compile('[&<>"\t\n\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]')
-# XML 1.0 3.3.3: TAB, LF and CR in an attribute value survive only as references
-_ESCAPES = str.maketrans(
-    {
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        '"': "&quot;",
-        "\t": "&#9;",
-        "\n": "&#10;",
-        "\r": "&#13;",
-    }
-)
 
 
 def escape(value: str) -> str:
     """``value`` as XML attribute or element text (quotes delimit attributes)."""
     if _SPECIAL.search(value) is None:
         return value  # the common case: nothing to escape
-    return _INVALID.sub("\ufffd", value).translate(_ESCAPES)
+    return _INVALID.sub("\ufffd", value).translate(ATTRIBUTE_ESCAPES)
 
 
 def _attributes(pairs: tuple[tuple[str, str | None], ...]) -> str:

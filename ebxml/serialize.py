@@ -52,6 +52,7 @@ from ebxml.vocabulary import (
     Slot,
     SubmissionSetIdentifier,
 )
+from ebxml.xml_text import ATTRIBUTE_ESCAPES, NOT_XML_CHAR, TEXT_ESCAPES
 
 # rim.xsd LongName: a slot value holds at most 256 characters
 _LONG_NAME = 256
@@ -91,26 +92,12 @@ def _set(elem: etree._Element, name: str, value: str | None) -> None:
 
 _ROOT_DECLARATION = f' xmlns:rim="{NSMAP["rim"]}"'
 _ATTRIBUTE_SPECIALS = re.compile('[&<>"\t\n\r]')
-_ATTRIBUTE_ESCAPES = str.maketrans(
-    {
-        "&": "&amp;",
-        "<": "&lt;",
-        ">": "&gt;",
-        '"': "&quot;",
-        "\t": "&#9;",
-        "\n": "&#10;",
-        "\r": "&#13;",
-    }
-)
 _TEXT_SPECIALS = re.compile("[&<>\r]")
-_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
-# XML 1.0 2.2 Char: what no XML document can hold (lxml refuses it the same way)
-_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _attribute(name: str, value: str) -> str:
     if _ATTRIBUTE_SPECIALS.search(value):
-        value = value.translate(_ATTRIBUTE_ESCAPES)
+        value = value.translate(ATTRIBUTE_ESCAPES)
     return f' {name}="{value}"'
 
 
@@ -134,7 +121,7 @@ def _value(value: str | None) -> str:
     if value is None:
         return "<rim:Value/>"
     if _TEXT_SPECIALS.search(value):
-        value = value.translate(_TEXT_ESCAPES)
+        value = value.translate(TEXT_ESCAPES)
     return f"<rim:Value>{value}</rim:Value>"
 
 
@@ -338,7 +325,7 @@ def leaf_class_bytes(obj: RegistryObject) -> bytes:
     and the registry stores it: what ``etree.tostring`` writes for ``leaf_class(obj)``.
     ValueError when a value holds a character XML cannot (XML 1.0 2.2)."""
     text = _LEAF_CLASS[type(obj)](obj)
-    bad = _NOT_XML_CHAR.search(text)
+    bad = NOT_XML_CHAR.search(text)
     if bad is not None:
         raise ValueError(f"a value holds a character XML cannot: {bad.group()!r}")
     return text.encode("ascii", "xmlcharrefreplace")
