@@ -13,12 +13,12 @@ socket: whatever the transport still holds is flushed first; a file of up to
 the socket's buffer takes (a RAD-69 answer is hundreds of such files), and a larger one
 by a thread of the transfer's own calling ``sendfile`` on a duplicate of the socket's
 descriptor, waiting with ``poll`` whenever the non-blocking socket is full (uvloop's
-``loop.sendfile`` is not implemented).  The event loop keeps reading the connection meanwhile; a closed
-connection stops the thread, and a client that goes away mid-file ends the response
-(the connection is aborted, the application's later messages are dropped, as uvicorn
-drops them for a disconnected client).  Over TLS there is no ``sendfile``: the file is
-read in :data:`READ_SIZE` pieces in a worker thread, one read ahead, and written
-through the transport with its flow control.
+``loop.sendfile`` is not implemented).  The event loop keeps reading the connection
+meanwhile; a closed connection ends the wait of either, and a client that goes away
+mid-file ends the response (the connection is aborted, the application's later messages
+are dropped, as uvicorn drops them for a disconnected client).  Over TLS there is no
+``sendfile``: the file is read in :data:`READ_SIZE` pieces in a worker thread, one read
+ahead, and written through the transport with its flow control.
 
 The Content-Length the application declared is kept exact: a range longer than what
 is left of it is refused (``RuntimeError``), as uvicorn refuses a body chunk, and a
