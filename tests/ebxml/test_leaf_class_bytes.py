@@ -47,21 +47,17 @@ author = st.builds(
         for f in fields(Author)
     },
 )
+extra_slot = st.builds(ExtraSlot, name=text, values=st.lists(text, max_size=2).map(tuple))
 extras = st.builds(
     Extras,
-    slots=st.lists(
-        st.builds(ExtraSlot, name=text, values=st.lists(text, max_size=2).map(tuple)), max_size=2
-    ).map(tuple),
+    slots=st.lists(extra_slot, max_size=2).map(tuple),
     classifications=st.lists(
         st.builds(
             ExtraClassification,
             scheme=text,
             node_representation=text,
             name=text,
-            slots=st.lists(
-                st.builds(ExtraSlot, name=text, values=st.lists(text, max_size=2).map(tuple)),
-                max_size=1,
-            ).map(tuple),
+            slots=st.lists(extra_slot, max_size=1).map(tuple),
         ),
         max_size=2,
     ).map(tuple),
@@ -177,26 +173,29 @@ def test_the_bytes_are_what_libxml2_writes_for_their_own_tree(obj: RegistryObjec
 @settings(max_examples=300, deadline=None)
 @given(registry_object)
 def test_the_bytes_parse_back_to_the_object(obj: RegistryObject) -> None:
-    object_list = etree.Element(RIM.RegistryObjectList, nsmap={"rim": NSMAP["rim"]})
-    object_list.append(etree.fromstring(leaf_class_bytes(obj)))
-    parsed = parse_registry_object_list(object_list, replace_symbolic_ids=False).value.objects
+    parsed = _read(etree.fromstring(leaf_class_bytes(obj)))
     assert len(parsed) == 1
     # written again from what was read: the same bytes (what a value means survives)
     assert leaf_class_bytes(parsed[0]) == leaf_class_bytes(_as_read(obj))
 
 
+def _read(elem: etree._Element) -> tuple[RegistryObject, ...]:
+    """The objects a Document Consumer reads from a RegistryObjectList holding ``elem``."""
+    object_list = etree.Element(RIM.RegistryObjectList, nsmap={"rim": NSMAP["rim"]})
+    object_list.append(elem)
+    return parse_registry_object_list(object_list, replace_symbolic_ids=False).value.objects
+
+
 def _as_read(obj: RegistryObject) -> RegistryObject:
     """``obj`` as writing and reading it back leaves it: re-written from its own bytes."""
-    object_list = etree.Element(RIM.RegistryObjectList, nsmap={"rim": NSMAP["rim"]})
-    object_list.append(leaf_class(obj))
-    return parse_registry_object_list(object_list, replace_symbolic_ids=False).value.objects[0]
+    return _read(leaf_class(obj))[0]
 
 
 @settings(max_examples=200, deadline=None)
 @given(poisoned, st.integers(0, 10_000))
 def test_a_character_xml_cannot_hold_is_refused(case: tuple[RegistryObject, str], at: int) -> None:
     obj, bad = case
-    # put the character into the first string field that is written
+    # the character appended to one of the object's string fields, picked by ``at``
     names = [f.name for f in fields(obj) if isinstance(getattr(obj, f.name), str)]
     name = names[at % len(names)]
     value = getattr(obj, name)

@@ -114,6 +114,24 @@ def _range_app(blob: Path, seen: list[dict[str, Any]]) -> App:
     return app
 
 
+def _path_send_app(path: Path, ended: list[str] | None = None) -> App:
+    """The whole of ``path`` by Path Send; each request's path put in ``ended`` once its
+    send is over, however it ended."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        headers = [(b"content-length", str(path.stat().st_size).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        try:
+            await send({"type": PATH_SEND, "path": str(path)})
+        finally:
+            if ended is not None:
+                ended.append(scope["path"])
+
+    return app
+
+
 def test_file_ranges_come_between_body_chunks(
     blob: Path, run: Callable[[Awaitable[None]], None]
 ) -> None:
@@ -204,14 +222,7 @@ async def _clients_that_do_not_read_hold_up_no_other(tmp_path: Path) -> None:
     big = tmp_path / "big.bin"
     big.write_bytes(CONTENT * 24)  # more than loopback socket buffers hold
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        headers = [(b"content-length", str(big.stat().st_size).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": PATH_SEND, "path": str(big)})
-
-    async for port in _serve(app):
+    async for port in _serve(_path_send_app(big)):
         stalled = []
         for _ in range(12):  # more than a default thread pool's workers
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -281,17 +292,7 @@ async def _a_client_gone_while_the_loop_waits_ends_the_response(tmp_path: Path) 
     blob.write_bytes(CONTENT * 12)  # 12 MiB: sent by the loop, more than the socket holds
     ended: list[str] = []
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        headers = [(b"content-length", str(blob.stat().st_size).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        try:
-            await send({"type": PATH_SEND, "path": str(blob)})
-        finally:
-            ended.append(scope["path"])
-
-    async for port in _serve(app):
+    async for port in _serve(_path_send_app(blob, ended)):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n")
         await reader.read(1024)  # the answer has begun; nothing more is read
