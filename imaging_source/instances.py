@@ -127,7 +127,8 @@ class ImagingInstance(ImagingSourceBase):
     file_path: Mapped[str] = mapped_column(String(1024))  # relative to the storage folder
     size: Mapped[int] = mapped_column(BigInteger)
     sha1: Mapped[str] = mapped_column(String(40))
-    received: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # indexed: a publisher in another process looks for what arrived lately
+    received: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
     __table_args__ = (Index(None, "study_instance_uid", "series_instance_uid"),)
 
@@ -890,11 +891,14 @@ class InstanceStore:
         with self._sessions() as session:
             yield from session.scalars(stmt.execution_options(yield_per=_STREAM_BATCH))
 
-    def last_received(self) -> dict[str, datetime]:
-        """Per study, when its newest instance arrived (to tell when it is stable)."""
+    def last_received(self, since: datetime | None = None) -> dict[str, datetime]:
+        """Per study, when its newest instance arrived (to tell when it is stable); with
+        ``since``, only the studies that received an instance at or after it."""
         stmt = select(
             ImagingInstance.study_instance_uid, func.max(ImagingInstance.received)
         ).group_by(ImagingInstance.study_instance_uid)
+        if since is not None:
+            stmt = stmt.where(ImagingInstance.received >= since)
         with self._sessions() as session:
             return {
                 uid: at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite drops the zone

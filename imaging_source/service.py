@@ -67,11 +67,13 @@ class ImagingSource:
         self._lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------------------
-    def start(self, *, dimse: bool = True) -> None:
-        """Migrate the index, sweep what an interrupted store left, start listening."""
+    def start(self, *, dimse: bool = True, sweep: bool = True) -> None:
+        """Migrate the index, sweep what an interrupted store left (``sweep``: only
+        while no other process stores into it), start listening."""
         Path(self.config.storage_dir).mkdir(parents=True, exist_ok=True)
         upgrade(self.engine)
-        self.store.sweep_incoming()
+        if sweep:
+            self.store.sweep_incoming()
         if dimse:
             self.dimse.start()
 

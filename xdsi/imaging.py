@@ -65,6 +65,10 @@ from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config
 
 log = logging.getLogger("xdsi.imaging")
 
+# How far before its previous look AutoPublisher.look_again reaches back: longer than
+# any store takes from setting an instance's received time to committing its row
+LOOK_BACK = timedelta(minutes=10)
+
 
 # --- configuration -----------------------------------------------------------------------
 
@@ -208,18 +212,31 @@ class AutoPublisher:
     clock: Clock = _utcnow
     retry_base: timedelta = timedelta(seconds=10)
     retry_cap: timedelta = timedelta(minutes=30)
+    # True when other processes store into the same index (``[server] workers``): their
+    # instances raise no StudyChanged here, so each tick looks at what arrived lately
+    shared_store: bool = False
     _pending: dict[str, datetime] = field(default_factory=dict)
     _backoff: dict[str, Backoff] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _looked: datetime | None = None
 
-    def seed(self) -> None:
-        """Studies received (before a restart, too) but not published since."""
-        received = self.source.store.last_received()
+    def seed(self, since: datetime | None = None) -> None:
+        """Studies received (before a restart, too) but not published since; with
+        ``since``, among those that received an instance at or after it."""
+        received = self.source.store.last_received(since)
         published = self.journal.published_times(received)
         with self._lock:
             for study, at in received.items():
                 if study not in published or at > published[study]:
                     self._pending[study] = max(at, self._pending.get(study, at))
+
+    def look_again(self) -> None:
+        """Studies other processes received since the last look.  An instance's
+        ``received`` time is set before its row commits, so each look reaches back
+        :data:`LOOK_BACK` before the previous one; a study seen twice is pending once."""
+        now = self.clock()
+        self.seed(None if self._looked is None else self._looked - LOOK_BACK)
+        self._looked = now
 
     def changed(self, change: StudyChanged) -> None:
         """The ``ImagingSource`` subscriber: the study has news as of ``change.at``."""
@@ -238,6 +255,11 @@ class AutoPublisher:
     def tick(self) -> list[Outcome]:
         """Publish every pending study that is stable and not backing off; the results
         of those sent (RAD-68) or deprecated (ITI-57)."""
+        if self.shared_store:
+            try:
+                self.look_again()
+            except Exception:
+                log.exception("cannot read the instance index for new studies")
         pending = self.pending()
         if not pending:
             return []
@@ -388,6 +410,9 @@ def build_imaging(
     updater: RegistryUpdateClient | None = None,
     ssl_context: ssl.SSLContext | None = None,
     on_dicom_event: OnExchange | None = None,
+    publish: bool = True,
+    sweep: bool = True,
+    shared_store: bool = False,
 ) -> ImagingWiring:
     """The Imaging Document Source on ``engine`` (migrated here), not yet listening.
 
@@ -395,14 +420,16 @@ def build_imaging(
     ``locator`` finds a study's current manifest by ITI-18 (None: the journal's);
     ``updater`` deprecates the manifest of an emptied study by ITI-57 (None: it stays);
     ``on_dicom_event`` observes every C-STORE, C-FIND, C-MOVE, C-GET, WADO and STOW-RS
-    (auditing)."""
+    (auditing).  ``publish``: run the automatic RAD-68 here; ``sweep``: remove what an
+    interrupted store left (never while another process may be storing);
+    ``shared_store``: other processes store into the same index (``[server] workers``)."""
     settings = config.imaging_source
     source = ImagingSource(
         imaging_source_config(config),
         engine=engine,
         ssl_context=ssl_context,
     )
-    source.start(dimse=False)  # migrates the index and sweeps an interrupted store
+    source.start(dimse=False, sweep=sweep)  # migrates the index
     published_journal.upgrade(engine)
     instances, closers = instance_source(config, source.store)
     source.dimse.serve_from(instances)  # C-FIND/C-MOVE/C-GET from the PACS, transparently
@@ -422,7 +449,9 @@ def build_imaging(
         ),
     ]
     publisher = None
-    if settings.auto_publish and settings.backing_pacs:
+    if not publish:
+        pass  # another process publishes what this one stores
+    elif settings.auto_publish and settings.backing_pacs:
         log.info("a backing PACS is configured: studies are published by `xdsi publish`")
     elif settings.auto_publish and repository is None:
         log.warning("no Document Repository in this process: no automatic RAD-68")
@@ -436,6 +465,7 @@ def build_imaging(
             timedelta(seconds=settings.stability_delay),
             locator=locator,
             updater=updater,
+            shared_store=shared_store,
         )
         publisher.seed()
         source.subscribe(publisher.changed)
@@ -456,6 +486,7 @@ def make_engine(database_url: str) -> Engine:
 
 
 __all__ = [
+    "LOOK_BACK",
     "AutoPublisher",
     "Backoff",
     "ImagingWiring",

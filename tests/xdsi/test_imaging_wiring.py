@@ -26,6 +26,7 @@ from imaging_source.service import ImagingSource
 from xdsi.cli import build_parser
 from xdsi.config import ConfigError, load_config
 from xdsi.imaging import (
+    LOOK_BACK,
     AutoPublisher,
     affinity_patient_id,
     imaging_source_config,
@@ -142,7 +143,9 @@ def publisher_parts(tmp_path: Path):
     engine.dispose()
 
 
-def _publisher(parts, repository: RecordingRepository, clock: Clock) -> AutoPublisher:
+def _publisher(
+    parts, repository: RecordingRepository, clock: Clock, *, shared_store: bool = False
+) -> AutoPublisher:
     config, source, engine = parts
     publisher = AutoPublisher(
         source,
@@ -152,6 +155,7 @@ def _publisher(parts, repository: RecordingRepository, clock: Clock) -> AutoPubl
         AFFINITY,
         timedelta(seconds=60),
         clock=clock,
+        shared_store=shared_store,
     )
     source.subscribe(publisher.changed)
     return publisher
@@ -258,6 +262,40 @@ def test_studies_received_before_a_restart_are_seeded(publisher_parts) -> None:
     publisher.seed()
     clock.now += timedelta(seconds=61)
     assert len(publisher.tick()) == 1
+
+
+def test_a_publisher_sharing_its_store_finds_what_other_processes_stored(
+    publisher_parts,
+) -> None:
+    _config, source, _engine = publisher_parts
+    repository, clock = RecordingRepository(), Clock()
+    publisher = _publisher(publisher_parts, repository, clock, shared_store=True)
+    publisher.seed()
+    assert publisher.tick() == []
+    for ds in make_study(patient_id="PAT-7"):
+        source.store.add(ds)  # stored by another worker: no StudyChanged in this one
+    assert publisher.pending() == {}
+    clock.now += timedelta(seconds=1)
+    assert publisher.tick() == []  # seen, not yet stable
+    assert len(publisher.pending()) == 1
+    clock.now += timedelta(seconds=61)
+    (result,) = publisher.tick()
+    assert result.ok and len(repository.requests) == 1
+
+
+def test_a_shared_store_is_looked_at_back_past_the_previous_look(publisher_parts) -> None:
+    """An instance whose row committed after a look, with a received time before it."""
+    _config, source, _engine = publisher_parts
+    repository, clock = RecordingRepository(), Clock()
+    publisher = _publisher(publisher_parts, repository, clock, shared_store=True)
+    publisher.tick()
+    clock.now += LOOK_BACK / 2
+    publisher.tick()  # the previous look: after the instance's received time below
+    for ds in make_study():
+        source.store.add(ds)  # received "now", LOOK_BACK / 2 before that look
+    clock.now += timedelta(seconds=1)
+    (result,) = publisher.tick()  # found, and stable since its received time
+    assert result.ok and len(repository.requests) == 1
 
 
 # --- an emptied study, end to end (real registry and repository, SQLite and PostgreSQL) ---
