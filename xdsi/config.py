@@ -71,6 +71,7 @@ UUID_OID_ARC = "2.25"
 # ITI TF-3 4.2.3.2.26 / DICOM PS3.5 9.1: an OID of digits and dots, no leading zeros
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 OID_MAX_LENGTH = 64
+MAX_WORKERS = 64  # [server] workers: processes, not threads
 # DICOM PS3.5 Table 6.2-1 (AE): 16 characters, no backslash or control characters
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 # ITI TF-2 3.20.4: syslog over TLS (RFC 5425) or UDP (RFC 5426); the port may be left out
@@ -191,6 +192,17 @@ class ImagingSourceSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """How ``xdsi serve`` runs: ``workers`` processes share the HTTP listener, its
+    connections dealt to them in turn by a supervisor (``xdsi.workers``).  The first
+    worker also runs the MLLP and DICOM listeners and the automatic RAD-68.  More than
+    one needs a PostgreSQL ``[database] url`` (and audit spool) that all of them share,
+    and no backing PACS: its cache is kept by one process."""
+
+    workers: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class AuditSettings:
     """ATNA: the audit record repositories (ITI-20) and this node's audit identity.
 
@@ -255,6 +267,7 @@ class Config:
     imaging_source: ImagingSourceSettings = ImagingSourceSettings()
     audit: AuditSettings = AuditSettings()
     tls: TlsSettings = TlsSettings()
+    server: ServerSettings = ServerSettings()
     source_file: Path | None = None
 
     def http_base_url(self) -> str:
@@ -292,6 +305,7 @@ SECTIONS: dict[str, type] = {
     "imaging_source": ImagingSourceSettings,
     "audit": AuditSettings,
     "tls": TlsSettings,
+    "server": ServerSettings,
 }
 CONNECTION_NAMES = ("http", "mllp", "dicom")
 
@@ -606,6 +620,29 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _is_postgresql(url: str) -> bool:
+    return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
+
+
+def _validate_workers(config: Config) -> None:
+    workers = config.server.workers
+    _check(1 <= workers <= MAX_WORKERS, f"[server] workers: {workers} is not 1..{MAX_WORKERS}")
+    if workers == 1:
+        return
+    _check(
+        _is_postgresql(config.database.url),
+        f"[server] workers: {workers} processes need a PostgreSQL [database] url to share",
+    )
+    _check(
+        not config.audit.enabled or _is_postgresql(config.audit.spool_url),
+        f"[server] workers: {workers} processes need a PostgreSQL [audit] spool_url to share",
+    )
+    _check(
+        not (config.imaging_source.enabled and config.imaging_source.backing_pacs),
+        f"[server] workers: {workers} processes cannot share the cache of a backing PACS",
+    )
+
+
 def validate(config: Config) -> None:
     """Raise ConfigError naming the first key out of range."""
     for name in CONNECTION_NAMES:
@@ -640,6 +677,7 @@ def validate(config: Config) -> None:
         f"[database] url: not an SQLAlchemy URL: {config.database.url!r}",
     )
     _validate_imaging_source(config)
+    _validate_workers(config)
     tls = config.tls
     _check(not (tls.key and not tls.cert), "[tls] key: set without [tls] cert")
     _check(
@@ -801,6 +839,7 @@ __all__ = [
     "REPOSITORY_PATH",
     "RegistrySettings",
     "RepositorySettings",
+    "ServerSettings",
     "TlsSettings",
     "describe_keys",
     "installation_oid_root",

@@ -106,3 +106,55 @@ def test_audit_destinations_are_a_comma_list(tmp_path: Path) -> None:
 def test_explicit_missing_config_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path, tmp_path / "absent.toml", environ={})
+
+
+PG = "postgresql://xdsi@db.example.org/xdsi"
+
+
+def test_one_process_by_default(tmp_path: Path) -> None:
+    assert load_config(tmp_path, environ={}).server.workers == 1
+
+
+def test_workers_share_a_postgresql_database(tmp_path: Path) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"server": {"workers": 2}, "database": {"url": PG}}
+    )
+    assert config.server.workers == 2
+    assert config.audit.spool_url == PG  # the spool is shared with it
+
+
+@pytest.mark.parametrize("workers", ["0", "-1", "65"])
+def test_workers_out_of_range_are_an_error(tmp_path: Path, workers: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[server\] workers"):
+        load_config(tmp_path, environ={"XDSI_SERVER__WORKERS": workers})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({}, "PostgreSQL \\[database\\] url"),
+        ({"audit": {"spool_url": "sqlite:////tmp/spool.sqlite3"}}, "PostgreSQL \\[audit\\]"),
+        ({"imaging_source": {"pacs_wado_rs": "http://pacs/dicom-web"}}, "backing PACS"),
+    ],
+)
+def test_what_several_workers_cannot_share_is_refused(
+    tmp_path: Path, overrides: dict, reason: str
+) -> None:
+    database = {} if not overrides else {"database": {"url": PG}}
+    with pytest.raises(ConfigError, match=reason):
+        load_config(
+            tmp_path, environ={}, overrides={"server": {"workers": 2}, **database, **overrides}
+        )
+
+
+def test_several_workers_without_auditing_need_no_shared_spool(tmp_path: Path) -> None:
+    config = load_config(
+        tmp_path,
+        environ={},
+        overrides={
+            "server": {"workers": 2},
+            "database": {"url": PG},
+            "audit": {"enabled": False, "spool_url": "sqlite:////tmp/spool.sqlite3"},
+        },
+    )
+    assert config.server.workers == 2
