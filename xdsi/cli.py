@@ -90,6 +90,10 @@ def _serve_parser(sub: Any) -> None:
     p.add_argument("--tls-trusted-cert", action="append", default=None, metavar="FILE",
                    help="a peer certificate accepted as it is (self-signed too); repeatable "
                    "([tls] trusted_certs)")  # fmt: skip
+    p.add_argument(
+        "--workers", type=int,
+        help="HTTP worker processes sharing the listener; >1 needs PostgreSQL ([server] workers)",
+    )  # fmt: skip
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.set_defaults(run=_serve)
 
@@ -255,8 +259,6 @@ def _load_audited(
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from xdsi.serve import run
-
     host = args.host
     overrides = {
         "connection.http": {"host": host, "port": args.port},
@@ -277,19 +279,20 @@ def _serve(args: argparse.Namespace) -> int:
             "ca": args.tls_ca,
             "trusted_certs": args.tls_trusted_cert,
         },
+        "server": {"workers": args.workers},
     }
     config = _load(args, overrides)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if logging.getLogger().level > logging.DEBUG:
-        # pynetdicom logs each sub-operation at INFO (a C-MOVE of a study: thousands of
-        # lines); its warnings still show, everything with --log-level debug
-        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
-    from xdsi.allocator import tune_allocator
+    if config.server.workers > 1:
+        from xdsi.workers import Supervisor
 
-    # before the first worker thread: its malloc arena is made under these settings
-    logging.getLogger("xdsi.allocator").info("glibc malloc: %s", tune_allocator() or "as is")
+        logging.basicConfig(
+            level=args.log_level.upper(),
+            format="%(asctime)s %(levelname)s supervisor %(name)s: %(message)s",
+        )
+        return Supervisor(config, args.log_level).run()
+    from xdsi.serve import configure_logging, run
+
+    configure_logging(args.log_level)
     return asyncio.run(run(config))
 
 

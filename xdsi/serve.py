@@ -47,6 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from sqlalchemy import Engine
@@ -115,6 +116,10 @@ from xdsi.tls import (
     server_context,
     socket_server_context,
 )
+from xdsi.workers import SOLE_PROCESS, ProcessRole
+
+if TYPE_CHECKING:
+    from xdsi.workers import WorkerLink
 
 log = logging.getLogger("xdsi.serve")
 
@@ -156,6 +161,7 @@ class Application:
     dicom_ssl_context: ssl.SSLContext | None = None  # for pynetdicom's ssl_context
     on_tls_refused: OnRefused | None = None
     imaging: ImagingWiring | None = None
+    role: ProcessRole = SOLE_PROCESS
 
     def close(self) -> None:
         """Stop the imaging source, auditing (what is queued is spooled first), then the
@@ -171,15 +177,17 @@ class Application:
             engine.dispose()
 
 
-def _health(readiness: Readiness, config: Config) -> Route:
+def _health(readiness: Readiness, config: Config, role: ProcessRole) -> Route:
     async def health(_request: Request) -> JSONResponse:
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if readiness.ready else "starting",
             "device": config.device.name,
             "http": readiness.http,
             "mllp": readiness.mllp,
             "dicom": readiness.dicom,
         }
+        if role.worker is not None:
+            body["worker"] = role.worker
         return JSONResponse(body, status_code=200 if readiness.ready else 503)
 
     return Route(HEALTH_PATH, health, methods=["GET"])
@@ -363,8 +371,9 @@ def _build_repository(
     return repository
 
 
-def build_application(config: Config) -> Application:
-    """Engines, migrations, recovery, actors and the ASGI app for ``config``."""
+def build_application(config: Config, role: ProcessRole = SOLE_PROCESS) -> Application:
+    """Engines, migrations, recovery, actors and the ASGI app for ``config``, as the
+    process ``role`` says."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     if config.limits.spool_dir is not None:
         config.limits.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -428,10 +437,10 @@ def build_application(config: Config) -> Application:
             )
         if config.imaging_source.enabled:
             imaging = _build_imaging(
-                config, registry, repository, engines, dicom_ssl_context, auditor
+                config, registry, repository, engines, dicom_ssl_context, auditor, role
             )
             services.append(imaging.service)
-            readiness.dicom = False
+            readiness.dicom = not role.primary  # the primary's listener, when it is up
     except TlsConfigError as exc:
         _dispose(engines, auditor, imaging)
         raise ConfigError(f"[tls]: {exc}") from exc
@@ -439,7 +448,7 @@ def build_application(config: Config) -> Application:
         _dispose(engines, auditor, imaging)
         raise
     routes = [
-        _health(readiness, config),
+        _health(readiness, config, role),
         *build_soap_routes(
             services,
             config.limits,
@@ -459,8 +468,8 @@ def build_application(config: Config) -> Application:
         *(imaging.routes if imaging is not None else ()),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(PeerCertificateMiddleware)])
-    if feed is None:
-        readiness.mllp = True  # no registry, no feed listener to wait for
+    if feed is None or not role.primary:
+        readiness.mllp = True  # no feed listener here to wait for
     return Application(
         config,
         app,
@@ -474,6 +483,7 @@ def build_application(config: Config) -> Application:
         dicom_ssl_context,
         on_tls_refused,
         imaging,
+        role,
     )
 
 
@@ -484,9 +494,10 @@ def _build_imaging(
     engines: list[Engine],
     dicom_ssl_context: ssl.SSLContext | None,
     auditor: Auditor | None = None,
+    role: ProcessRole = SOLE_PROCESS,
 ) -> ImagingWiring:
     """The Imaging Document Source; its index and journal share the database; its
-    DICOM routes audited when ``auditor`` is given."""
+    DICOM routes audited when ``auditor`` is given; publishing in the primary process."""
     engine = imaging_engine(_sqlalchemy_url(config.database.url))
     engines.append(engine)
     return build_imaging(
@@ -502,6 +513,9 @@ def _build_imaging(
         on_dicom_event=(
             DicomAuditObserver(auditor.record, peer=current_peer_subject) if auditor else None
         ),
+        publish=role.primary,
+        sweep=role.sweep,
+        shared_store=role.shared,
     )
 
 
@@ -554,17 +568,71 @@ def _start_publishing(imaging: ImagingWiring, done: asyncio.Event) -> asyncio.Ta
     return asyncio.create_task(publish_stable_studies(), name="xdsi-auto-publish")
 
 
+def configure_logging(level: str, tag: str = "") -> None:
+    """Log lines to stderr at ``level`` ("info", ...), each with ``tag`` (a worker's
+    name) when given, and tune glibc's malloc before the first worker thread starts."""
+    name = f"{tag} %(name)s" if tag else "%(name)s"
+    logging.basicConfig(
+        level=level.upper(), format=f"%(asctime)s %(levelname)s {name}: %(message)s"
+    )
+    if logging.getLogger().level > logging.DEBUG:
+        # pynetdicom logs each sub-operation at INFO (a C-MOVE of a study: thousands of
+        # lines); its warnings still show, everything with --log-level debug
+        logging.getLogger("pynetdicom").setLevel(logging.WARNING)
+    from xdsi.allocator import tune_allocator
+
+    # before the first worker thread: its malloc arena is made under these settings
+    logging.getLogger("xdsi.allocator").info("glibc malloc: %s", tune_allocator() or "as is")
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's server without its own signal handling: :func:`run` owns the signals."""
+    """uvicorn's server without its own signal handling: :func:`run` owns the signals.
+
+    A worker's server listens on nothing: the supervisor hands it connections it
+    accepted (:meth:`accepted`), served by the protocol uvicorn's listener would make."""
+
+    _handing: set[asyncio.Task[Any]]
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    def accepted(self, sock: socket.socket) -> None:
+        """Serve ``sock``, a connection accepted by another process."""
+        if self.should_exit:
+            sock.close()
+            return
+        loop = asyncio.get_running_loop()
+        sock.setblocking(False)
 
-async def run(config: Config, *, application: Application | None = None) -> int:
-    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown."""
-    application = application or await asyncio.to_thread(build_application, config)
+        def protocol() -> asyncio.Protocol:
+            return self.config.http_protocol_class(  # type: ignore[call-arg]
+                config=self.config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=loop,
+            )
+
+        handing = loop.create_task(loop.connect_accepted_socket(protocol, sock))
+        if not hasattr(self, "_handing"):
+            self._handing = set()
+        self._handing.add(handing)
+        handing.add_done_callback(lambda task: self._handed(task, sock))
+
+    def _handed(self, task: asyncio.Task[Any], sock: socket.socket) -> None:
+        self._handing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("a handed-over connection failed: %s", task.exception())
+            sock.close()
+
+
+async def run(
+    config: Config, *, application: Application | None = None, worker: WorkerLink | None = None
+) -> int:
+    """Serve until SIGTERM/SIGINT; 0 after a clean shutdown.  As a ``worker``, serve the
+    connections its supervisor hands over, and stop when the supervisor is gone."""
+    role = worker.role if worker is not None else SOLE_PROCESS
+    application = application or await asyncio.to_thread(build_application, config, role)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in SHUTDOWN_SIGNALS:
@@ -600,7 +668,7 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     if auditor is not None:
         auditor.start()
     try:
-        if application.feed is not None:
+        if application.feed is not None and role.primary:
             mllp = config.connection.mllp
             if application.tls_context is None:
                 mllp_server = await serve_mllp(
@@ -617,7 +685,7 @@ async def run(config: Config, *, application: Application | None = None) -> int:
                 )
             application.readiness.mllp = True
             log.info("ITI-8 MLLP listening on %s:%d", mllp.host, mllp.port)
-        if application.imaging is not None:
+        if application.imaging is not None and role.primary:
             dicom = config.connection.dicom
             port = await asyncio.to_thread(application.imaging.start_listening)
             application.readiness.dicom = True
@@ -625,20 +693,26 @@ async def run(config: Config, *, application: Application | None = None) -> int:
                 "DICOM %s listening on %s:%d", config.imaging_source.ae_title, dicom.host, port
             )
             publishing = _start_publishing(application.imaging, publishing_done)
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(server.serve(sockets=[] if worker is not None else None))
         while not server.started and not serving.done():
             await asyncio.sleep(0.02)
         if serving.done():
             await serving
             raise OSError(f"HTTP listener on {http.host}:{http.port} did not start")
+        if worker is not None:
+            worker.receive(loop, server.accepted, stop.set)
         application.readiness.http = True
         if auditor is not None:
             auditor.record(_application_activity(config, ApplicationActivityType.APPLICATION_START))
         scheme = "https" if application.tls_context is not None else "http"
         log.info("xdsi %s ready on %s://%s:%d", config.device.name, scheme, http.host, http.port)
+        if worker is not None:
+            worker.ready()
         waiting = asyncio.create_task(stop.wait())
         await asyncio.wait({serving, waiting}, return_when=asyncio.FIRST_COMPLETED)
         application.readiness.http = False
+        if worker is not None:
+            worker.close(loop)
         server.should_exit = True
         await serving
         waiting.cancel()
@@ -660,4 +734,12 @@ async def run(config: Config, *, application: Application | None = None) -> int:
     return 0
 
 
-__all__ = ["Application", "Readiness", "build_application", "build_auditor", "node_tls", "run"]
+__all__ = [
+    "Application",
+    "Readiness",
+    "build_application",
+    "build_auditor",
+    "configure_logging",
+    "node_tls",
+    "run",
+]

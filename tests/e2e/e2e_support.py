@@ -522,6 +522,7 @@ class ServerProcess:
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     root: Path = REPO_ROOT  # the source tree to run (a benchmark's baseline: another one)
+    extra_args: list[str] = field(default_factory=list)  # more `xdsi serve` options
 
     def __post_init__(self) -> None:
         # the ports are drawn one after the other, each socket closed before the next
@@ -544,7 +545,7 @@ class ServerProcess:
         ]  # fmt: skip
         if self.database_url:
             cmd += ["--database", self.database_url]
-        return cmd
+        return [*cmd, *self.extra_args]
 
     def start(self, timeout: float = 30.0) -> ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
