@@ -1,9 +1,12 @@
 """ITI-42 Register Document Set-b rates on PostgreSQL beside raw inserts of the same rows.
 
     .venv/bin/python bench/registrations.py [--single 2000] [--sets 40] [--clients 16]
+        [--workers N]
 
 A real ``xdsi serve`` on its own PostgreSQL database (created and dropped by the run,
-default configuration: auditing on, events spooled in the same database) receives:
+default configuration: auditing on, events spooled in the same database), with as many
+worker processes (``--workers``, ``[server] workers``) as the machine has cores, as a
+deployment would run it, receives:
 
 1. ``--single`` submissions of one DocumentEntry each from ``--clients`` concurrent
    clients (one kept-alive HTTP connection each);
@@ -19,20 +22,22 @@ connections, one transaction per submission set:
 2. one ``COPY`` per table per submission set.
 
 So the reference writes exactly the rows, indexes and constraints xdsi writes; the
-difference is the protocol, parsing, validation and the ORM.
+difference is the protocol, parsing, validation and the ORM.  The same two phases
+against a single process (``--workers 1``) are shown beside, for information.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import os
 import queue
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from common import Figure, PgDatabase, higher_is_better, lower_is_better, main_of
@@ -266,17 +271,25 @@ def _truncate(dsn: str) -> None:
 # --- the run -------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> list[Figure]:
+class Measured(NamedTuple):
+    single_s: float
+    single_failed: int
+    single_rows: Any
+    sets_s: float
+    sets_failed: int
+    set_rows: Any
+
+
+def _measure(args: argparse.Namespace, xdsi_db: PgDatabase, workers: int) -> Measured:
+    """Both phases against a fresh ``xdsi serve --workers workers`` on ``xdsi_db``."""
     import tempfile
 
     from large_document import ServerProcess, feed_patient
 
-    with (
-        PgDatabase() as xdsi_db,
-        PgDatabase() as raw_db,
-        tempfile.TemporaryDirectory(prefix="xdsi-bench-iti42-") as temp,
-    ):
-        server = ServerProcess(Path(temp) / "data", database_url=xdsi_db.url).start()
+    with tempfile.TemporaryDirectory(prefix="xdsi-bench-iti42-") as temp:
+        server = ServerProcess(
+            Path(temp) / "data", database_url=xdsi_db.url, extra_args=["--workers", str(workers)]
+        ).start()
         try:
             url = f"{server.base_url}/xds/registry"
             patients = [feed_patient(server) for _ in range(args.clients)]
@@ -302,6 +315,16 @@ def run(args: argparse.Namespace) -> list[Figure]:
             raise
         finally:
             server.stop()
+    return Measured(single_s, single_failed, single_rows, sets_s, sets_failed, set_rows)
+
+
+def run(args: argparse.Namespace) -> list[Figure]:
+    with PgDatabase() as xdsi_db, PgDatabase() as raw_db:
+        one = _measure(args, xdsi_db, 1) if args.workers > 1 else None
+        print(f"--- {args.workers} workers")
+        single_s, single_failed, single_rows, sets_s, sets_failed, set_rows = _measure(
+            args, xdsi_db, args.workers
+        )
         _raw_database(xdsi_db, raw_db)
         # the reference writes what xdsi stored (the failed submissions left no rows)
         raw_s = _replay(raw_db.dsn, *single_rows, args.clients, _executemany)
@@ -309,17 +332,37 @@ def run(args: argparse.Namespace) -> list[Figure]:
         copy_s = _replay(raw_db.dsn, *set_rows, args.set_clients, _copy)
     documents = (args.sets - sets_failed) * args.set_size
     stored = args.single - single_failed
+    shape = f"{args.workers} workers" if args.workers > 1 else "1 process"
+    compared = []
+    if one is not None:  # for information: the same load on one process
+        compared = [
+            higher_is_better(
+                f"ITI-42 1 document each, {args.clients} clients, 1 process",
+                (args.single - one.single_failed) / one.single_s,
+                stored / raw_s,
+                "registrations/s",
+                reference_name="executemany",
+            ),
+            higher_is_better(
+                f"ITI-42 {args.set_size}-document sets, {args.set_clients} clients, 1 process",
+                (args.sets - one.sets_failed) * args.set_size / one.sets_s,
+                documents / copy_s,
+                "documents/s",
+                reference_name="COPY",
+            ),
+        ]
     return [
         higher_is_better(
-            f"ITI-42 1 document each, {args.clients} clients", stored / single_s,
+            f"ITI-42 1 document each, {args.clients} clients, {shape}", stored / single_s,
             stored / raw_s, "registrations/s", min_ratio=0.3, min_value=300,
             reference_name="executemany",
         ),
         higher_is_better(
-            f"ITI-42 {args.set_size}-document sets, {args.set_clients} clients",
+            f"ITI-42 {args.set_size}-document sets, {args.set_clients} clients, {shape}",
             documents / sets_s, documents / copy_s, "documents/s", min_value=2000,
             reference_name="COPY",
         ),
+        *compared,
         lower_is_better(
             f"ITI-42 1 document each, {args.clients} clients: failed", single_failed, None,
             "submissions", max_value=1,
@@ -337,6 +380,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sets", type=int, default=40, help="multi-document submissions")
     parser.add_argument("--set-size", type=int, default=100)
     parser.add_argument("--set-clients", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1,
+        help="xdsi serve --workers (default: the machine's cores)",
+    )  # fmt: skip
 
 
 main = main_of(TITLE, run, add_arguments)
