@@ -6,12 +6,15 @@ entryUUID (its ``id`` is the database's to give).  :func:`insert_rows` writes th
 the caller's transaction:
 
 - PostgreSQL: ONE statement, whatever the number of objects.  The rows travel as one
-  jsonb parameter (``{table: [row, ...]}``, binary values in bytea's hex form), parsed
-  once when bound (a json one is parsed again by every ``->``: a third of the server's
-  CPU per registration went to re-reading it), and each
-  table's go in by ``INSERT ... SELECT FROM jsonb_populate_recordset(...)`` in a
-  data-modifying ``WITH`` (PostgreSQL 15 7.8.4, 9.16); a child table joins the
-  ``RETURNING`` of its parent's insert for the parent ids.  The statement text never
+  jsonb parameter (``{table: [row, ...]}``), parsed once when bound (a json one is
+  parsed again by every ``->``: a third of the server's CPU per registration went to
+  re-reading it), and each table's go in by ``INSERT ... SELECT FROM
+  jsonb_populate_recordset(...)`` in a data-modifying ``WITH`` (PostgreSQL 15 7.8.4,
+  9.16); a child table joins the ``RETURNING`` of its parent's insert for the parent
+  ids.  The stored XML stays out of the JSON: each table's travels as one ``bytea[]``
+  parameter in binary form, zipped with the JSON rows by position (``ROWS FROM``,
+  PostgreSQL 15 7.2.1.4), so PostgreSQL neither lexes it as JSON text nor decodes it
+  from hex.  The statement text never
   changes, so the driver converts it once and prepares it once per connection, and a
   registration's rows are one round trip.
 - elsewhere (SQLite): one multi-row INSERT per table, the parents' ids read back by
@@ -28,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg.types.json import Jsonb
-from sqlalchemy import Connection, String, Table, insert, select
+from sqlalchemy import Connection, LargeBinary, String, Table, insert, select
 from sqlalchemy.dialects import postgresql
 
 from registry.tables import (
@@ -85,6 +88,17 @@ _KINDS = (
 _PARENTS = frozenset(k.parent.name for k in _KINDS if k.parent is not None)
 
 
+def _binary_column(kind: _Kind) -> str | None:
+    """The table's one binary column (the stored XML), if it has one."""
+    names = [c for c in kind.columns if isinstance(kind.table.c[c].type, LargeBinary)]
+    assert len(names) <= 1 and not (names and kind.parent is not None), kind.table.name
+    return names[0] if names else None
+
+
+# Table name -> its binary column, for the tables with one
+_BINARY = {k.table.name: b for k in _KINDS if (b := _binary_column(k)) is not None}
+
+
 @dataclass(slots=True)
 class RegistrationRows:
     """The new rows of one registration, by table name; a child row carries its
@@ -120,14 +134,23 @@ def _record_type(column: Any, dialect: Any) -> str:
 
 def _json_insert_sql() -> str:
     """The one statement: per table a CTE ``<table>_new`` inserting that table's rows
-    from the JSON parameter ``rows`` (``{table: [row, ...]}``), in array order; a parent
-    returns ``(id, entry_uuid)`` for its children to join."""
+    from the JSON parameter ``rows`` (``{table: [row, ...]}``), in array order, a binary
+    column's values from the array parameter ``b_<table>`` at the same positions; a
+    parent returns ``(id, entry_uuid)`` for its children to join."""
     dialect = postgresql.dialect()
     parts = []
     for kind in _KINDS:
         table, names = kind.table, ", ".join(kind.columns)
         rows = f"%(rows)s->'{table.name}'"
-        if kind.parent is None:
+        binary = _BINARY.get(table.name)
+        if binary is not None:  # the record's column of that name is NULL: unnest's it is
+            values = ", ".join("unnest" if c == binary else c for c in kind.columns)
+            select_ = (
+                f"SELECT {values} FROM ROWS FROM (jsonb_populate_recordset(NULL::{table.name},"
+                f" {rows}), unnest(%(b_{table.name})b::bytea[]))"
+            )
+            target = names
+        elif kind.parent is None:
             select_ = f"SELECT {names} FROM jsonb_populate_recordset(NULL::{table.name}, {rows})"
             target = names
         else:
@@ -149,15 +172,19 @@ def _json_insert_sql() -> str:
 JSON_INSERT = _json_insert_sql()
 
 
-def _json_parameters(rows: RegistrationRows) -> dict[str, Jsonb]:
-    """The rows as one JSON object; binary values (the stored XML) in bytea's hex form."""
-    return {
-        "rows": Jsonb({name: [_json_row(r) for r in table] for name, table in rows.tables.items()})
-    }
-
-
-def _json_row(row: Row) -> Row:
-    return {k: "\\x" + v.hex() if isinstance(v, bytes) else v for k, v in row.items()}
+def _json_parameters(rows: RegistrationRows) -> dict[str, Any]:
+    """The rows as one JSON object but for the binary columns: one list of bytes each."""
+    parameters: dict[str, Any] = {f"b_{name}": [] for name in _BINARY}
+    json: dict[str, list[Row]] = {}
+    for name, table in rows.tables.items():
+        binary = _BINARY.get(name)
+        if binary is None:
+            json[name] = table
+            continue
+        parameters[f"b_{name}"] = [row[binary] for row in table]
+        json[name] = [{k: v for k, v in row.items() if k != binary} for row in table]
+    parameters["rows"] = Jsonb(json)
+    return parameters
 
 
 # --- elsewhere: one INSERT per table ------------------------------------------------------
