@@ -56,3 +56,32 @@ def test_downgrade_to_base_removes_every_registry_table(empty_database_url: str)
         assert tables.isdisjoint(RegistryBase.metadata.tables)
     finally:
         engine.dispose()
+
+
+def _xml_compression(engine) -> set[str]:  # noqa: ANN001
+    with engine.connect() as connection:
+        return set(
+            connection.exec_driver_sql(
+                "SELECT attcompression FROM pg_attribute WHERE attname = 'xml'"
+                " AND attrelid = ANY(ARRAY['submission_set', 'folder', 'document_entry',"
+                " 'association']::regclass[])"
+            ).scalars()
+        )
+
+
+def test_stored_xml_is_compressed_with_lz4_where_postgresql_has_it(
+    pg_database_factory,  # noqa: ANN001
+) -> None:
+    engine = make_engine(pg_database_factory())
+    try:
+        upgrade(engine)
+        with engine.connect() as connection:
+            lz4 = connection.exec_driver_sql(
+                "SELECT 'lz4' = ANY(enumvals) FROM pg_settings"
+                " WHERE name = 'default_toast_compression'"
+            ).scalar()
+        assert _xml_compression(engine) == ({"l"} if lz4 else {""})
+        command.downgrade(alembic_config(engine), "registry_0002")
+        assert _xml_compression(engine) == ({"p"} if lz4 else {""})
+    finally:
+        engine.dispose()
