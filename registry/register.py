@@ -216,15 +216,16 @@ _STORED_STATE = text(
     _state_sql(lambda table, column, parameter: (table, f"{table}.{column} IN :{parameter}"))
 ).bindparams(*(bindparam(k, expanding=True) for k in _STATE_KEYS))
 # On PostgreSQL one text as well, whatever the number of values: each list travels as one
-# array, so the driver prepares the statement once.  The wanted keys are rows joined to
-# the table, not "column = ANY(array)": on a table the planner scans whole (small, or
-# without statistics yet) that filter compares every row with every value of the array,
-# 100 x 4,000 comparisons for a 100-document submission to a registry of 4,000 entries;
-# a join hashes the keys or looks each one up in the column's index.
+# array, so the driver prepares the statement once.  Each wanted key is looked up by
+# itself (a LATERAL subquery kept apart by OFFSET 0, PostgreSQL 15 7.2.1.5): an index
+# probe per key however small the table or stale its statistics.  "column = ANY(array)"
+# on a table the planner chose to scan whole compared every row with every value (100 x
+# 4,000 for a 100-document submission to 4,000 entries), and a join of the keys to the
+# table let a prepared plan, sized for 100 keys, scan the whole table for one key.
 _STORED_STATE_PG = _state_sql(
     lambda table, column, parameter: (
-        f"unnest(CAST(%({parameter})s AS text[])) AS wanted(key)"
-        f" JOIN {table} ON {table}.{column} = wanted.key",
+        f"unnest(CAST(%({parameter})s AS text[])) AS wanted(key) CROSS JOIN LATERAL"
+        f" (SELECT * FROM {table} WHERE {table}.{column} = wanted.key OFFSET 0) AS {table}",
         "",
     )
 )
