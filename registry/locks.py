@@ -48,6 +48,9 @@ READ_COMMITTED = "READ COMMITTED"
 _LOCK = "pg_advisory_xact_lock"
 _LOCK_SHARED = "pg_advisory_xact_lock_shared"
 _LOCKS_PER_STATEMENT = 1000
+# SET LOCAL plan_cache_mode (PostgreSQL 15 20.7.2) as a call in the lock statement: the
+# rest of the transaction runs the driver's prepared statements on their generic plans
+_GENERIC_PLANS = "set_config('plan_cache_mode', 'force_generic_plan', true)"
 
 
 def lock_key(name: str) -> int:
@@ -127,7 +130,11 @@ def _lock_calls(names: Sequence[str], shared: Sequence[str]) -> list[tuple[str, 
 
 
 def _take_then(
-    session: Session, names: Sequence[str], shared: Sequence[str], then: DriverStatement
+    session: Session,
+    names: Sequence[str],
+    shared: Sequence[str],
+    then: DriverStatement,
+    generic_plans: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Take the locks as :func:`_take` does, and run ``then`` right after them, both in
     one round trip (psycopg pipeline mode, PostgreSQL 15 34.5): the server runs
@@ -135,9 +142,10 @@ def _take_then(
     then, so it reads what every earlier holder committed.  Returns ``then``'s rows."""
     calls = _lock_calls(names, shared)
     if len(calls) > _LOCKS_PER_STATEMENT:
-        _take(session, names, shared)
+        _take(session, names, shared, generic_plans)
         return list(session.connection().exec_driver_sql(*then))
-    lock_sql = "SELECT " + ", ".join(f"{f}(%(k{i})s)" for i, (f, _) in enumerate(calls))
+    targets = [f"{f}(%(k{i})s)" for i, (f, _) in enumerate(calls)]
+    lock_sql = "SELECT " + ", ".join([_GENERIC_PLANS, *targets] if generic_plans else targets)
     lock_params = {f"k{i}": lock_key(n) for i, (_, n) in enumerate(calls)}
     driver = session.connection().connection.driver_connection
     try:
@@ -151,7 +159,9 @@ def _take_then(
         raise DBAPIError.instance(f"{lock_sql}; {then[0]}", None, error, psycopg.Error) from error
 
 
-def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) -> None:
+def _take(
+    session: Session, names: Sequence[str], shared: Sequence[str] = (), generic_plans: bool = False
+) -> None:
     """Take the exclusive locks ``names``, then the shared ones ``shared``, in the order
     given, one round trip per 1000: a SELECT whose target list calls the lock functions
     (PostgreSQL evaluates a target list from left to right; a set-returning call would
@@ -159,6 +169,8 @@ def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) ->
     which PostgreSQL detects and ``registry.uow.transact`` retries."""
     calls = _lock_calls(names, shared)
     connection = session.connection()
+    if generic_plans:
+        connection.execute(text(f"SELECT {_GENERIC_PLANS}"))
     # a target list holds at most 1664 entries (PostgreSQL MaxTupleAttributeNumber)
     for start in range(0, len(calls), _LOCKS_PER_STATEMENT):
         batch = calls[start : start + _LOCKS_PER_STATEMENT]
@@ -167,7 +179,10 @@ def _take(session: Session, names: Sequence[str], shared: Sequence[str] = ()) ->
 
 
 def lock_submission(
-    session: Session, submission: Submission, then: DriverStatement | None = None
+    session: Session,
+    submission: Submission,
+    then: DriverStatement | None = None,
+    generic_plans: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Begin ``session``'s write transaction for ``submission`` (ITI-42, ITI-57): on
     PostgreSQL at READ COMMITTED holding the advisory locks of :func:`lock_names`,
@@ -175,7 +190,9 @@ def lock_submission(
 
     ``then``, a PostgreSQL statement, runs once the locks are held (in the same round
     trip when it can) and its rows are returned; None on other databases, where the
-    caller reads for itself."""
+    caller reads for itself.  ``generic_plans``: the rest of the transaction runs
+    prepared statements on their generic plans (``plan_cache_mode``), for statements
+    whose best plan does not depend on their values."""
     if not _begin(session):
         return None
     ends = outside_ends(submission)
@@ -184,10 +201,10 @@ def lock_submission(
     unresolved = ends - set(resolved)
     if not unresolved:  # every end resolved (or none): all locks in one round trip
         if then is not None:
-            return _take_then(session, exclusive, shared, then)
-        _take(session, exclusive, shared)
+            return _take_then(session, exclusive, shared, then, generic_plans)
+        _take(session, exclusive, shared, generic_plans)
         return None
-    _take(session, exclusive)
+    _take(session, exclusive, generic_plans=generic_plans)
     # an end a transaction committed between the read and the locks: its logicalId
     # too (out of order: a deadlock this rare is detected and retried, registry.uow)
     late = logical_ids(session, unresolved)
