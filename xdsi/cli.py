@@ -290,9 +290,9 @@ def _serve(args: argparse.Namespace) -> int:
             format="%(asctime)s %(levelname)s supervisor %(name)s: %(message)s",
         )
         return Supervisor(config, args.log_level).run()
-    from xdsi.serve import configure_logging, run
+    from xdsi.serve import configure_process, run
 
-    configure_logging(args.log_level)
+    configure_process(args.log_level)
     return asyncio.run(run(config))
 
 

@@ -31,6 +31,11 @@ DICOMweb services under ``/dicomweb`` and its DIMSE listener on ``--dicom-port``
 TLS with ``dicom_ssl_context`` when ``[tls]`` is on); ``/health`` waits for that
 listener too.  Studies it receives are published by a background task every
 ``publish_interval`` seconds once stable.
+
+With ``[server] workers`` above 1, ``xdsi serve`` is the supervisor of ``xdsi.workers``
+and :func:`run` runs in each worker: it listens on nothing for HTTP and serves the
+connections the supervisor hands over; only the primary worker (``ProcessRole``) runs
+the MLLP and DICOM listeners and the automatic RAD-68.
 """
 
 from __future__ import annotations
@@ -161,7 +166,6 @@ class Application:
     dicom_ssl_context: ssl.SSLContext | None = None  # for pynetdicom's ssl_context
     on_tls_refused: OnRefused | None = None
     imaging: ImagingWiring | None = None
-    role: ProcessRole = SOLE_PROCESS
 
     def close(self) -> None:
         """Stop the imaging source, auditing (what is queued is spooled first), then the
@@ -483,7 +487,6 @@ def build_application(config: Config, role: ProcessRole = SOLE_PROCESS) -> Appli
         dicom_ssl_context,
         on_tls_refused,
         imaging,
-        role,
     )
 
 
@@ -568,7 +571,7 @@ def _start_publishing(imaging: ImagingWiring, done: asyncio.Event) -> asyncio.Ta
     return asyncio.create_task(publish_stable_studies(), name="xdsi-auto-publish")
 
 
-def configure_logging(level: str, tag: str = "") -> None:
+def configure_process(level: str, tag: str = "") -> None:
     """Log lines to stderr at ``level`` ("info", ...), each with ``tag`` (a worker's
     name) when given, and tune glibc's malloc before the first worker thread starts."""
     name = f"{tag} %(name)s" if tag else "%(name)s"
@@ -591,7 +594,9 @@ class _Server(uvicorn.Server):
     A worker's server listens on nothing: the supervisor hands it connections it
     accepted (:meth:`accepted`), served by the protocol uvicorn's listener would make."""
 
-    _handing: set[asyncio.Task[Any]]
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._handing: set[asyncio.Task[Any]] = set()  # connections being set up
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -614,8 +619,6 @@ class _Server(uvicorn.Server):
             )
 
         handing = loop.create_task(loop.connect_accepted_socket(protocol, sock))
-        if not hasattr(self, "_handing"):
-            self._handing = set()
         self._handing.add(handing)
         handing.add_done_callback(lambda task: self._handed(task, sock))
 
@@ -739,7 +742,7 @@ __all__ = [
     "Readiness",
     "build_application",
     "build_auditor",
-    "configure_logging",
+    "configure_process",
     "node_tls",
     "run",
 ]

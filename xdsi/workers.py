@@ -442,7 +442,7 @@ def _read_setup(channel: socket.socket) -> Setup:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m xdsi.workers FD INDEX``: worker INDEX on the channel inherited as FD."""
-    from xdsi.serve import configure_logging, run
+    from xdsi.serve import configure_process, run
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or not all(a.isdigit() for a in args):
@@ -455,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup = _read_setup(channel)
     if setup.index != int(args[1]):
         raise SystemExit(f"xdsi.workers: started as worker {args[1]}, set up as {setup.index}")
-    configure_logging(setup.log_level, tag=f"worker{setup.index}")
+    configure_process(setup.log_level, tag=f"worker{setup.index}")
     log.info("worker %d (pid %d) of %d", setup.index, os.getpid(), setup.config.server.workers)
     try:
         return asyncio.run(run(setup.config, worker=WorkerLink(setup, channel)))
