@@ -116,9 +116,15 @@ def test_an_indexed_attribute_inside_an_item_is_not_taken_for_the_data_sets(
 def test_a_file_cut_inside_an_element_is_left_to_the_slower_read_which_refuses_it(
     store: InstanceStore, tmp_path: Path
 ) -> None:
-    path = _written(make_study()[0], tmp_path / "in")
+    ds = make_study()[0]
+    path = _written(ds, tmp_path / "in")
     data = path.read_bytes()
-    for cut in (200, 400, len(data) // 2, len(data) - 1):
+    # inside a value of the File Meta Information (its SOP Class UID comes first), of
+    # the data set, and of the pixel data: never on an element's end, whatever the
+    # random UIDs' lengths put where
+    meta_value = data.index(ds.SOPClassUID.encode()) + 2
+    data_set_value = data.index(ds.PatientID.encode()) + 1
+    for cut in (meta_value, data_set_value, len(data) // 2, len(data) - 1):
         path.write_bytes(data[:cut])
         assert scan_part10(path, INDEXED_TAGS) is None
         with pytest.raises(InvalidInstance):
