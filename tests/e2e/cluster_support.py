@@ -53,7 +53,6 @@ class ClusterServer(ServerProcess):
 
     blob_dir: Path | None = None
     pki: TestPki | None = None
-    extra_args: tuple[str, ...] = ()
 
     @property
     def base_url(self) -> str:
@@ -70,7 +69,7 @@ class ClusterServer(ServerProcess):
                 "--tls-key", str(self.pki.node_key),
                 "--tls-ca", str(self.pki.ca),
             ]  # fmt: skip
-        return [*cmd, *self.extra_args]
+        return cmd
 
     def http_client(self, timeout: float = 30.0) -> httpx.Client:
         verify: ssl.SSLContext | bool = (
@@ -258,7 +257,7 @@ class Cluster:
                     self.database_url,
                     blob_dir=blob_dir,
                     pki=self.pki,
-                    extra_args=self.extra_args,
+                    extra_args=list(self.extra_args),
                 )
                 self.servers.append(server)
                 server.start(timeout=60.0)

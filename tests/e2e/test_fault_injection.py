@@ -56,13 +56,10 @@ SOAP_FAULT = "{http://www.w3.org/2003/05/soap-envelope}Fault"
 
 @dataclass
 class FaultServer(ServerProcess):
-    """``xdsi serve`` with extra flags and extra configuration."""
+    """``xdsi serve`` with extra configuration (and, as every ServerProcess, extra
+    flags)."""
 
-    extra_args: list[str] = field(default_factory=list)
     extra_config: str = ""
-
-    def command(self) -> list[str]:
-        return [*super().command(), *self.extra_args]
 
     def start(self, timeout: float = 30.0) -> FaultServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)

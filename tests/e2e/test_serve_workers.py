@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cluster_support import ClusterServer, client_ssl_context
 from e2e_support import (
     REPO_ROOT,
     SUCCESS,
@@ -43,6 +44,8 @@ from pydicom import dcmread
 
 sys.path.insert(0, str(REPO_ROOT / "tests" / "imaging_source"))
 from dicom_studies import make_study, write_files  # noqa: E402
+
+from xdsi.certs import make_test_pki  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -248,3 +251,29 @@ def _state(pid: int) -> str:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+def test_workers_do_the_mutual_tls_handshake_of_the_connections_handed_to_them(
+    tmp_path: Path, database: str
+) -> None:
+    pki = make_test_pki(tmp_path / "pki")
+    server = ClusterServer(
+        tmp_path / "tls", database, pki=pki, extra_args=["--workers", str(WORKERS)]
+    )
+    server.start(timeout=90.0)
+    try:
+        seen = []
+        for _ in range(2 * WORKERS):
+            with server.http_client(timeout=10.0) as client:  # a new connection each time
+                seen.append(_worker_of(client, server.base_url))
+        assert sorted(seen) == sorted(list(range(WORKERS)) * 2)
+        refused = client_ssl_context(pki, with_certificate=False)
+        with (
+            httpx.Client(verify=refused, timeout=10.0) as client,
+            pytest.raises(httpx.TransportError),
+        ):
+            client.get(f"{server.base_url}/health")
+        with server.http_client(timeout=10.0) as client:  # and the worker serves on
+            assert _worker_of(client, server.base_url) in range(WORKERS)
+    finally:
+        assert server.stop() == 0
