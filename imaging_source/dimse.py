@@ -8,8 +8,8 @@ answered through an ``InstanceSource`` (:meth:`DimseServer.serve_from`): the loc
 store by default, or a backing PACS - matched there, fetched into the cache before the
 C-STORE sub-operations - so a caller sees the PACS's studies transparently.  The
 sub-operations send each instance as stored (:mod:`imaging_source.sub_operations`),
-those of a C-MOVE over a sub-association without Nagle's delay
-(:mod:`imaging_source.requestor`).
+those of a C-MOVE over a sub-association of xdsi's own, without Nagle's delay
+(:mod:`imaging_source.sub_association`).
 
 A handler's exception becomes a failure status in one place, :func:`failure_status`,
 through :func:`guarded` (plain handlers) and :func:`guarded_each` (handlers that yield):
@@ -69,7 +69,8 @@ from imaging_source.instances import (
 )
 from imaging_source.pacs import InstanceRef, InstanceSource, LocalSource
 from imaging_source.peers import PeerDirectory
-from imaging_source.sub_operations import SUB_ASSOCIATION_HANDLERS, StoredFile, send_as_stored
+from imaging_source.sub_association import MoveSourceAE
+from imaging_source.sub_operations import StoredFile, send_as_stored
 from imaging_source.tcp import NO_DELAY_HANDLERS
 
 log = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class DimseServer:
 
     # -- lifecycle
     def build_ae(self) -> AE:
-        ae = AE(ae_title=self.config.ae_title)
+        ae = MoveSourceAE(ae_title=self.config.ae_title)
         ae.acse_timeout = self.config.acse_timeout
         ae.dimse_timeout = self.config.dimse_timeout
         ae.network_timeout = self.config.network_timeout
@@ -442,7 +443,9 @@ class DimseServer:
             destination.port,
             {
                 "contexts": contexts,
-                "evt_handlers": SUB_ASSOCIATION_HANDLERS,
+                "sub_association": True,  # MoveSourceAE: xdsi's own Storage SCU
+                # PS3.7 9.1.1.1: the AE that invoked the C-MOVE, not xdsi
+                "move_originator": str(event.assoc.requestor.ae_title).strip(),
             },
         )
         try:

@@ -1,9 +1,10 @@
-"""The associations xdsi requests - the C-MOVE sub-associations to a Move Destination
-(PS3.4 C.4.2.2), those to a backing PACS - sending without Nagle's delay, safely.
+"""The pynetdicom associations xdsi requests - those to a backing PACS - sending without
+Nagle's delay, safely; and :func:`exchange`, which a C-GET's C-STOREs use too.  (A
+C-MOVE's sub-association is xdsi's own: :mod:`imaging_source.sub_association`.)
 
 pynetdicom runs each association's reactor in a thread of its own, while
-``Association.send_*`` run in the caller's thread: for a C-MOVE sub-association that is
-the thread serving the C-MOVE, for a backing PACS the thread that needs the instances.
+``Association.send_*`` run in the caller's thread: for a backing PACS the thread that
+needs the instances.
 Before it sends a request, ``send_*`` pauses the reactor so that the response is left
 for it: it clears ``_reactor_checkpoint`` and waits until ``_is_paused`` is true.  But
 the reactor sets ``_is_paused`` *before* it waits on the checkpoint and resets it only
@@ -144,7 +145,7 @@ def prepare_requested_association(event: evt.Event) -> None:
     set_no_delay(event)
 
 
-# For ``AE.associate(evt_handlers=...)`` and the third value a C-MOVE handler yields
+# For ``AE.associate(evt_handlers=...)``
 REQUESTOR_HANDLERS: list[tuple[Any, Callable[[evt.Event], None]]] = [
     (evt.EVT_CONN_OPEN, prepare_requested_association)
 ]

@@ -15,18 +15,13 @@ pairs the C-MOVE/C-GET handler yields and requires a ``Dataset`` there
 ``send_c_store`` of the association the sub-operations go over.  So the handler yields
 a :class:`StoredFile` - a ``Dataset`` naming the instance by its UIDs, which pynetdicom
 lists in the Failed SOP Instance UID List when its sub-operation fails (PS3.4
-C.4.2.1.4.2) - and :func:`send_as_stored` puts an :class:`AsStoredSender` in front of
-that association's ``send_c_store``: the C-MOVE sub-association (from
-``EVT_CONN_OPEN``, through :data:`SUB_ASSOCIATION_HANDLERS`) or the C-GET association
-itself.  It makes the C-STORE exchange with :func:`requestor.exchange`, without the
-reactor pause of pynetdicom's ``send_*`` (up to one reactor sleep, 1 ms, per instance).
+C.4.2.1.4.2) - and the association sends the file it names:
 
-The DUL of a sub-association polls its socket and queue, sleeping 1 ms whenever a pass
-found nothing (``DULServiceProvider._run_loop_delay``): each C-STORE would wait up to
-that once before its first PDU goes and once before its response is noticed.  A
-sub-association lives for one C-MOVE and is busy throughout, so it polls every 0.1 ms -
-except while a response is later than ``requestor.QUICK_RESPONSE``: a slow destination
-is then waited for at the default rate (``CheckpointedDIMSE.await_response``).
+- a C-MOVE's sub-association is xdsi's own (:mod:`imaging_source.sub_association`);
+- a C-GET's C-STOREs go back over the C-GET's association, pynetdicom's, whose
+  ``send_c_store`` :func:`send_as_stored` puts an :class:`AsStoredSender` in front of.
+  It makes the C-STORE exchange with :func:`requestor.exchange`, without the reactor
+  pause of pynetdicom's ``send_*`` (up to one reactor sleep, 1 ms, per instance).
 """
 
 from __future__ import annotations
@@ -38,19 +33,14 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
-from pynetdicom import evt
 from pynetdicom.dimse_primitives import C_STORE
 from pynetdicom.dsutils import split_dataset
 from pynetdicom.presentation import PresentationContext
 
 from imaging_source.instances import StoredInstance
-from imaging_source.requestor import REQUESTOR_HANDLERS, can_exchange, exchange
+from imaging_source.requestor import can_exchange, exchange
 
 log = logging.getLogger(__name__)
-
-# Seconds a sub-association's DUL sleeps when a pass found nothing to do (pynetdicom's
-# default is 0.001)
-SUB_ASSOCIATION_POLL = 0.0001
 
 
 class StoredFile(Dataset):
@@ -79,10 +69,22 @@ def stored_context(assoc: Any, instance: StoredInstance) -> PresentationContext 
     return None
 
 
+# PS3.10 7.1: a 128-byte preamble, "DICM", then File Meta Information Group Length
+# (0002,0000) UL in Explicit VR Little Endian - its value the length of the rest of the
+# group, after which the data set begins
+_PART10_HEAD = 128 + 4 + 12
+_GROUP_LENGTH_ELEMENT = b"DICM\x02\x00\x00\x00UL\x04\x00"
+
+
 def stored_data_set(instance: StoredInstance) -> bytes:
-    """The encoded data set of the stored file: what follows its File Meta Information."""
-    _meta, offset = split_dataset(instance.path)
+    """The encoded data set of the stored file: what follows its File Meta Information
+    (found from its group length, or by pydicom reading the group when that is absent)."""
     with open(instance.path, "rb") as stream:
+        head = stream.read(_PART10_HEAD)
+        if len(head) == _PART10_HEAD and head[128:140] == _GROUP_LENGTH_ELEMENT:
+            offset = _PART10_HEAD + int.from_bytes(head[140:144], "little")
+        else:
+            _meta, offset = split_dataset(instance.path)
         stream.seek(offset)
         return stream.read()
 
@@ -152,21 +154,7 @@ def send_as_stored(assoc: Any) -> None:
         assoc.send_c_store = AsStoredSender(assoc)
 
 
-def _sub_association_opened(event: evt.Event) -> None:
-    send_as_stored(event.assoc)
-    event.assoc.dul._run_loop_delay = SUB_ASSOCIATION_POLL
-
-
-# For the third value a C-MOVE handler yields: a requested association (TCP_NODELAY,
-# responses kept from the reactor) whose C-STOREs send the instances as stored
-SUB_ASSOCIATION_HANDLERS: list[tuple[Any, Callable[[evt.Event], None]]] = [
-    *REQUESTOR_HANDLERS,
-    (evt.EVT_CONN_OPEN, _sub_association_opened),
-]
-
 __all__ = [
-    "SUB_ASSOCIATION_HANDLERS",
-    "SUB_ASSOCIATION_POLL",
     "AsStoredSender",
     "StoredFile",
     "send_as_stored",

@@ -6,6 +6,7 @@ import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pynetdicom import AE, evt
@@ -15,6 +16,7 @@ from sqlalchemy import Engine
 from imaging_source.config import ImagingSourceConfig
 from imaging_source.peers import DicomPeer
 from imaging_source.service import ImagingSource
+from imaging_source.sub_association import StorageSubAssociation
 
 MOVE_DESTINATION = "MOVEDEST"
 STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
@@ -29,6 +31,21 @@ def free_port() -> int:
 @pytest.fixture
 def destination_port() -> int:
     return free_port()
+
+
+@pytest.fixture
+def sub_associations(monkeypatch: pytest.MonkeyPatch) -> list[StorageSubAssociation]:
+    """The C-MOVE sub-associations xdsi requests, in order, as they are made."""
+    made: list[StorageSubAssociation] = []
+    request = StorageSubAssociation.request
+
+    def recorded(*args: Any, **kwargs: Any) -> StorageSubAssociation:
+        association = request(*args, **kwargs)
+        made.append(association)
+        return association
+
+    monkeypatch.setattr(StorageSubAssociation, "request", staticmethod(recorded))
+    return made
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """C-STORE sub-operations of C-MOVE and C-GET: the data set goes as the stored file
 holds it when the peer accepted its transfer syntax (the bytes after the File Meta
 Information, compressed ones included), decoded and re-encoded when it accepted only
-the other uncompressed syntax; the sub-association polls quickly and without Nagle."""
+the other uncompressed syntax; each C-STORE-RQ of a C-MOVE names its originator."""
 
 # ruff: noqa: F401, F811 - pytest fixtures imported by name
 
@@ -16,7 +16,14 @@ from typing import Any
 
 import pytest
 from dicom_studies import make_study
-from dimse_fixtures import MOVE_DESTINATION, STORAGE, destination_port, move_destination, source
+from dimse_fixtures import (
+    MOVE_DESTINATION,
+    STORAGE,
+    destination_port,
+    move_destination,
+    source,
+    sub_associations,
+)
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -34,7 +41,8 @@ from pynetdicom.sop_class import (
 from imaging_source import sub_operations
 from imaging_source.instances import StoredInstance
 from imaging_source.service import ImagingSource
-from imaging_source.sub_operations import SUB_ASSOCIATION_POLL, stored_data_set
+from imaging_source.sub_association import StorageSubAssociation
+from imaging_source.sub_operations import stored_data_set
 
 
 @pytest.fixture
@@ -129,23 +137,26 @@ def test_c_move_converts_what_the_destination_takes_only_the_other_uncompressed_
         assert moved.PixelData == dcmread(instance.path).PixelData
 
 
-def test_sub_association_polls_quickly_without_nagle(
-    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+def test_c_move_sub_operations_name_their_move_originator(
+    source: ImagingSource,
+    stored: list[StoredInstance],
+    destination_port: int,
+    sub_associations: list[StorageSubAssociation],
 ) -> None:
-    seen: list[tuple[float, int]] = []
+    seen: set[tuple[str, int, int]] = set()
 
-    def on_store(_event: evt.Event) -> int:
-        for assoc in source.dimse._server.ae.active_associations:
-            if assoc.is_requestor:
-                sock = assoc.dul.socket.socket
-                no_delay = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-                seen.append((assoc.dul._run_loop_delay, no_delay))
+    def on_store(event: evt.Event) -> int:
+        request = event.request  # PS3.7 9.1.1.1: the originator of the C-MOVE
+        originator = (request.MoveOriginatorApplicationEntityTitle, request.MoveOriginatorMessageID)
+        seen.add((*originator, request.Priority))
         return 0x0000
 
     with move_destination(destination_port, [ExplicitVRLittleEndian, RLELossless], on_store):
         final = _move(source, stored[0].study_instance_uid)
     assert final.Status == 0x0000
-    assert set(seen) == {(SUB_ASSOCIATION_POLL, 1)}
+    assert seen == {("TESTSCU", 1, 2)}  # pynetdicom's C-MOVE-RQ is message 1; priority LOW
+    assert len(sub_associations) == 1
+    assert not sub_associations[0].is_established  # released at the end
 
 
 def test_c_get_sends_each_data_set_as_stored(

@@ -6,10 +6,9 @@ requests, read back from the real sockets while a C-MOVE is served over them."""
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 from dicom_studies import make_study
-from dimse_fixtures import MOVE_DESTINATION, destination_port, source
+from dimse_fixtures import MOVE_DESTINATION, destination_port, source, sub_associations
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
@@ -22,17 +21,17 @@ from pynetdicom.sop_class import (
 )
 
 from imaging_source.service import ImagingSource
+from imaging_source.sub_association import StorageSubAssociation
 
 STORAGE = (CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage)
 
 
-def _no_delay(association: Any) -> int:
-    sock = association.dul.socket.socket
+def _no_delay(sock: socket.socket) -> int:
     return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
 
 
 def test_associations_send_without_nagle_delay(
-    source: ImagingSource, destination_port: int
+    source: ImagingSource, destination_port: int, sub_associations: list[StorageSubAssociation]
 ) -> None:
     study = make_study()
     for ds in study:
@@ -43,9 +42,10 @@ def test_associations_send_without_nagle_delay(
     seen: dict[str, int] = {}
 
     def on_store(_event: evt.Event) -> int:
-        for association in xdsi_ae.active_associations:
-            role = "requestor" if association.is_requestor else "acceptor"
-            seen[role] = _no_delay(association)
+        for association in xdsi_ae.active_associations:  # the C-MOVE's, pynetdicom's
+            seen["acceptor"] = _no_delay(association.dul.socket.socket)
+        for sub_association in sub_associations:  # the sub-association, xdsi's own
+            seen["requestor"] = _no_delay(sub_association._socket)
         return 0x0000
 
     receiver = AE(ae_title=MOVE_DESTINATION)
