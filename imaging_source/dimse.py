@@ -9,7 +9,8 @@ store by default, or a backing PACS - matched there, fetched into the cache befo
 C-STORE sub-operations - so a caller sees the PACS's studies transparently.  The
 sub-operations send each instance as stored (:mod:`imaging_source.sub_operations`),
 those of a C-MOVE over a sub-association of xdsi's own, without Nagle's delay
-(:mod:`imaging_source.sub_association`).
+(:mod:`imaging_source.sub_association`); the optional Pending responses in between are
+paced (:mod:`imaging_source.pending`).
 
 A handler's exception becomes a failure status in one place, :func:`failure_status`,
 through :func:`guarded` (plain handlers) and :func:`guarded_each` (handlers that yield):
@@ -69,6 +70,7 @@ from imaging_source.instances import (
 )
 from imaging_source.pacs import InstanceRef, InstanceSource, LocalSource
 from imaging_source.peers import PeerDirectory
+from imaging_source.pending import pace_pending
 from imaging_source.sub_association import MoveSourceAE
 from imaging_source.sub_operations import StoredFile, send_as_stored
 from imaging_source.tcp import NO_DELAY_HANDLERS
@@ -454,6 +456,7 @@ class DimseServer:
             self._report(event, DicomOperation.C_MOVE, failure=exc)
             raise
         contexts.extend(sub_operation_contexts(instances) or [build_context(Verification)])
+        pace_pending(event.assoc)
         yield len(instances)
         yield from self._sub_operations(event, instances)
         self._report(event, DicomOperation.C_MOVE, instances=instances)
@@ -465,6 +468,7 @@ class DimseServer:
             self._report(event, DicomOperation.C_GET, failure=exc)
             raise
         send_as_stored(event.assoc)  # the C-STOREs go back over this association
+        pace_pending(event.assoc)
         yield len(instances)
         yield from self._sub_operations(event, instances)
         self._report(event, DicomOperation.C_GET, instances=instances)

@@ -1,7 +1,7 @@
 """xdsi's own C-MOVE sub-association against real peers: a pynetdicom storage SCP with a
 small maximum PDU length, one that rejects the association, accepts only some SOP
 classes or aborts half-way, none listening, and a raw socket breaking PS3.8.  Each C-MOVE
-ends with the final status PS3.4 C.4.2.1.5 gives it, and xdsi goes on serving."""
+ends with the final status PS3.4 C.4.2.1.5 gives it, and xdsi goes on serving.  Also the pacing of the Pending responses (PS3.4 C.4.2.3.1)."""
 
 # ruff: noqa: F401, F811 - pytest fixtures imported by name
 
@@ -28,6 +28,7 @@ from instance_fixtures import migrated_sqlite, sqlite_index_engine
 from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from pynetdicom import AE, evt
+from pynetdicom.dimse_primitives import C_FIND, C_MOVE
 from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.sop_class import (
     SecondaryCaptureImageStorage,
@@ -35,6 +36,7 @@ from pynetdicom.sop_class import (
 )
 
 from imaging_source.instances import StoredInstance
+from imaging_source.pending import PendingPacer
 from imaging_source.service import ImagingSource
 from imaging_source.sub_association import StorageSubAssociation
 from imaging_source.sub_operations import stored_data_set
@@ -265,3 +267,44 @@ def test_a_destination_breaking_ps3_8_gets_an_a_abort(
     assert final.Status in (0xA702, 0xB000)  # every sub-operation, or all but some, failed
     assert final.NumberOfCompletedSuboperations == 0
     _moved_whole(source, stored, destination_port)
+
+
+def test_pending_responses_are_paced(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+) -> None:
+    with destination(destination_port):
+        responses = _move(source, stored[0].study_instance_uid)
+    statuses = [status.Status for status, _ in responses]
+    assert statuses == [0xFF00, 0x0000]  # the first Pending, then the final response
+    assert responses[0][0].NumberOfRemainingSuboperations == len(stored) - 1
+
+
+def _response(kind: type, status: int) -> Any:
+    primitive = kind()
+    primitive.Status = status
+    return primitive
+
+
+def test_pending_pacer_lets_one_pending_through_per_interval() -> None:
+    sent: list[tuple[str, int]] = []
+    now = [100.0]
+    pacer = PendingPacer(
+        lambda primitive, _cx: sent.append((type(primitive).__name__, primitive.Status)),
+        interval=1.0,
+        clock=lambda: now[0],
+    )
+    for at, kind, status in [
+        (100.0, C_MOVE, 0xFF00),
+        (100.5, C_MOVE, 0xFF00),  # held back
+        (100.6, C_FIND, 0xFF00),  # a match: always sent
+        (101.1, C_MOVE, 0xFF00),
+        (101.2, C_MOVE, 0x0000),  # the final response: always sent
+    ]:
+        now[0] = at
+        pacer(_response(kind, status), 1)
+    assert sent == [
+        ("C_MOVE", 0xFF00),
+        ("C_FIND", 0xFF00),
+        ("C_MOVE", 0xFF00),
+        ("C_MOVE", 0x0000),
+    ]
