@@ -12,7 +12,9 @@ Content-Length.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import BinaryIO
 
 import anyio
 from starlette.background import BackgroundTask
@@ -26,6 +28,9 @@ from soap.mtom import OutgoingMessage
 # with http.response.body; a whole file by path, ending the response
 ZERO_COPY_SEND = "http.response.zerocopysend"
 PATH_SEND = "http.response.pathsend"
+# Attachment files opened per worker-thread call: a RAD-69 answer has hundreds of
+# ~0.5 MB files, and a thread hop for each cost more than sending it
+OPEN_AHEAD = 32
 
 
 class MessageResponse(StreamingResponse):
@@ -58,20 +63,66 @@ class MessageResponse(StreamingResponse):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        for segment in self.message.segments:
-            if isinstance(segment, bytes):
-                await send({"type": "http.response.body", "body": segment, "more_body": True})
-            else:
-                await _send_file(send, segment)
+        files = _FilesAhead(s for s in self.message.segments if not isinstance(s, bytes) and s.size)
+        try:
+            for segment in self.message.segments:
+                if isinstance(segment, bytes):
+                    await send({"type": "http.response.body", "body": segment, "more_body": True})
+                elif segment.size:
+                    await _send_file(send, segment, await files.next(segment))
+        finally:
+            files.close()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.background is not None:
             await self.background()
 
 
-async def _send_file(send: Send, attachment: OutgoingAttachment) -> None:
-    if attachment.size == 0:
-        return
-    file = await anyio.to_thread.run_sync(attachment.path.open, "rb")
+def _open_all(attachments: list[OutgoingAttachment]) -> list[BinaryIO]:
+    opened: list[BinaryIO] = []
+    try:
+        for attachment in attachments:
+            opened.append(attachment.path.open("rb"))
+    except BaseException:
+        for file in opened:
+            file.close()
+        raise
+    return opened
+
+
+class _FilesAhead:
+    """The attachments' files, opened in order :data:`OPEN_AHEAD` at a time in a worker
+    thread (opening may block on a network file system; the event loop must not)."""
+
+    def __init__(self, attachments: Iterable[OutgoingAttachment]) -> None:
+        self._waiting = deque(attachments)
+        self._open: deque[tuple[OutgoingAttachment, BinaryIO]] = deque()
+
+    async def next(self, attachment: OutgoingAttachment) -> BinaryIO:
+        if not self._open:
+            count = min(OPEN_AHEAD, len(self._waiting))
+            batch = [self._waiting.popleft() for _ in range(count)]
+            opened = await anyio.to_thread.run_sync(_open_all, batch)
+            self._open.extend(zip(batch, opened, strict=True))
+        expected, file = self._open.popleft()
+        if expected is not attachment:
+            file.close()
+            raise RuntimeError("attachments sent out of the order they were opened in")
+        return file
+
+    def close(self) -> None:
+        while self._open:
+            self._open.popleft()[1].close()
+
+
+async def _send_file(
+    send: Send, attachment: OutgoingAttachment, file: BinaryIO | None = None
+) -> None:
+    """The attachment's file (opened here, off the event loop, unless given), zero-copy;
+    closed once sent."""
+    if file is None:
+        if attachment.size == 0:
+            return
+        file = await anyio.to_thread.run_sync(attachment.path.open, "rb")
     try:
         await send(
             {
