@@ -387,9 +387,15 @@ def submit_objects_request(submission: Submission) -> etree._Element:
     return elem
 
 
+_CID_SAFE = "@!$&'()*+,;=:~-._"
+_CID_UNCHANGED = re.compile(r"[A-Za-z0-9@!$&'()*+,;=:~._-]*")  # what quote() leaves
+
+
 def cid_href(content_id: str) -> str:
     """RFC 2392: a cid: URL is the Content-ID with URL-unsafe characters %-encoded."""
-    return "cid:" + quote(content_id, safe="@!$&'()*+,;=:~-._")
+    if _CID_UNCHANGED.fullmatch(content_id):
+        return "cid:" + content_id
+    return "cid:" + quote(content_id, safe=_CID_SAFE)
 
 
 def provide_and_register_request(

@@ -25,7 +25,7 @@ from ebxml.errors import RegistryError
 from ebxml.messages import RetrieveDocumentSetResponse
 from ebxml.retrieve import (
     parse_retrieve_imaging_document_set_request,
-    retrieve_document_set_response,
+    retrieve_document_set_response_parts,
 )
 from ebxml.vocabulary import RESPONSE_ACTION, Action
 from imaging_source.pacs import InstanceSource, StreamingSource
@@ -39,6 +39,7 @@ from imaging_source.rad69 import (
 from imaging_source.transcode import DEFAULT_CACHE_BYTES, Delivery, Transcoder
 from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, SoapResponse
 from soap.mtom import new_content_ids
+from soap.splice import XmlSplice
 
 IMAGING_SOURCE_PATH = "/xdsi/imaging-source"
 WSDL_RESOURCE = "wsdl/ImagingDocumentSource.wsdl"
@@ -121,11 +122,12 @@ def _answer(
         OutgoingAttachment(cid, doc.mime_type, doc.path, doc.size)
         for cid, doc in zip(cids[:ready], documents[:ready], strict=True)
     ]
-    body = retrieve_document_set_response(response, cids)
+    body, fragments = retrieve_document_set_response_parts(response, cids)
+    splices = (XmlSplice(body, fragments),)
     if streamed is None or not pending:
-        return SoapResponse(body, attachments)
+        return SoapResponse(body, attachments, splices=splices)
     parts = _Arriving(streamed, cids[ready:])
-    return SoapResponse(body, attachments, streamed=parts)
+    return SoapResponse(body, attachments, splices=splices, streamed=parts)
 
 
 class _Arriving:

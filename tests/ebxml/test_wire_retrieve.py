@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from lxml import etree
@@ -20,14 +21,18 @@ from ebxml.messages import (
     StudyRequest,
 )
 from ebxml.retrieve import (
+    document_response_bytes,
     parse_retrieve_document_set_request,
     parse_retrieve_document_set_response,
     parse_retrieve_imaging_document_set_request,
     retrieve_document_set_request,
     retrieve_document_set_response,
+    retrieve_document_set_response_parts,
     retrieve_imaging_document_set_request,
 )
+from ebxml.serialize import cid_href
 from ebxml.vocabulary import NS_RS, NS_XDSB, NS_XDSI, NS_XOP, ResponseStatus
+from soap.splice import XmlSplice, spliced_bytes
 
 XDSB = f"{{{NS_XDSB}}}"
 RS = f"{{{NS_RS}}}"
@@ -207,6 +212,42 @@ def test_response_without_its_part_is_reported(tmp_path) -> None:
     )
     assert parsed.documents == ()
     assert [e.location for e in parsed.errors] == ["DocumentResponse[1]"]
+
+
+def _spliced(response: RetrieveDocumentSetResponse, cids: list[str]) -> bytes:
+    elem, fragments = retrieve_document_set_response_parts(response, cids)
+    return spliced_bytes(elem, [XmlSplice(elem, fragments)], etree.tostring)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"home_community_id": "urn:oid:1.2"},
+        {"new_repository_unique_id": "9.9", "new_document_unique_id": "9.9.1"},
+        {"mime_type": 'a/b; x="<&>"\r', "document_unique_id": "1.2 & 3"},  # escaped
+    ],
+)
+def test_document_responses_written_as_bytes_are_the_elements(tmp_path, changes) -> None:
+    documents = (_retrieved(tmp_path, **changes), _retrieved(tmp_path, document_unique_id="5"))
+    response = RetrieveDocumentSetResponse(ResponseStatus.SUCCESS, documents)
+    cids = ["part 1@xdsi", 'p"2&<>\t@xdsi']  # quoted in the href, then escaped
+    as_tree = etree.tostring(retrieve_document_set_response(response, cids), method="c14n")
+    reparsed = etree.fromstring(_spliced(response, cids))
+    assert etree.tostring(reparsed, method="c14n") == as_tree
+
+
+def test_a_document_response_with_a_character_xml_cannot_carry_is_refused(tmp_path) -> None:
+    document = _retrieved(tmp_path, document_unique_id="1.2\x00")
+    with pytest.raises(ValueError):
+        document_response_bytes(document, "p@xdsi")
+
+
+@pytest.mark.parametrize(
+    "content_id",
+    ["instance1.0a1b@xdsi", "a b@xdsi", "\u00e9t\u00e9@x", "a/b?c#d%e", "~!$&'()*+,;=:"],
+)
+def test_cid_href_is_the_content_id_url_encoded(content_id: str) -> None:
+    assert cid_href(content_id) == "cid:" + quote(content_id, safe="@!$&'()*+,;=:~-._")
 
 
 # --- RAD-69 RetrieveImagingDocumentSetRequest ----------------------------------------------
