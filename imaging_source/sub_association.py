@@ -13,8 +13,9 @@ state machine and queue per 16 KB fragment: measured, ~4.6 ms of CPU per instanc
 - the association is negotiated with the PDUs of :mod:`imaging_source.upper_layer`;
 - each C-STORE-RQ's command set is encoded by :mod:`imaging_source.dimse_command`, and
   the command and the data set - the bytes of the stored file after its File Meta
-  Information when the destination accepted that transfer syntax (PS3.10 7.1) - go out
-  as P-DATA-TF PDUs in a few ``sendmsg`` calls, the data set never copied;
+  Information when the destination accepted that transfer syntax (PS3.10 7.1), read
+  4 MiB at a time - go out as P-DATA-TF PDUs in a few ``sendmsg`` calls, each
+  fragment a slice of what was read;
 - the C-STORE-RSP is read back in the same thread, and its Status returned as
   ``send_c_store`` returns it.
 
@@ -41,7 +42,7 @@ from pynetdicom.dsutils import encode
 
 from imaging_source import dimse_command, upper_layer
 from imaging_source.instances import StoredInstance
-from imaging_source.sub_operations import StoredFile, stored_data_set
+from imaging_source.sub_operations import StoredFile, data_set_offset
 from imaging_source.upper_layer import (
     A_ABORT,
     A_ASSOCIATE_AC,
@@ -61,6 +62,8 @@ log = logging.getLogger(__name__)
 LARGEST_CONTROL_PDU = 1 << 20
 # Bytes of a message per P-DATA-TF when the destination sets no limit (PS3.8 D.1: 0)
 UNLIMITED_FRAGMENT = 1 << 20
+# Bytes of a stored data set read and sent at a time
+DATA_WINDOW = 4 << 20
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 _UNCOMPRESSED = {ImplicitVRLittleEndian: (True, True), ExplicitVRLittleEndian: (False, True)}
 # PS3.8 9.3.8: A-ABORT source 2 (service provider) reason 0 (not specified) - 2 with
@@ -216,8 +219,13 @@ class StorageSubAssociation:
         try:
             self._send(
                 upper_layer.p_data(context_id, command, command=True, fragment=self.fragment)
-                + upper_layer.p_data(context_id, data, command=False, fragment=self.fragment)
             )
+            if data is None:
+                self._send_stored(context_id, instance)
+            else:
+                self._send(
+                    upper_layer.p_data(context_id, data, command=False, fragment=self.fragment)
+                )
             response = self._response()
         except (OSError, UpperLayerError, dimse_command.CommandError) as exc:
             self.abort()
@@ -235,15 +243,16 @@ class StorageSubAssociation:
             result.ErrorComment = comment[:64]
         return result
 
-    def _encoded(self, instance: StoredInstance) -> tuple[int, bytes]:
-        """The accepted context the instance goes in, and its data set encoded so: as
-        stored where possible, else converted to the other uncompressed syntax."""
+    def _encoded(self, instance: StoredInstance) -> tuple[int, bytes | None]:
+        """The accepted context the instance goes in, and its data set: None to send it
+        as stored (:meth:`_send_stored`), else converted to the other uncompressed
+        syntax."""
         converted: tuple[int, str] | None = None
         for context_id, syntax in self.accepted.items():
             if self.contexts[context_id].abstract_syntax != instance.sop_class_uid:
                 continue
             if syntax == instance.transfer_syntax_uid:
-                return context_id, stored_data_set(instance)
+                return context_id, None
             if syntax in _UNCOMPRESSED and instance.transfer_syntax_uid in _UNCOMPRESSED:
                 converted = converted or (context_id, syntax)
         if converted is None:
@@ -257,6 +266,33 @@ class StorageSubAssociation:
         if encoded is None:
             raise SubAssociationError(f"{instance.sop_instance_uid} cannot be encoded")
         return context_id, encoded
+
+    def _send_stored(self, context_id: int, instance: StoredInstance) -> None:
+        """The data set of the stored file, read and sent :data:`DATA_WINDOW` bytes at a
+        time (a whole multi-frame instance is never held in memory)."""
+        window = self.fragment * max(1, DATA_WINDOW // self.fragment)
+        with open(instance.path, "rb") as stream:
+            start = data_set_offset(stream, instance.path)
+            remaining = os.fstat(stream.fileno()).st_size - start
+            stream.seek(start)
+            buffer = bytearray(min(window, remaining))
+            while True:
+                size = min(window, remaining)
+                got = stream.readinto(memoryview(buffer)[:size]) if size else 0
+                if got != size:
+                    raise OSError(f"{instance.path} is shorter than when it was opened")
+                remaining -= size
+                self._send(
+                    upper_layer.p_data(
+                        context_id,
+                        memoryview(buffer)[:size],
+                        command=False,
+                        fragment=self.fragment,
+                        last=remaining == 0,
+                    )
+                )
+                if remaining == 0:
+                    return
 
     def _response(self) -> dict[int, bytes]:
         """The command set of the next message: a C-STORE-RSP has no data set."""

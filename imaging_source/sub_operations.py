@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from io import BytesIO
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -76,16 +77,21 @@ _PART10_HEAD = 128 + 4 + 12
 _GROUP_LENGTH_ELEMENT = b"DICM\x02\x00\x00\x00UL\x04\x00"
 
 
+def data_set_offset(stream: BinaryIO, path: Path) -> int:
+    """Where the data set of the Part 10 file open as ``stream`` (at its start) begins:
+    after its File Meta Information, found from its group length, or by pydicom reading
+    the group when that is absent."""
+    head = stream.read(_PART10_HEAD)
+    if len(head) == _PART10_HEAD and head[128:140] == _GROUP_LENGTH_ELEMENT:
+        return _PART10_HEAD + int.from_bytes(head[140:144], "little")
+    _meta, offset = split_dataset(path)
+    return int(offset)
+
+
 def stored_data_set(instance: StoredInstance) -> bytes:
-    """The encoded data set of the stored file: what follows its File Meta Information
-    (found from its group length, or by pydicom reading the group when that is absent)."""
+    """The encoded data set of the stored file: what follows its File Meta Information."""
     with open(instance.path, "rb") as stream:
-        head = stream.read(_PART10_HEAD)
-        if len(head) == _PART10_HEAD and head[128:140] == _GROUP_LENGTH_ELEMENT:
-            offset = _PART10_HEAD + int.from_bytes(head[140:144], "little")
-        else:
-            _meta, offset = split_dataset(instance.path)
-        stream.seek(offset)
+        stream.seek(data_set_offset(stream, instance.path))
         return stream.read()
 
 
@@ -159,6 +165,7 @@ __all__ = [
     "StoredFile",
     "send_as_stored",
     "status_of",
+    "data_set_offset",
     "stored_context",
     "stored_data_set",
 ]

@@ -197,11 +197,17 @@ def fragment_length(maximum_length: int, preferred: int) -> int:
 
 
 def p_data(
-    context_id: int, message: bytes | memoryview, *, command: bool, fragment: int
+    context_id: int,
+    message: bytes | memoryview | bytearray,
+    *,
+    command: bool,
+    fragment: int,
+    last: bool = True,
 ) -> list[bytes | memoryview]:
     """A message (command or data set) as P-DATA-TF PDUs of one PDV each, at most
     ``fragment`` bytes of it per PDU (PS3.8 9.3.5, E.2): headers and slices of
-    ``message`` to be written in order (nothing copied)."""
+    ``message`` to be written in order (nothing copied).  ``last=False``: ``message`` is
+    a piece of one that goes on, none of its fragments marked the last."""
     view = memoryview(message)
     control = _COMMAND if command else 0
     buffers: list[bytes | memoryview] = []
@@ -210,14 +216,15 @@ def p_data(
     while True:
         piece = view[offset : offset + fragment]
         offset += len(piece)
-        last = _LAST if offset >= total else 0
+        ended = offset >= total
+        flag = _LAST if ended and last else 0
         pdv_length = len(piece) + 2
         buffers.append(
             PDU_HEADER.pack(P_DATA_TF, pdv_length + 4)
-            + PDV_HEADER.pack(pdv_length, context_id, control | last)
+            + PDV_HEADER.pack(pdv_length, context_id, control | flag)
         )
         buffers.append(piece)
-        if last:
+        if ended:
             return buffers
 
 

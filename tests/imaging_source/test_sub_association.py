@@ -35,6 +35,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from imaging_source import sub_association
 from imaging_source.instances import StoredInstance
 from imaging_source.pending import PendingPacer
 from imaging_source.service import ImagingSource
@@ -103,10 +104,14 @@ def _moved_whole(source: ImagingSource, stored: list[StoredInstance], port: int)
 
 
 def test_data_sets_keep_within_a_small_maximum_pdu_length(
-    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+    source: ImagingSource,
+    stored: list[StoredInstance],
+    destination_port: int,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sub_association, "DATA_WINDOW", 10_000)  # two fragments a read
     large = make_instance(stored[0].study_instance_uid, generate_uid(), instance_number=9)
-    large.Rows = large.Columns = 128  # 32 KiB of pixels: nine P-DATA-TF PDUs of 4 KB
+    large.Rows = large.Columns = 128  # 32 KiB of pixels: 5 reads, 9 P-DATA-TF PDUs of 4 KB
     large.PixelData = bytes(i * 7 % 251 for i in range(128 * 128 * 2))
     instances = [*stored, source.add(large)]
     lengths: list[int] = []

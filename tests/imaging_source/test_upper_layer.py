@@ -118,6 +118,24 @@ def test_p_data_fragments_read_back_in_order(size: int, fragment: int) -> None:
     assert len(pieces) == max(1, -(-size // fragment))
 
 
+def test_a_message_sent_in_pieces_is_marked_last_only_at_its_end() -> None:
+    pieces = [b"a" * 10, b"b" * 10, b"c" * 3]
+    buffers = [
+        buffer
+        for n, piece in enumerate(pieces)
+        for buffer in upper_layer.p_data(
+            1, piece, command=False, fragment=4, last=n == len(pieces) - 1
+        )
+    ]
+    fragments = [
+        fragment
+        for header, data in zip(buffers[::2], buffers[1::2], strict=True)
+        for fragment in upper_layer.parse_p_data(bytes(header[6:]) + bytes(data))
+    ]
+    assert [f.last for f in fragments] == [False] * (len(fragments) - 1) + [True]
+    assert b"".join(bytes(f.data) for f in fragments) == b"".join(pieces)
+
+
 def test_p_data_read_back_and_malformed() -> None:
     stream = b"".join(upper_layer.p_data(3, b"abcd", command=True, fragment=16))
     (fragment,) = upper_layer.parse_p_data(stream[6:])
