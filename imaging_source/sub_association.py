@@ -32,7 +32,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -66,8 +66,8 @@ UNLIMITED_FRAGMENT = 1 << 20
 DATA_WINDOW = 4 << 20
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 _UNCOMPRESSED = {ImplicitVRLittleEndian: (True, True), ExplicitVRLittleEndian: (False, True)}
-# PS3.8 9.3.8: A-ABORT source 2 (service provider) reason 0 (not specified) - 2 with
-# reason 2 (unrecognized PDU) when the peer breaks PS3.8 - and source 0 from the user
+# PS3.8 9.3.8 A-ABORT (source, reason): from the service user (xdsi, ending an
+# association it requested), and from the service provider for a PDU it does not expect
 _USER = (0, 0)
 _UNEXPECTED_PDU = (2, 2)
 
@@ -216,20 +216,29 @@ class StorageSubAssociation:
             move_originator_ae_title=self.move_originator or (originator_aet or "").strip() or None,
             move_originator_message_id=originator_id,
         )
+        stored: tuple[BinaryIO, int] | None = None
+        if data is None:  # opened first: a file gone fails this sub-operation alone
+            try:
+                stored = _opened_data_set(instance)
+            except OSError as exc:
+                raise SubAssociationError(f"{instance.sop_instance_uid}: {exc}") from exc
         try:
             self._send(
                 upper_layer.p_data(context_id, command, command=True, fragment=self.fragment)
             )
-            if data is None:
-                self._send_stored(context_id, instance)
+            if stored is not None:
+                self._send_stored(context_id, *stored)
             else:
                 self._send(
                     upper_layer.p_data(context_id, data, command=False, fragment=self.fragment)
                 )
             response = self._response()
         except (OSError, UpperLayerError, dimse_command.CommandError) as exc:
-            self.abort()
+            self.abort()  # a message cut short cannot be taken back but by A-ABORT
             raise SubAssociationError(f"C-STORE of {instance.sop_instance_uid}: {exc}") from exc
+        finally:
+            if stored is not None:
+                stored[0].close()
         status = dimse_command.us(response, dimse_command.STATUS)
         responded_to = dimse_command.us(response, dimse_command.MESSAGE_ID_BEING_RESPONDED_TO)
         field = dimse_command.us(response, dimse_command.COMMAND_FIELD)
@@ -267,32 +276,29 @@ class StorageSubAssociation:
             raise SubAssociationError(f"{instance.sop_instance_uid} cannot be encoded")
         return context_id, encoded
 
-    def _send_stored(self, context_id: int, instance: StoredInstance) -> None:
-        """The data set of the stored file, read and sent :data:`DATA_WINDOW` bytes at a
-        time (a whole multi-frame instance is never held in memory)."""
+    def _send_stored(self, context_id: int, stream: BinaryIO, remaining: int) -> None:
+        """The data set of a stored file, ``remaining`` bytes from where ``stream`` is,
+        read and sent :data:`DATA_WINDOW` bytes at a time (a large multi-frame instance
+        is never held whole in memory)."""
         window = self.fragment * max(1, DATA_WINDOW // self.fragment)
-        with open(instance.path, "rb") as stream:
-            start = data_set_offset(stream, instance.path)
-            remaining = os.fstat(stream.fileno()).st_size - start
-            stream.seek(start)
-            buffer = bytearray(min(window, remaining))
-            while True:
-                size = min(window, remaining)
-                got = stream.readinto(memoryview(buffer)[:size]) if size else 0
-                if got != size:
-                    raise OSError(f"{instance.path} is shorter than when it was opened")
-                remaining -= size
-                self._send(
-                    upper_layer.p_data(
-                        context_id,
-                        memoryview(buffer)[:size],
-                        command=False,
-                        fragment=self.fragment,
-                        last=remaining == 0,
-                    )
+        buffer = bytearray(min(window, remaining))
+        while True:
+            size = min(window, remaining)
+            got = stream.readinto(memoryview(buffer)[:size]) if size else 0
+            if got != size:
+                raise OSError("the stored file is shorter than when it was opened")
+            remaining -= size
+            self._send(
+                upper_layer.p_data(
+                    context_id,
+                    memoryview(buffer)[:size],
+                    command=False,
+                    fragment=self.fragment,
+                    last=remaining == 0,
                 )
-                if remaining == 0:
-                    return
+            )
+            if remaining == 0:
+                return
 
     def _response(self) -> dict[int, bytes]:
         """The command set of the next message: a C-STORE-RSP has no data set."""
@@ -404,6 +410,19 @@ class StorageSubAssociation:
                 raise UpperLayerError("the destination closed the connection")
             got += n
         return view
+
+
+def _opened_data_set(instance: StoredInstance) -> tuple[BinaryIO, int]:
+    """The stored file open at its data set, and the data set's length."""
+    stream = open(instance.path, "rb")  # noqa: SIM115 - closed by the caller
+    try:
+        start = data_set_offset(stream, instance.path)
+        length = os.fstat(stream.fileno()).st_size - start
+        stream.seek(start)
+    except BaseException:
+        stream.close()
+        raise
+    return stream, length
 
 
 class MoveSourceAE(AE):

@@ -200,6 +200,30 @@ def test_a_destination_that_aborts_fails_the_rest(
     _moved_whole(source, stored, destination_port)
 
 
+def test_a_file_gone_before_its_sub_operation_fails_that_one_alone(
+    source: ImagingSource, stored: list[StoredInstance], destination_port: int
+) -> None:
+    arrived: list[str] = []
+
+    def on_store(event: evt.Event) -> int:
+        if not arrived:  # the plan is made; one file goes before it is sent
+            next(
+                i
+                for i in stored
+                if i.sop_instance_uid != event.request.AffectedSOPInstanceUID
+                and i.transfer_syntax_uid == ExplicitVRLittleEndian
+            ).path.unlink()
+        arrived.append(str(event.request.AffectedSOPInstanceUID))
+        return 0x0000
+
+    with destination(destination_port, on_store=on_store):
+        final, identifier = _move(source, stored[0].study_instance_uid)[-1]
+    assert (final.Status, final.NumberOfFailedSuboperations) == (0xB000, 1)
+    assert final.NumberOfCompletedSuboperations == len(stored) - 1
+    gone = identifier.FailedSOPInstanceUIDList  # one value: pydicom gives the UID itself
+    assert isinstance(gone, str) and gone not in arrived and len(arrived) == len(stored) - 1
+
+
 def _read_pdu(conn: socket.socket) -> tuple[int, bytes]:
     header = b""
     while len(header) < 6:
