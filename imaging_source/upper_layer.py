@@ -44,8 +44,6 @@ ACCEPTANCE = 0
 _COMMAND = 0x01
 _LAST = 0x02
 PDV_HEADER = struct.Struct(">IBB")  # item length, presentation context ID, control
-# A P-DATA-TF's header and one PDV's: the bytes in front of each fragment
-FRAGMENT_OVERHEAD = PDU_HEADER.size + PDV_HEADER.size
 _REJECT = struct.Struct(">xBBB")
 _ABORT = struct.Struct(">xxBB")
 
@@ -266,7 +264,6 @@ __all__ = [
     "A_RELEASE_RQ",
     "ACCEPTANCE",
     "APPLICATION_CONTEXT_NAME",
-    "FRAGMENT_OVERHEAD",
     "P_DATA_TF",
     "PDU_HEADER",
     "PDU_TYPES",
