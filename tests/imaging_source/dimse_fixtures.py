@@ -9,8 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
-from pynetdicom.sop_class import CTImageStorage, MRImageStorage, SecondaryCaptureImageStorage
+from pynetdicom.sop_class import (
+    CTImageStorage,
+    MRImageStorage,
+    SecondaryCaptureImageStorage,
+    StudyRootQueryRetrieveInformationModelMove,
+)
 from sqlalchemy import Engine
 
 from imaging_source.config import ImagingSourceConfig
@@ -46,6 +52,24 @@ def sub_associations(monkeypatch: pytest.MonkeyPatch) -> list[StorageSubAssociat
 
     monkeypatch.setattr(StorageSubAssociation, "request", staticmethod(recorded))
     return made
+
+
+def move_study(source: ImagingSource, study_uid: str) -> list[tuple[Dataset, Any]]:
+    """A Study Root C-MOVE of the study to the Move Destination, asked by TESTSCU: every
+    (status, identifier) response."""
+    scu = AE(ae_title="TESTSCU")
+    scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
+    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    assert assoc.is_established
+    query = Dataset()
+    query.QueryRetrieveLevel = "STUDY"
+    query.StudyInstanceUID = study_uid
+    try:
+        return list(
+            assoc.send_c_move(query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove)
+        )
+    finally:
+        assoc.release()
 
 
 @contextmanager

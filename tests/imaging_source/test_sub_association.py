@@ -20,20 +20,16 @@ from dimse_fixtures import (
     MOVE_DESTINATION,
     STORAGE,
     destination_port,
-    move_destination,
+    move_study,
     source,
     sub_associations,
 )
 from instance_fixtures import migrated_sqlite, sqlite_index_engine
-from pydicom.dataset import Dataset
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
 from pynetdicom import AE, evt
 from pynetdicom.dimse_primitives import C_FIND, C_MOVE
 from pynetdicom.pdu import P_DATA_TF
-from pynetdicom.sop_class import (
-    SecondaryCaptureImageStorage,
-    StudyRootQueryRetrieveInformationModelMove,
-)
+from pynetdicom.sop_class import SecondaryCaptureImageStorage
 
 from imaging_source import sub_association
 from imaging_source.instances import StoredInstance
@@ -48,22 +44,6 @@ SYNTAXES = [ExplicitVRLittleEndian, RLELossless]
 @pytest.fixture
 def stored(source: ImagingSource) -> list[StoredInstance]:
     return [source.add(ds) for ds in make_study()]
-
-
-def _move(source: ImagingSource, study_uid: str) -> list[tuple[Dataset, Any]]:
-    scu = AE(ae_title="TESTSCU")
-    scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
-    assert assoc.is_established
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
-    try:
-        return list(
-            assoc.send_c_move(query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove)
-        )
-    finally:
-        assoc.release()
 
 
 @contextmanager
@@ -99,7 +79,7 @@ def destination(
 def _moved_whole(source: ImagingSource, stored: list[StoredInstance], port: int) -> None:
     """A C-MOVE to a well-behaved destination: every instance arrives."""
     with destination(port):
-        final = _move(source, stored[0].study_instance_uid)[-1][0]
+        final = move_study(source, stored[0].study_instance_uid)[-1][0]
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(stored))
 
 
@@ -126,7 +106,7 @@ def test_data_sets_keep_within_a_small_maximum_pdu_length(
         return 0x0000
 
     with destination(destination_port, maximum_pdu=4096, on_store=on_store, on_pdu=on_pdu):
-        final = _move(source, stored[0].study_instance_uid)[-1][0]
+        final = move_study(source, stored[0].study_instance_uid)[-1][0]
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0x0000, len(instances))
     assert max(lengths) == 4096  # PS3.8 D.1: the PDU's variable field, at most
     assert received == {i.sop_instance_uid: stored_data_set(i) for i in instances}
@@ -137,7 +117,7 @@ def test_the_sub_association_is_released_at_the_end(
 ) -> None:
     ended: list[str] = []
     with destination(destination_port, on_end=lambda event: ended.append(event.event.name)):
-        final = _move(source, stored[0].study_instance_uid)[-1][0]
+        final = move_study(source, stored[0].study_instance_uid)[-1][0]
         for _ in range(100):  # the destination's reactor notices the release
             if ended:
                 break
@@ -153,7 +133,7 @@ def test_a_destination_that_rejects_the_association_is_a801(
     sub_associations: list[StorageSubAssociation],
 ) -> None:
     with destination(destination_port, callers=["SOMEONE"]):
-        final = _move(source, stored[0].study_instance_uid)[-1][0]
+        final = move_study(source, stored[0].study_instance_uid)[-1][0]
     assert final.Status == 0xA801  # PS3.4 C.4.2.1.5: refused: move destination unknown
     assert sub_associations[0]._socket is None  # closed
     _moved_whole(source, stored, destination_port)
@@ -162,7 +142,7 @@ def test_a_destination_that_rejects_the_association_is_a801(
 def test_a_destination_not_listening_is_a801(
     source: ImagingSource, stored: list[StoredInstance], destination_port: int
 ) -> None:
-    assert _move(source, stored[0].study_instance_uid)[-1][0].Status == 0xA801
+    assert move_study(source, stored[0].study_instance_uid)[-1][0].Status == 0xA801
     _moved_whole(source, stored, destination_port)
 
 
@@ -170,7 +150,7 @@ def test_instances_no_context_was_accepted_for_fail_the_others_arrive(
     source: ImagingSource, stored: list[StoredInstance], destination_port: int
 ) -> None:
     with destination(destination_port, sop_classes=(SecondaryCaptureImageStorage,)):
-        final, identifier = _move(source, stored[0].study_instance_uid)[-1]
+        final, identifier = move_study(source, stored[0].study_instance_uid)[-1]
     # PS3.4 C.4.2.1.5: B000, some sub-operations failed, each listed
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0xB000, 1)
     assert final.NumberOfFailedSuboperations == len(stored) - 1
@@ -193,7 +173,7 @@ def test_a_destination_that_aborts_fails_the_rest(
         return 0x0000
 
     with destination(destination_port, on_store=on_store):
-        final, identifier = _move(source, stored[0].study_instance_uid)[-1]
+        final, identifier = move_study(source, stored[0].study_instance_uid)[-1]
     assert (final.Status, final.NumberOfCompletedSuboperations) == (0xB000, 1)
     assert final.NumberOfFailedSuboperations == len(stored) - 1
     assert len(identifier.FailedSOPInstanceUIDList) == len(stored) - 1
@@ -217,7 +197,7 @@ def test_a_file_gone_before_its_sub_operation_fails_that_one_alone(
         return 0x0000
 
     with destination(destination_port, on_store=on_store):
-        final, identifier = _move(source, stored[0].study_instance_uid)[-1]
+        final, identifier = move_study(source, stored[0].study_instance_uid)[-1]
     assert (final.Status, final.NumberOfFailedSuboperations) == (0xB000, 1)
     assert final.NumberOfCompletedSuboperations == len(stored) - 1
     gone = identifier.FailedSOPInstanceUIDList  # one value: pydicom gives the UID itself
@@ -290,7 +270,7 @@ def test_a_destination_breaking_ps3_8_gets_an_a_abort(
 ) -> None:
     seen: list[int] = []
     peer = _accept_then(destination_port, answer, seen)
-    final = _move(source, stored[0].study_instance_uid)[-1][0]
+    final = move_study(source, stored[0].study_instance_uid)[-1][0]
     peer.join(10)
     assert 0x07 in seen  # A-ABORT
     assert final.Status in (0xA702, 0xB000)  # every sub-operation, or all but some, failed
@@ -302,7 +282,7 @@ def test_pending_responses_are_paced(
     source: ImagingSource, stored: list[StoredInstance], destination_port: int
 ) -> None:
     with destination(destination_port):
-        responses = _move(source, stored[0].study_instance_uid)
+        responses = move_study(source, stored[0].study_instance_uid)
     statuses = [status.Status for status, _ in responses]
     assert statuses == [0xFF00, 0x0000]  # the first Pending, then the final response
     assert responses[0][0].NumberOfRemainingSuboperations == len(stored) - 1

@@ -12,15 +12,14 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from io import BytesIO
-from typing import Any
 
 import pytest
 from dicom_studies import make_study
 from dimse_fixtures import (
-    MOVE_DESTINATION,
     STORAGE,
     destination_port,
     move_destination,
+    move_study,
     source,
     sub_associations,
 )
@@ -35,7 +34,6 @@ from pynetdicom.sop_class import (
     MRImageStorage,
     SecondaryCaptureImageStorage,
     StudyRootQueryRetrieveInformationModelGet,
-    StudyRootQueryRetrieveInformationModelMove,
 )
 
 from imaging_source import sub_operations
@@ -73,24 +71,8 @@ class Received:
         return 0x0000
 
 
-def _move_responses(source: ImagingSource, study_uid: str) -> list[tuple[Dataset, Any]]:
-    scu = AE(ae_title="TESTSCU")
-    scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
-    assert assoc.is_established
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study_uid
-    try:
-        return list(
-            assoc.send_c_move(query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove)
-        )
-    finally:
-        assoc.release()
-
-
 def _move(source: ImagingSource, study_uid: str) -> Dataset:
-    return _move_responses(source, study_uid)[-1][0]
+    return move_study(source, study_uid)[-1][0]
 
 
 def _move_to(
@@ -203,7 +185,7 @@ def test_c_move_sub_operation_unanswered_within_the_dimse_timeout_fails(
 
     with move_destination(destination_port, [ExplicitVRLittleEndian, RLELossless], slow):
         try:
-            final, identifier = _move_responses(source, stored[0].study_instance_uid)[-1]
+            final, identifier = move_study(source, stored[0].study_instance_uid)[-1]
         finally:
             released.set()  # before the destination shuts down
     # PS3.4 C.4.2.1.5: A702 when every sub-operation failed, each one listed
