@@ -90,27 +90,29 @@ class StorageSubAssociation:
 
     def __init__(
         self,
-        sock: socket.socket | None,
         contexts: Sequence[ProposedContext],
-        accept: upper_layer.AssociateAccept | None,
         *,
         dimse_timeout: float | None,
         acse_timeout: float | None,
         maximum_length: int,
         move_originator: str | None = None,
     ) -> None:
-        self._socket = sock
+        self._socket: socket.socket | None = None
         self.move_originator = move_originator
         self.contexts = {c.context_id: c for c in contexts}
-        self.accepted = dict(accept.accepted) if accept else {}
-        self.fragment = upper_layer.fragment_length(
-            accept.maximum_length if accept else 0, UNLIMITED_FRAGMENT
-        )
+        self.accepted: dict[int, str] = {}
+        self.fragment = UNLIMITED_FRAGMENT
         self.dimse_timeout = dimse_timeout
         self.acse_timeout = acse_timeout
         self.maximum_length = maximum_length
         self.dul = _Dul(self)
-        self._established = accept is not None
+        self._established = False
+
+    def _accept(self, accept: upper_layer.AssociateAccept) -> None:
+        """What the A-ASSOCIATE-AC settled: the contexts, the fragment size."""
+        self.fragment = upper_layer.fragment_length(accept.maximum_length, UNLIMITED_FRAGMENT)
+        self.accepted = dict(accept.accepted)
+        self._established = True
 
     # -- negotiation
     @classmethod
@@ -135,8 +137,8 @@ class StorageSubAssociation:
             ProposedContext(2 * n + 1, abstract, tuple(syntaxes))
             for n, (abstract, syntaxes) in enumerate(abstract_syntaxes[:128])
         ]
-        failed = cls(
-            None, contexts, None,
+        association = cls(
+            contexts,
             dimse_timeout=dimse_timeout, acse_timeout=acse_timeout, maximum_length=maximum_length,
             move_originator=move_originator,
         )  # fmt: skip
@@ -152,19 +154,14 @@ class StorageSubAssociation:
             sock = socket.create_connection((host, port), timeout=acse_timeout)
         except (OSError, UpperLayerError) as exc:
             log.warning("no association with %s at %s:%s: %s", called, host, port, exc)
-            return failed
+            return association
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each PDU goes at once
-        failed._socket = sock
+        association._socket = sock
         try:
             sock.sendall(rq)
-            pdu_type, body = failed._read_pdu()
+            pdu_type, body = association._read_pdu()
             if pdu_type == A_ASSOCIATE_AC:
-                accept = upper_layer.parse_associate_ac(body)
-                association = cls(
-                    sock, contexts, accept,
-                    dimse_timeout=dimse_timeout, acse_timeout=acse_timeout,
-                    maximum_length=maximum_length, move_originator=move_originator,
-                )  # fmt: skip
+                association._accept(upper_layer.parse_associate_ac(body))
                 sock.settimeout(dimse_timeout)
                 return association
             if pdu_type == A_ASSOCIATE_RJ:
@@ -176,12 +173,12 @@ class StorageSubAssociation:
             elif pdu_type == A_ABORT:
                 log.warning("%s aborted the association request", called)
             else:
-                failed._send_abort(*_UNEXPECTED_PDU)
+                association._send_abort(*_UNEXPECTED_PDU)
         except (OSError, UpperLayerError) as exc:
             log.warning("association with %s failed: %s", called, exc)
-            failed._send_abort(*_UNEXPECTED_PDU)
-        failed.close()
-        return failed
+            association._send_abort(*_UNEXPECTED_PDU)
+        association.close()
+        return association
 
     @property
     def is_established(self) -> bool:
@@ -306,7 +303,7 @@ class StorageSubAssociation:
         while True:
             pdu_type, body = self._read_pdu()
             if pdu_type == A_ABORT:
-                self._forget()
+                self.close()
                 source, reason = upper_layer.parse_abort(body)
                 raise UpperLayerError(f"the destination aborted (source {source}, reason {reason})")
             if pdu_type != P_DATA_TF:
@@ -349,10 +346,6 @@ class StorageSubAssociation:
         self.accepted = {}
         if sock is not None:
             sock.close()
-
-    def _forget(self) -> None:
-        """The peer ended the association: nothing more is sent on it."""
-        self.close()
 
     def _send_abort(self, source: int, reason: int) -> None:
         if self._socket is None:
@@ -406,7 +399,7 @@ class StorageSubAssociation:
         while got < size:
             n = sock.recv_into(view[got:])
             if n == 0:
-                self._forget()
+                self.close()
                 raise UpperLayerError("the destination closed the connection")
             got += n
         return view

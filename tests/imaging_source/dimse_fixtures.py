@@ -54,10 +54,13 @@ def sub_associations(monkeypatch: pytest.MonkeyPatch) -> list[StorageSubAssociat
     return made
 
 
-def move_study(source: ImagingSource, study_uid: str) -> list[tuple[Dataset, Any]]:
+def move_study(
+    source: ImagingSource, study_uid: str, *, dimse_timeout: float = 30
+) -> list[tuple[Dataset, Any]]:
     """A Study Root C-MOVE of the study to the Move Destination, asked by TESTSCU: every
     (status, identifier) response."""
     scu = AE(ae_title="TESTSCU")
+    scu.dimse_timeout = dimse_timeout
     scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
     assert assoc.is_established

@@ -23,12 +23,9 @@ from types import SimpleNamespace
 
 import pytest
 from dicom_studies import make_instance
-from dimse_fixtures import MOVE_DESTINATION, free_port, running_source
+from dimse_fixtures import MOVE_DESTINATION, free_port, move_study, running_source
 from instance_fixtures import migrated_sqlite, require_interop, sqlite_index_engine
-from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
-from pynetdicom import AE
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove
 from sqlalchemy import Engine
 
 from imaging_source.requestor import SLOW_PEER_POLL, CheckpointedDIMSE
@@ -188,22 +185,8 @@ def test_c_move_to_a_prompt_destination_completes_every_sub_operation(
     study, series = generate_uid(), generate_uid()
     for n in range(1, INSTANCES + 1):
         source.add(make_instance(study, series, instance_number=n))
-    scu = AE(ae_title="TESTSCU")
-    scu.dimse_timeout = 300
-    scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
-    assert assoc.is_established
-    query = Dataset()
-    query.QueryRetrieveLevel = "STUDY"
-    query.StudyInstanceUID = study
-    try:
-        with busy_thread():
-            responses = assoc.send_c_move(
-                query, MOVE_DESTINATION, StudyRootQueryRetrieveInformationModelMove
-            )
-            final = list(responses)[-1][0]
-    finally:
-        assoc.release()
+    with busy_thread():
+        final = move_study(source, study, dimse_timeout=300)[-1][0]
     # a response lost or late: its sender waits out the DIMSE timeout, aborts the
     # sub-association, and every sub-operation left fails
     assert (
