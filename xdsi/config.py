@@ -72,6 +72,7 @@ UUID_OID_ARC = "2.25"
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
 OID_MAX_LENGTH = 64
 MAX_WORKERS = 64  # [server] workers: processes, not threads
+SENDFILE_MODES = ("auto", "always", "never")  # [server] sendfile
 # DICOM PS3.5 Table 6.2-1 (AE): 16 characters, no backslash or control characters
 _AE_TITLE = re.compile(r"^[\x20-\x5b\x5d-\x7e]{1,16}$")
 # ITI TF-2 3.20.4: syslog over TLS (RFC 5425) or UDP (RFC 5426); the port may be left out
@@ -200,6 +201,12 @@ class ServerSettings:
     and no backing PACS: its cache is kept by one process."""
 
     workers: int = 1
+    # how attachment files leave on plain TCP (TLS always reads and writes them):
+    # "auto" - by sendfile, except a file of up to 16 MiB to a client on this host,
+    # which is copied (the reader would copy it out of the page cache itself, slower
+    # than xdsi copies it); "always" - by sendfile; "never" - read and written by xdsi,
+    # for a file system on which sendfile is not to be trusted (xdsi.zero_copy)
+    sendfile: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)
@@ -625,6 +632,11 @@ def _is_postgresql(url: str) -> bool:
 
 
 def _validate_workers(config: Config) -> None:
+    sendfile = config.server.sendfile
+    _check(
+        sendfile in SENDFILE_MODES,
+        f"[server] sendfile: {sendfile!r} is not one of {', '.join(SENDFILE_MODES)}",
+    )
     workers = config.server.workers
     _check(1 <= workers <= MAX_WORKERS, f"[server] workers: {workers} is not 1..{MAX_WORKERS}")
     if workers == 1:

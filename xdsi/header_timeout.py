@@ -67,12 +67,16 @@ class HeaderTimeoutProtocol(ZeroCopySendProtocol):
 def header_timeout_protocol(
     header_timeout: float | None,
     protocol: type[HeaderTimeoutProtocol] = HeaderTimeoutProtocol,
+    *,
+    sendfile: str = "auto",
 ) -> Callable[..., HeaderTimeoutProtocol]:
-    """uvicorn's ``http=`` setting: ``protocol`` with ``header_timeout`` set."""
+    """uvicorn's ``http=`` setting: ``protocol`` with ``header_timeout`` and the
+    ``[server] sendfile`` mode set."""
 
     def create(**kwargs: Any) -> HeaderTimeoutProtocol:
         made = protocol(**kwargs)
         made.header_timeout = header_timeout
+        made.sendfile = sendfile
         return made
 
     return create

@@ -642,7 +642,9 @@ async def run(
         loop.add_signal_handler(sig, stop.set)
     http = config.connection.http
     header_timeout = config.limits.header_timeout
-    protocol: Callable[..., asyncio.Protocol] = header_timeout_protocol(header_timeout)
+    protocol: Callable[..., asyncio.Protocol] = header_timeout_protocol(
+        header_timeout, sendfile=config.server.sendfile
+    )
     if application.tls_context is not None:
         # uvicorn gets no SSL context: xdsi.tls does the handshake, so a refused peer
         # is audited and an accepted one is named in the ASGI scope

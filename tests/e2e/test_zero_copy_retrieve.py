@@ -1,8 +1,10 @@
 """ITI-43 documents sent file-to-socket (``xdsi.zero_copy``) by a real ``xdsi serve``.
 
-Over plain HTTP each document part goes out with ``sendfile``; over ITI-19 mutual TLS
-the same extension reads the file in large pieces through the TLS transport.  Either
-way the documents must come back byte for byte, several in one response, with an exact
+Over plain HTTP each document part goes out with ``sendfile`` (``[server] sendfile =
+"always"``), or, by default, copied when the file is small and the client, as here, on
+the same host; over ITI-19 mutual TLS the same extension reads the file in large pieces
+through the TLS transport.  Every way the documents must come back byte for byte,
+several in one response, with an exact
 Content-Length (the keep-alive connection is reused for the next exchange), and a
 client that goes away mid-document must leave the server serving.  The server's memory
 with a 64 MiB document is asserted by ``test_large_document.py`` on the same path.
@@ -25,6 +27,7 @@ from e2e_support import (
     NS,
     REPOSITORY_UNIQUE_ID,
     SUCCESS,
+    TEST_CONFIG,
     VT,
     ResponseSchemas,
     XdsPeer,
@@ -53,11 +56,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
     return certs.make_test_pki(tmp_path_factory.mktemp("zero-copy-pki"))
 
 
-@pytest.fixture(scope="module", params=["http", "https"])
+@pytest.fixture(scope="module", params=["http", "http-sendfile", "https"])
 def server(
     request: pytest.FixtureRequest, pki: certs.TestPki, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ClusterServer]:
     data_dir = tmp_path_factory.mktemp(f"zero-copy-{request.param}")
+    if request.param == "http-sendfile":
+        (data_dir / "xdsi.toml").write_text(
+            TEST_CONFIG + '\n[server]\nsendfile = "always"\n', encoding="utf-8"
+        )
     process = ClusterServer(data_dir, pki=pki if request.param == "https" else None).start()
     try:
         yield process

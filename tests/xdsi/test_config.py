@@ -123,6 +123,14 @@ def test_workers_share_a_postgresql_database(tmp_path: Path) -> None:
     assert config.audit.spool_url == PG  # the spool is shared with it
 
 
+def test_sendfile_is_auto_unless_set(tmp_path: Path) -> None:
+    assert load_config(tmp_path, environ={}).server.sendfile == "auto"
+    config = load_config(tmp_path, environ={"XDSI_SERVER__SENDFILE": "never"})
+    assert config.server.sendfile == "never"
+    with pytest.raises(ConfigError, match=r"\[server\] sendfile: 'sometimes'"):
+        load_config(tmp_path, environ={"XDSI_SERVER__SENDFILE": "sometimes"})
+
+
 @pytest.mark.parametrize("workers", ["0", "-1", "65"])
 def test_workers_out_of_range_are_an_error(tmp_path: Path, workers: str) -> None:
     with pytest.raises(ConfigError, match=r"\[server\] workers"):

@@ -8,6 +8,7 @@ raw HTTP/1.1 bytes.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -19,6 +20,7 @@ import uvloop
 
 from soap.mtom_response import PATH_SEND, ZERO_COPY_SEND
 from xdsi.header_timeout import header_timeout_protocol
+from xdsi.zero_copy import LOCAL_COPY_MAX, is_local_peer, sends_by_sendfile
 
 CONTENT = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
 
@@ -55,11 +57,13 @@ def blob(tmp_path: Path) -> Path:
     return path
 
 
-async def _serve(app: App) -> AsyncIterator[int]:
+async def _serve(app: App, sendfile: str = "always") -> AsyncIterator[int]:
+    """A server on 127.0.0.1: its clients are local, so ``auto`` would copy every file
+    this module sends, and the sendfile paths are what most of it is about."""
     port = _free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
-        http=header_timeout_protocol(None),
+        http=header_timeout_protocol(None, sendfile=sendfile),
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
@@ -305,3 +309,77 @@ async def _a_client_gone_while_the_loop_waits_ends_the_response(tmp_path: Path) 
         assert ended == ["/gone"]
         head, body = await _exchange(port)  # and the server goes on serving
         assert head.startswith(b"HTTP/1.1 200") and body == blob.read_bytes()
+
+
+# --- [server] sendfile ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mode", "local_peer", "length", "expected"),
+    [
+        ("always", True, 1, True),
+        ("always", False, LOCAL_COPY_MAX + 1, True),
+        ("never", False, LOCAL_COPY_MAX + 1, False),
+        ("never", True, 1, False),
+        ("auto", False, 1, True),  # a remote reader: no copy is saved by copying
+        ("auto", True, 1, False),
+        ("auto", True, LOCAL_COPY_MAX, False),
+        ("auto", True, LOCAL_COPY_MAX + 1, True),  # a large file: sendfile even so
+    ],
+)
+def test_sendfile_mode_chooses_by_peer_and_size(
+    mode: str, local_peer: bool, length: int, expected: bool
+) -> None:
+    assert sends_by_sendfile(mode, local_peer, length) is expected
+
+
+class _Transport(asyncio.BaseTransport):
+    def __init__(self, peer: object, own: object) -> None:
+        super().__init__({"peername": peer, "sockname": own})
+
+
+@pytest.mark.parametrize(
+    ("peer", "own", "expected"),
+    [
+        (("127.0.0.1", 5000), ("127.0.0.1", 80), True),
+        (("127.8.0.3", 5000), ("127.0.0.1", 80), True),
+        (("::1", 5000, 0, 0), ("::1", 80, 0, 0), True),
+        (("::ffff:127.0.0.1", 5000, 0, 0), ("::", 80, 0, 0), True),
+        (("192.0.2.7", 5000), ("192.0.2.7", 80), True),  # this host's own address
+        (("192.0.2.8", 5000), ("192.0.2.7", 80), False),
+        (("2001:db8::8", 5000, 0, 0), ("2001:db8::7", 80, 0, 0), False),
+        ("/run/xdsi.sock", "", False),  # not an IP peer
+        (None, None, False),
+    ],
+)
+def test_a_peer_is_local_on_loopback_or_at_the_connections_own_address(
+    peer: object, own: object, expected: bool
+) -> None:
+    assert is_local_peer(_Transport(peer, own)) is expected
+
+
+@pytest.mark.parametrize("mode", ["auto", "never", "always"])
+def test_each_sendfile_mode_sends_the_same_bytes_its_own_way(
+    mode: str, blob: Path, run: Callable[[Awaitable[None]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    sendfile = os.sendfile
+
+    def counted(out_fd: int, in_fd: int, offset: int, count: int) -> int:
+        calls.append(count)
+        return sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", counted)
+    run(_each_sendfile_mode_sends_the_same_bytes(blob, mode))
+    # the client is on 127.0.0.1 and the files are small: auto copies them
+    assert bool(calls) is (mode == "always")
+
+
+async def _each_sendfile_mode_sends_the_same_bytes(blob: Path, mode: str) -> None:
+    async for port in _serve(_range_app(blob, []), sendfile=mode):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b"begin|" + CONTENT[300:1300] + b"tail" + b"|end."
+    async for port in _serve(_path_send_app(blob), sendfile=mode):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200") and body == CONTENT
