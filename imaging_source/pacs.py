@@ -54,6 +54,7 @@ from python_multipart.multipart import MultipartParser, MultipartState
 from imaging_source.instances import (
     ATTRIBUTE_LEVEL,
     INCOMING_DIR,
+    InstanceFile,
     InstanceStore,
     InvalidInstance,
     PlacedInstance,
@@ -103,6 +104,10 @@ class InstanceSource(Protocol):
         as it is; the caller decides."""
         ...
 
+    def locate_files(self, refs: Sequence[InstanceRef]) -> Mapping[str, InstanceFile]:
+        """As :meth:`locate`, for sending the files only (RAD-69): a store may read less."""
+        ...
+
     def instances(
         self, study_instance_uid: str, series_instance_uid: str | None = None
     ) -> list[StoredInstance]:
@@ -146,6 +151,10 @@ class LocalSource:
     def locate(self, refs: Sequence[InstanceRef]) -> dict[str, StoredInstance]:
         stored = self.store.get_many(ref.sop_instance_uid for ref in refs)
         return {uid: instance for uid, instance in stored.items() if is_intact(instance)}
+
+    def locate_files(self, refs: Sequence[InstanceRef]) -> Mapping[str, InstanceFile]:
+        located = self.store.locate_files(ref.sop_instance_uid for ref in refs)
+        return {uid: instance for uid, instance in located.items() if is_intact(instance)}
 
     def instances(
         self, study_instance_uid: str, series_instance_uid: str | None = None
@@ -272,6 +281,9 @@ class PacsSource:
         self._touch(found.values())
         self.evict(protect=found)
         return found
+
+    def locate_files(self, refs: Sequence[InstanceRef]) -> Mapping[str, InstanceFile]:
+        return self.locate(refs)  # fetched into the cache and counted as used there
 
     def locate_streaming(self, refs: Sequence[InstanceRef]) -> Arriving:
         """As :meth:`locate`, but what is not cached yet is only asked about (QIDO-RS)

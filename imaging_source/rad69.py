@@ -38,7 +38,7 @@ from ebxml.messages import (
     RetrieveImagingDocumentSetRequest,
 )
 from ebxml.vocabulary import ResponseStatus
-from imaging_source.instances import StoredInstance
+from imaging_source.instances import InstanceFile, StoredInstance
 from imaging_source.pacs import InstanceRef, InstanceSource, PacsError, StreamingSource
 from imaging_source.transcode import Delivery, TranscodeError, Transcoder
 
@@ -135,7 +135,7 @@ def _requested(request: RetrieveImagingDocumentSetRequest) -> Iterator[_Wanted]:
                 yield _Wanted(study.study_instance_uid, series.series_instance_uid, document)
 
 
-def _belongs(instance: StoredInstance, wanted: _Wanted) -> bool:
+def _belongs(instance: InstanceFile, wanted: _Wanted) -> bool:
     # RAD TF-3 4.69.4.1.3: the instance must be of the study and series it is requested in
     return (
         instance.study_instance_uid == wanted.study_instance_uid
@@ -198,7 +198,7 @@ def _document(
 
 def _answered(
     wanted: Iterable[_Wanted],
-    located: Mapping[str, StoredInstance],
+    located: Mapping[str, InstanceFile],
     request: RetrieveImagingDocumentSetRequest,
     transcoder: Transcoder,
     identity: ImagingSourceIdentity,
@@ -238,7 +238,7 @@ def retrieve_imaging_document_set(
     """Answer a RAD-69 request (run it off the event loop: it reads files, may fetch
     from a PACS and may transcode)."""
     wanted, errors = _screened(request, identity)
-    located = source.locate([item.ref for item in wanted]) if wanted else {}
+    located = source.locate_files([item.ref for item in wanted]) if wanted else {}
     documents = _answered(wanted, located, request, transcoder, identity, errors)
     _no_request(wanted, errors)
     return RetrieveDocumentSetResponse(

@@ -34,7 +34,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from imaging_source.instances import StoredInstance
+from imaging_source.instances import InstanceFile
 
 ANY_TRANSFER_SYNTAX = "*"  # PS3.18 8.7.3.5.2: "transfer-syntax=*", as stored
 DEFAULT_CACHE_BYTES = 2 * 1024**3
@@ -125,7 +125,7 @@ class Transcoder:
         self.directory = Path(directory)
         self.max_bytes = max_bytes
 
-    def deliver(self, instance: StoredInstance, accepted: Sequence[str]) -> Delivery:
+    def deliver(self, instance: InstanceFile, accepted: Sequence[str]) -> Delivery:
         """The instance in one of ``accepted`` (any syntax when empty or "*" is among
         them): as stored if possible, else the first convertible; TranscodeError when
         none can be produced."""
@@ -143,7 +143,7 @@ class Transcoder:
             f"none of the requested transfer syntaxes can be produced ({'; '.join(reasons)})"
         )
 
-    def _converted(self, instance: StoredInstance, target: str) -> Delivery:
+    def _converted(self, instance: InstanceFile, target: str) -> Delivery:
         if target not in CONVERSIONS:
             raise TranscodeError(f"xdsi cannot produce transfer syntax {target}")
         path = self.directory / f"{instance.sha1}-{target}.dcm"

@@ -253,6 +253,25 @@ def test_add_cached_refuses_what_is_not_dicom_and_updates_what_is_indexed(
     assert store.get(ds.SOPInstanceUID) is not None
 
 
+def test_locate_files_reads_what_serving_a_file_needs_as_get_many_has_it(
+    store: InstanceStore,
+) -> None:
+    study = make_study()
+    for ds in study:
+        store.add(ds)
+    uids = [ds.SOPInstanceUID for ds in study]
+    wanted = [*uids, uids[0], "1.2.3.4"]  # a repeat and an unknown UID
+    located, stored = store.locate_files(wanted), store.get_many(wanted)
+    assert located.keys() == stored.keys() == set(uids)
+    for uid, file in located.items():
+        whole = stored[uid]
+        assert file == (
+            whole.sop_instance_uid, whole.study_instance_uid, whole.series_instance_uid,
+            whole.transfer_syntax_uid, whole.sha1, whole.path, whole.size,
+        )  # fmt: skip
+        assert file.path.is_absolute() and is_intact(file)
+
+
 def test_a_file_cut_short_is_not_intact(store: InstanceStore) -> None:
     instance = store.add(make_study()[0])
     assert is_intact(instance)

@@ -77,6 +77,19 @@ def test_located_instance_keeps_its_own_series_for_the_caller_to_check(
     assert found[cached[0].SOPInstanceUID].series_instance_uid == cached[0].SeriesInstanceUID
 
 
+def test_located_files_are_the_intact_ones_with_their_own_series(
+    store: InstanceStore, cached: list[Dataset]
+) -> None:
+    wrong = InstanceRef(cached[0].StudyInstanceUID, "1.2.3", cached[0].SOPInstanceUID)
+    cut = store.get(cached[1].SOPInstanceUID)
+    assert cut is not None
+    with cut.path.open("r+b") as f:
+        f.truncate(cut.size // 2)
+    found = LocalSource(store).locate_files([wrong, *map(ref, cached[1:])])
+    assert set(found) == {ds.SOPInstanceUID for ds in cached} - {cached[1].SOPInstanceUID}
+    assert found[cached[0].SOPInstanceUID].series_instance_uid == cached[0].SeriesInstanceUID
+
+
 def test_match_dict_joins_multiple_values_and_names_persons() -> None:
     ds = Dataset()
     ds.ModalitiesInStudy = ["CT", "MR"]
