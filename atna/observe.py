@@ -551,13 +551,20 @@ def exchange_outcome(
 # the request and building the audit message happen when the record is shipped or
 # viewed (``render_deferred``), off the transaction's critical path.
 DEFERRED_MAX_REQUEST = 64 * 1024  # bytes of request body a deferred record carries at most
+# ... but a RAD-69 request, which names every instance asked for (~220 bytes each: a
+# study of 4,000 instances fits)
+DEFERRED_MAX_RAD69_REQUEST = 1024 * 1024
 _DEFERRED_VERSION = 1
 # The exchanges spooled as deferred records: those whose audit message carries their
 # request whole or nearly so - the query (ParticipantObjectQuery, ITI TF-2 3.18.5.1),
-# the ids of the objects or documents removed.  A submission's metadata (names, dates
-# of birth, titles) is not copied into the audit spool: ITI-41, ITI-42, ITI-57 and
-# ITI-61 records are built at once, of the patient and submission set they name.
-DEFERRED_ACTIONS = frozenset({Action.ITI18, Action.ITI62, Action.ITI86})
+# the ids of the objects or documents removed, the studies and instances a RAD-69 asks
+# for (RAD TF-3 4.69.4.1.4: each study with its SOP Instance UIDs; building that
+# message for a study of 500 instances cost ~2 ms before the answer's first byte).  A
+# submission's metadata (names, dates of birth, titles) is not copied into the audit
+# spool: ITI-41, ITI-42, ITI-57 and ITI-61 records are built at once, of the patient
+# and submission set they name.
+DEFERRED_ACTIONS = frozenset({Action.ITI18, Action.ITI62, Action.ITI86, Action.RAD69})
+_DEFERRED_MAX = {Action.RAD69: DEFERRED_MAX_RAD69_REQUEST}
 
 
 def deferred_record(
@@ -584,7 +591,7 @@ def deferred_record(
             return None
     request = observed.request
     body = b"" if request is None else etree.tostring(request.body, with_tail=False)
-    if len(body) > DEFERRED_MAX_REQUEST:
+    if len(body) > _DEFERRED_MAX.get(action, DEFERRED_MAX_REQUEST):
         return None
     info = observed.info
     head = {
@@ -964,6 +971,7 @@ __all__ = [
     "exchange_audits",
     "patient_feed_reader",
     "DEFERRED_ACTIONS",
+    "DEFERRED_MAX_RAD69_REQUEST",
     "DEFERRED_MAX_REQUEST",
     "ObservedExchange",
     "PeerSubject",

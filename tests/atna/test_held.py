@@ -23,6 +23,7 @@ from atna.auditor import Auditor, framed_messages
 from atna.codes import EventOutcomeIndicator
 from atna.events import AuditContext
 from atna.observe import (
+    DEFERRED_MAX_RAD69_REQUEST,
     DEFERRED_MAX_REQUEST,
     EXCHANGE_AUDITS,
     ObservedExchange,
@@ -44,8 +45,16 @@ from atna.spool import (
     make_engine,
     messages_of,
 )
-from ebxml.messages import RegistryResponse
+from ebxml.messages import (
+    DocumentRequest,
+    RegistryResponse,
+    RetrieveDocumentSetResponse,
+    RetrieveImagingDocumentSetRequest,
+    SeriesRequest,
+    StudyRequest,
+)
 from ebxml.remove import RemoveObjectsRequest, remove_objects_request
+from ebxml.retrieve import retrieve_document_set_response, retrieve_imaging_document_set_request
 from ebxml.serialize import registry_response
 from ebxml.tags import XDSB
 from ebxml.vocabulary import RESPONSE_ACTION, Action, ResponseStatus
@@ -91,6 +100,23 @@ def _find_documents(padding: str = "") -> bytes:
         "<rim:Value>('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')</rim:Value>"
         f"</rim:ValueList></rim:Slot>{padding}</rim:AdhocQuery></query:AdhocQueryRequest>"
     ).encode()
+
+
+def _imaging_retrieve(instances: int) -> bytes:
+    """A RAD-69 request for ``instances`` instances of one series of one study."""
+    documents = tuple(
+        DocumentRequest("1.3.6.1.4.1.21367.13.40.3901", f"1.2.826.0.1.3680043.8.498.{n + 1}")
+        for n in range(instances)
+    )
+    request = RetrieveImagingDocumentSetRequest(
+        (StudyRequest("1.2.826.0.1.3680043.8.498.7", (SeriesRequest("1.2.3.4.5", documents),)),),
+        ("1.2.840.10008.1.2.1",),
+    )
+    return etree.tostring(retrieve_imaging_document_set_request(request))
+
+
+def _imaging_response(status: str = ResponseStatus.SUCCESS) -> etree._Element:
+    return retrieve_document_set_response(RetrieveDocumentSetResponse(status), ())
 
 
 def _query_response(status: str = ResponseStatus.SUCCESS) -> etree._Element:
@@ -161,6 +187,25 @@ def test_a_deferred_record_renders_to_the_messages_built_at_once(
 
 
 @pytest.mark.parametrize(
+    "response", [_imaging_response(), _imaging_response(ResponseStatus.PARTIAL_SUCCESS)]
+)
+def test_a_rad69_record_of_a_study_is_deferred_and_held(response: etree._Element) -> None:
+    """RAD-69's message names each instance asked for (RAD TF-3 4.69.4.1.4): the record
+    of a 500-instance study carries its request, over the limit of the others."""
+    request = _imaging_retrieve(500)
+    assert DEFERRED_MAX_REQUEST < len(request) <= DEFERRED_MAX_RAD69_REQUEST
+    observed = _observed(request, action=Action.RAD69, response=response)
+    record = deferred_record(observed, CONTEXT, "node1", "xdsi")
+    assert record is not None
+    (message,) = render_deferred(record)
+    assert message == framed_messages(observed, CONTEXT, "node1", "xdsi")[0]
+    instances = _xml(message).findall(".//SOPClass/Instance")
+    assert len(instances) == 500 and instances[-1].get("UID") == "1.2.826.0.1.3680043.8.498.500"
+    held = deferred_record(observed, CONTEXT, "node1", "xdsi", held=True)
+    assert held is not None and settled_record(held, observed) == record
+
+
+@pytest.mark.parametrize(
     "padding",
     [
         "",
@@ -213,6 +258,9 @@ def test_records_that_are_built_at_once() -> None:
     )
     large = _find_documents(padding * (DEFERRED_MAX_REQUEST // len(padding) + 1))
     assert deferred_record(_observed(large), CONTEXT, "n", "xdsi") is None
+    study = _imaging_retrieve(DEFERRED_MAX_RAD69_REQUEST // 100)  # > 100 bytes an instance
+    assert len(study) > DEFERRED_MAX_RAD69_REQUEST
+    assert deferred_record(_observed(study, action=Action.RAD69), CONTEXT, "n", "xdsi") is None
     # an exchange read with a table of its own (ITI-44 with the affinity domain)
     custom = exchange_audits("1.2.3")
     feed = _observed(action=Action.ITI44_ADD, audits=custom)
