@@ -631,7 +631,7 @@ def _is_postgresql(url: str) -> bool:
     return url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "postgres")
 
 
-def _validate_workers(config: Config) -> None:
+def _validate_server(config: Config) -> None:
     sendfile = config.server.sendfile
     _check(
         sendfile in SENDFILE_MODES,
@@ -689,7 +689,7 @@ def validate(config: Config) -> None:
         f"[database] url: not an SQLAlchemy URL: {config.database.url!r}",
     )
     _validate_imaging_source(config)
-    _validate_workers(config)
+    _validate_server(config)
     tls = config.tls
     _check(not (tls.key and not tls.cert), "[tls] key: set without [tls] cert")
     _check(
