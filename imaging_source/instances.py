@@ -862,19 +862,24 @@ class InstanceStore:
             ).one_or_none()
             return None if row is None else self._read(row)
 
-    def get_many(self, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance]:
-        """The stored instances among ``sop_instance_uids``, keyed by SOP Instance UID:
-        one query per :data:`_LOOKUP_BATCH` UIDs, not one per instance (a RAD-69 or a
-        C-MOVE of a study names hundreds)."""
+    def _rows_of(self, columns: Sequence[Any], sop_instance_uids: Iterable[str]) -> Iterator[Any]:
+        """``columns`` of the indexed instances among ``sop_instance_uids``: one query per
+        :data:`_LOOKUP_BATCH` UIDs, not one per instance (a RAD-69 or a C-MOVE of a study
+        names hundreds)."""
         uids = list(dict.fromkeys(sop_instance_uids))
-        found: dict[str, StoredInstance] = {}
         with self._sessions() as session:
             for start in range(0, len(uids), _LOOKUP_BATCH):
                 batch = uids[start : start + _LOOKUP_BATCH]
-                stmt = select(*_INSTANCE_COLUMNS).where(ImagingInstance.sop_instance_uid.in_(batch))
-                for row in session.execute(stmt):
-                    instance = self._read(row)
-                    found[instance.sop_instance_uid] = instance
+                yield from session.execute(
+                    select(*columns).where(ImagingInstance.sop_instance_uid.in_(batch))
+                )
+
+    def get_many(self, sop_instance_uids: Iterable[str]) -> dict[str, StoredInstance]:
+        """The stored instances among ``sop_instance_uids``, keyed by SOP Instance UID."""
+        found: dict[str, StoredInstance] = {}
+        for row in self._rows_of(_INSTANCE_COLUMNS, sop_instance_uids):
+            instance = self._read(row)
+            found[instance.sop_instance_uid] = instance
         return found
 
     def locate_files(self, sop_instance_uids: Iterable[str]) -> dict[str, LocatedFile]:
@@ -882,18 +887,13 @@ class InstanceStore:
         names hundreds of instances, and the whole StoredInstance of each (its 25
         columns, a reception time parsed, a frozen dataclass made) cost as much again as
         the query before the answer's first byte."""
-        uids = list(dict.fromkeys(sop_instance_uids))
         root = self.root
-        found: dict[str, LocatedFile] = {}
-        with self._sessions() as session:
-            for start in range(0, len(uids), _LOOKUP_BATCH):
-                batch = uids[start : start + _LOOKUP_BATCH]
-                stmt = select(*_FILE_COLUMNS).where(ImagingInstance.sop_instance_uid.in_(batch))
-                for uid, study, series, syntax, sha1, file_path, size in session.execute(stmt):
-                    found[uid] = LocatedFile(
-                        uid, study, series, syntax, sha1, root / file_path, size
-                    )
-        return found
+        return {
+            uid: LocatedFile(uid, study, series, syntax, sha1, root / file_path, size)
+            for uid, study, series, syntax, sha1, file_path, size in self._rows_of(
+                _FILE_COLUMNS, sop_instance_uids
+            )
+        }
 
     def open(self, sop_instance_uid: str) -> BinaryIO:
         """The instance's Part 10 file, opened for reading (UnknownInstance if absent)."""
