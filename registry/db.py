@@ -19,13 +19,14 @@ Nothing here runs at import.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.engine import server_engine
@@ -91,13 +92,14 @@ def session_factory(engine: Engine, *, write: bool = False) -> sessionmaker[Sess
     return sessionmaker(bind=bind, expire_on_commit=False)
 
 
-def single_statement_sessions(engine: Engine) -> sessionmaker[Session]:
-    """Sessions for work that reads with ONE statement (an ITI-18 stored query): on
-    PostgreSQL in autocommit, so the statement is its own transaction (one snapshot)
-    and no BEGIN and ROLLBACK travel with it; elsewhere plain read sessions."""
+def single_statement_connections(engine: Engine) -> Callable[[], Connection]:
+    """Connections for work that reads with ONE Core statement (an ITI-18 stored query):
+    no ORM session around it; on PostgreSQL in autocommit, so the statement is its own
+    transaction (one snapshot) and no BEGIN and ROLLBACK travel with it; elsewhere the
+    connection's own transaction, rolled back when it closes."""
     if engine.dialect.name == "postgresql":
-        return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
-    return session_factory(engine)
+        return engine.execution_options(isolation_level="AUTOCOMMIT").connect
+    return engine.connect
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
@@ -121,7 +123,7 @@ __all__ = [
     "alembic_config",
     "make_engine",
     "session_factory",
-    "single_statement_sessions",
+    "single_statement_connections",
     "upgrade",
     "write_engine",
 ]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +24,7 @@ from ebxml.messages import RegistryResponse
 from ebxml.model import Submission
 from ebxml.vocabulary import Transaction
 from registry.codes import CodeSet, check_codes
-from registry.db import session_factory, single_statement_sessions
+from registry.db import session_factory, single_statement_connections
 from registry.register import Registered, register_submission
 from registry.uow import DEFAULT_ATTEMPTS, transact
 from registry.update import Updated, update_document_set
@@ -94,7 +94,7 @@ class DocumentRegistry:
         self._validate = validator or standard_validator(self.config.code_set)
         self.sessions: sessionmaker[Session] = session_factory(engine)
         # ITI-18: each stored query is one statement (registry.stored_query)
-        self.query_sessions: sessionmaker[Session] = single_statement_sessions(engine)
+        self.query_connections: Callable[[], Connection] = single_statement_connections(engine)
         self.write_sessions: sessionmaker[Session] = session_factory(engine, write=True)
         self._subscribers: list[Subscriber] = []
 

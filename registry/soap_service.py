@@ -77,8 +77,8 @@ def stored_query(
 ) -> AdhocQueryResponse:
     """ITI-18 (ITI TF-2 3.18.4.1.3), one statement in its own read session; runs in a
     worker thread."""
-    with registry.query_sessions() as session:
-        return execute_stored_query(session, request, config)
+    with registry.query_connections() as connection:
+        return execute_stored_query(connection, request, config)
 
 
 def answer_query(

@@ -18,9 +18,21 @@ object without them would lose its metadata; ``false`` gets the same answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Boolean, Integer, LargeBinary, Select, String, column, not_, select
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Integer,
+    LargeBinary,
+    Select,
+    String,
+    column,
+    not_,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from ebxml.errors import ErrorCode, RegistryError
@@ -29,11 +41,15 @@ from ebxml.model import ObjectRef
 from ebxml.query import QUERY_DEFINITIONS, StoredQueryParams, parse_stored_query
 from ebxml.vocabulary import ResponseStatus, ReturnType, Transaction
 from registry.queries import QUERIES, QueryImplementation
+from registry.queries.match import PATIENT_PARAM
 from storage.engine import BINARY_RESULTS
 
 PATIENT_ID = 2  # position of patient_id in a row of query_statement
 DEFAULT_MAX_RESULTS = 10_000
 DEFAULT_MAX_OBJECT_REFS = 100_000
+# by-patient statements kept built (``prepared_statement``): one per query, returnType,
+# limit and parameters other than the patient
+STATEMENT_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,17 +95,46 @@ def query_statement(
     return statement.order_by(*_RESPONSE_ORDER)
 
 
+def _runnable(
+    implementation: QueryImplementation, params: StoredQueryParams, object_refs: bool, limit: int
+) -> Select:
+    statement = query_statement(implementation, params, object_refs=object_refs)
+    # the stored xml fetched as bytes, not hex text, where the driver can
+    return statement.limit(limit).execution_options(**{BINARY_RESULTS: True})
+
+
+# Building a statement and deriving SQLAlchemy's cache key from it cost about as much
+# as running it; a statement executed again is found in the compiled cache at once.
+_patient_statement = lru_cache(maxsize=STATEMENT_CACHE_SIZE)(_runnable)
+
+
+def prepared_statement(
+    implementation: QueryImplementation, params: StoredQueryParams, *, object_refs: bool, limit: int
+) -> tuple[Select, dict[str, Any]]:
+    """The statement of a stored query, reading at most ``limit`` rows, and the values
+    to run it with.  A by-patient query's statement is built once for all patients (the
+    patient's id is the value of :data:`PATIENT_PARAM`) and kept
+    (:data:`STATEMENT_CACHE_SIZE`); any other is built for its parameters alone."""
+    if implementation.by_patient:
+        patient_id: str = params.patient_id  # type: ignore[union-attr]
+        anyone = replace(params, patient_id="")  # type: ignore[type-var]
+        statement = _patient_statement(implementation, anyone, object_refs, limit)
+        return statement, {PATIENT_PARAM: patient_id}
+    return _runnable(implementation, params, object_refs, limit), {}
+
+
 def _failure(errors: Sequence[RegistryError]) -> AdhocQueryResponse:
     return AdhocQueryResponse(ResponseStatus.FAILURE, errors=tuple(errors))
 
 
 def execute_stored_query(
-    session: Session,
+    session: Session | Connection,
     request: AdhocQueryRequest,
     config: StoredQueryConfig,
     transaction: Transaction = Transaction.ITI18,
 ) -> AdhocQueryResponse:
-    """Answer one ITI-18 (or ITI-51) request from the registry's tables, in ``session``."""
+    """Answer one ITI-18 (or ITI-51) request from the registry's tables, on ``session``'s
+    connection (a Core statement, no ORM state)."""
     parsed = parse_stored_query(request, transaction)
     if parsed.params is None:
         return _failure(parsed.errors)
@@ -110,11 +155,11 @@ def execute_stored_query(
 
     object_refs = request.return_type == ReturnType.OBJECT_REF
     limit = config.max_object_refs if object_refs else config.max_results
-    statement = query_statement(implementation, parsed.params, object_refs=object_refs)
-    # a Core statement of columns, run on the session's connection (no ORM state); the
-    # stored xml fetched as bytes, not hex text, where the driver can
-    statement = statement.limit(limit + 1).execution_options(**{BINARY_RESULTS: True})
-    rows = session.connection().execute(statement).all()
+    statement, values = prepared_statement(
+        implementation, parsed.params, object_refs=object_refs, limit=limit + 1
+    )
+    connection = session.connection() if isinstance(session, Session) else session
+    rows = connection.execute(statement, values).all()
 
     if len(rows) > limit:
         return _failure(
@@ -162,5 +207,6 @@ __all__ = [
     "DEFAULT_MAX_RESULTS",
     "StoredQueryConfig",
     "execute_stored_query",
+    "prepared_statement",
     "query_statement",
 ]

@@ -53,14 +53,21 @@ Statement = Select | CompoundSelect
 
 @dataclass(frozen=True, slots=True)
 class QueryImplementation:
+    """``by_patient``: the parameters name one patient (``patient_id``), and ``build``
+    binds it by name (``match.patient_is``) and uses it nowhere else, so the statement
+    built for one patient serves every other with the same remaining parameters."""
+
     params_type: type
     build: Callable[[Any], Statement]
+    by_patient: bool = False
 
 
 QUERIES: dict[str, QueryImplementation] = {
-    StoredQuery.FIND_DOCUMENTS: QueryImplementation(FindDocumentsQuery, find_documents.build),
+    StoredQuery.FIND_DOCUMENTS: QueryImplementation(
+        FindDocumentsQuery, find_documents.build, by_patient=True
+    ),
     StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID: QueryImplementation(
-        FindDocumentsByReferenceIdQuery, find_documents_by_reference_id.build
+        FindDocumentsByReferenceIdQuery, find_documents_by_reference_id.build, by_patient=True
     ),
     StoredQuery.GET_DOCUMENTS: QueryImplementation(GetDocumentsQuery, get_documents.build),
     StoredQuery.GET_DOCUMENTS_AND_ASSOCIATIONS: QueryImplementation(
@@ -74,9 +81,11 @@ QUERIES: dict[str, QueryImplementation] = {
         GetSubmissionSetAndContentsQuery, get_submission_set_and_contents.build
     ),
     StoredQuery.FIND_SUBMISSION_SETS: QueryImplementation(
-        FindSubmissionSetsQuery, find_submission_sets.build
+        FindSubmissionSetsQuery, find_submission_sets.build, by_patient=True
     ),
-    StoredQuery.FIND_FOLDERS: QueryImplementation(FindFoldersQuery, find_folders.build),
+    StoredQuery.FIND_FOLDERS: QueryImplementation(
+        FindFoldersQuery, find_folders.build, by_patient=True
+    ),
     StoredQuery.GET_FOLDERS: QueryImplementation(GetFoldersQuery, get_folders.build),
     StoredQuery.GET_FOLDER_AND_CONTENTS: QueryImplementation(
         GetFolderAndContentsQuery, get_folder_and_contents.build
@@ -84,7 +93,7 @@ QUERIES: dict[str, QueryImplementation] = {
     StoredQuery.GET_FOLDERS_FOR_DOCUMENT: QueryImplementation(
         GetFoldersForDocumentQuery, get_folders.build_for_document
     ),
-    StoredQuery.GET_ALL: QueryImplementation(GetAllQuery, get_all.build),
+    StoredQuery.GET_ALL: QueryImplementation(GetAllQuery, get_all.build, by_patient=True),
     StoredQuery.GET_RELATED_DOCUMENTS: QueryImplementation(
         GetRelatedDocumentsQuery, get_related_documents.build
     ),

@@ -13,6 +13,7 @@ from registry.queries.match import (
     code_in,
     document_entry_author_like,
     document_entry_code_groups,
+    patient_is,
     status_in,
     time_range,
 )
@@ -70,7 +71,7 @@ def build(params: FindDocumentsQuery) -> Select:
     # Merges re-point patient_id to the surviving id (registry.patients), so the
     # surviving id finds what was merged into it and a subsumed id finds nothing.
     return select(*object_columns(DE)).where(
-        DE.patient_id == params.patient_id, *entry_conditions(params)
+        patient_is(DE.patient_id, params.patient_id), *entry_conditions(params)
     )
 
 

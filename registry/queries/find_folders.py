@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, Select, select
 
 from ebxml.query import FindFoldersForMultiplePatientsQuery, FindFoldersQuery
-from registry.queries.match import folder_code_groups, status_in, time_range
+from registry.queries.match import folder_code_groups, patient_is, status_in, time_range
 from registry.queries.result import object_columns
 from registry.tables import FolderRow
 
@@ -29,7 +29,7 @@ def folder_conditions(
 
 def build(params: FindFoldersQuery) -> Select:
     return select(*object_columns(FolderRow)).where(
-        FolderRow.patient_id == params.patient_id, *folder_conditions(params)
+        patient_is(FolderRow.patient_id, params.patient_id), *folder_conditions(params)
     )
 
 

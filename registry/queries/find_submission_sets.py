@@ -6,7 +6,13 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 
 from ebxml.query import FindSubmissionSetsQuery
-from registry.queries.match import code_in, status_in, submission_set_author_like, time_range
+from registry.queries.match import (
+    code_in,
+    patient_is,
+    status_in,
+    submission_set_author_like,
+    time_range,
+)
 from registry.queries.result import object_columns
 from registry.tables import SubmissionSetRow
 
@@ -14,7 +20,7 @@ SS = SubmissionSetRow
 
 
 def build(params: FindSubmissionSetsQuery) -> Select:
-    conditions = [SS.patient_id == params.patient_id, status_in(SS.status, params.status)]
+    conditions = [patient_is(SS.patient_id, params.patient_id), status_in(SS.status, params.status)]
     if params.source_id:
         conditions.append(SS.source_id.in_(params.source_id))
     conditions.extend(

@@ -14,7 +14,7 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, CompoundSelect, or_, select, union_all
 
 from ebxml.query import GetAllQuery
-from registry.queries.match import code_in, document_entry_code_groups, status_in
+from registry.queries.match import code_in, document_entry_code_groups, patient_is, status_in
 from registry.queries.result import association_columns, object_columns
 from registry.tables import (
     CODE_KIND_CONFIDENTIALITY,
@@ -30,7 +30,7 @@ SS = SubmissionSetRow
 
 def _entry_conditions(params: GetAllQuery) -> list[ColumnElement[bool]]:
     conditions = [
-        DE.patient_id == params.patient_id,
+        patient_is(DE.patient_id, params.patient_id),
         status_in(DE.status, params.document_entry_status),
         DE.object_type.in_(params.entry_type),
     ]
@@ -44,12 +44,12 @@ def _entry_conditions(params: GetAllQuery) -> list[ColumnElement[bool]]:
 
 def build(params: GetAllQuery) -> CompoundSelect:
     submission_sets = (
-        SS.patient_id == params.patient_id,
+        patient_is(SS.patient_id, params.patient_id),
         status_in(SS.status, params.submission_set_status),
     )
     entries = _entry_conditions(params)
     folders = (
-        FolderRow.patient_id == params.patient_id,
+        patient_is(FolderRow.patient_id, params.patient_id),
         status_in(FolderRow.status, params.folder_status),
     )
     returned = union_all(

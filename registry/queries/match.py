@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select
 from sqlalchemy.orm import InstrumentedAttribute
 
 from ebxml.model import Code
@@ -24,6 +24,16 @@ from registry.tables import (
 )
 
 Column = InstrumentedAttribute
+
+# The bind parameter that names the patient in the statement of a by-patient query
+# (FindDocuments, FindSubmissionSets, FindFolders, GetAll): built once, such a statement
+# serves every patient, each query run with its own id (``registry.stored_query``).
+PATIENT_PARAM = "patient_id"
+
+
+def patient_is(patient_column: Column[str], patient_id: str) -> ColumnElement[bool]:
+    """The object belongs to ``patient_id``, bound by name (:data:`PATIENT_PARAM`)."""
+    return patient_column == bindparam(PATIENT_PARAM, patient_id)
 
 
 def code_in(
@@ -120,12 +130,14 @@ def submission_set_author_like(patterns: Sequence[str]) -> ColumnElement[bool]:
 
 
 __all__ = [
+    "PATIENT_PARAM",
     "code_in",
     "document_entry_author_like",
     "document_entry_code_groups",
     "folder_code_groups",
     "submission_set_author_like",
     "like_any",
+    "patient_is",
     "status_in",
     "time_range",
 ]
