@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import replace
 from functools import lru_cache
+from itertools import chain
 from xml.sax.saxutils import escape
 
 from lxml import etree
@@ -133,12 +134,13 @@ def adhoc_query_response(
 # it first; every attribute written name="value", with '"', '<' and '>' escaped in
 # values (XML 1.0 2.4, 3.1), so no value holds a '"' and the first '>' ends the start
 # tag.  The whole start tag is matched at once; anything else (another namespace
-# declaration, a prolog, other quoting) does not match and is parsed instead.
+# declaration, a prolog, other quoting) does not match and is parsed instead.  (The
+# quantifiers are possessive: what one repetition matched is never given back.)
 _ATTRIBUTE_ESCAPES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 _CANONICAL_START = re.compile(
     rb'(<rim:[A-Za-z]+) xmlns:rim="'
     + re.escape(NSMAP["rim"].encode())
-    + rb'"((?: [A-Za-z_][-\w.]*="[^"<>]*")*)(/?)>'
+    + rb'"((?: [A-Za-z_][-\w.]*+="[^"<>]*+")*+)(/?)>'
 )
 
 
@@ -164,31 +166,41 @@ def _written_over(attributes: bytes, name: bytes, attribute: bytes) -> bytes:
     return b"".join((attributes[:start], attribute, attributes[end:]))
 
 
-def stored_leaf_bytes(stored: StoredObject) -> bytes | None:
-    """What ``adhoc_query_response`` writes for ``stored``, as bytes, without parsing
-    it: the start tag's status (and home) written over, its rim declaration left to
-    the enclosing AdhocQueryResponse.  None when the bytes are not in the canonical
-    form (then only parsing them can tell)."""
+Piece = bytes | memoryview
+
+
+def stored_leaf_pieces(stored: StoredObject) -> tuple[Piece, ...] | None:
+    """What ``adhoc_query_response`` writes for ``stored``, without parsing it, as
+    pieces of bytes to write one after the other: the start tag's status (and home)
+    written over, its rim declaration left to the enclosing AdhocQueryResponse.  The
+    stored bytes are not copied: a piece is a view of them, or a few bytes of a
+    rewritten start tag.  None when the bytes are not in the canonical form (then only
+    parsing them can tell)."""
     xml = stored.xml
     start = _CANONICAL_START.match(xml)
     if start is None:
         return None
-    element, attributes, slash = start.groups()
-    attributes = _written_over(
-        attributes, b"status", _attribute(b"status", stored.availability_status)
-    )
+    view = memoryview(xml)
+    status = _attribute(b"status", stored.availability_status)
+    # the stored status is the current one: only the declaration goes.  In canonical
+    # attributes ' status="..."' is found only where that attribute starts (no value
+    # holds a '"'; see ``_written_over``).
+    if not stored.home and xml.find(status, start.start(2), start.end(2)) >= 0:
+        return view[: start.end(1)], view[start.start(2) :]
+    element, attributes, _ = start.groups()
+    attributes = _written_over(attributes, b"status", status)
     if stored.home:
         attributes = _written_over(attributes, b"home", _attribute(b"home", stored.home))
-    return b"".join((element, attributes, slash, memoryview(xml)[start.end() - 1 :]))
+    return element, attributes, view[start.start(3) :]
 
 
 def adhoc_query_response_parts(
     response: AdhocQueryResponse, return_type: ReturnType | str
-) -> tuple[etree._Element, etree._Element | None, tuple[bytes, ...]]:
+) -> tuple[etree._Element, etree._Element | None, tuple[Piece, ...]]:
     """As :func:`adhoc_query_response`, with the StoredObjects of a LeafClass answer left
-    as bytes (:func:`stored_leaf_bytes`): (the response, its rim:RegistryObjectList, the
-    objects to write as that list's children, in order).  A response that holds anything
-    else is built whole, with no bytes left over."""
+    as bytes (:func:`stored_leaf_pieces`): (the response, its rim:RegistryObjectList,
+    the pieces that, written one after the other, are that list's children).  A
+    response that holds anything else is built whole, with no pieces left over."""
     objects = response.objects
     eligible = (
         return_type != ReturnType.OBJECT_REF
@@ -196,12 +208,12 @@ def adhoc_query_response_parts(
         and not response.object_refs
         and all(isinstance(o, StoredObject) for o in objects)
     )
-    fragments = [stored_leaf_bytes(o) for o in objects] if eligible else []  # type: ignore[arg-type]
-    if not eligible or any(f is None for f in fragments):
+    leaves = [stored_leaf_pieces(o) for o in objects] if eligible else []  # type: ignore[arg-type]
+    if not eligible or any(pieces is None for pieces in leaves):
         elem = adhoc_query_response(response, return_type)
         return elem, elem.find(RIM.RegistryObjectList), ()
     elem = adhoc_query_response(replace(response, objects=()), return_type)
-    return elem, elem.find(RIM.RegistryObjectList), tuple(fragments)  # type: ignore[arg-type]
+    return elem, elem.find(RIM.RegistryObjectList), tuple(chain.from_iterable(leaves))  # type: ignore[arg-type]
 
 
 def parse_adhoc_query_response(elem: etree._Element) -> AdhocQueryResponse:
@@ -222,6 +234,7 @@ def parse_adhoc_query_response(elem: etree._Element) -> AdhocQueryResponse:
 
 
 __all__ = [
+    "Piece",
     "adhoc_query_request",
     "adhoc_query_response",
     "adhoc_query_response_parts",
@@ -229,5 +242,5 @@ __all__ = [
     "parse_adhoc_query_response",
     "parse_registry_errors",
     "parse_registry_response",
-    "stored_leaf_bytes",
+    "stored_leaf_pieces",
 ]

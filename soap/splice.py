@@ -3,9 +3,11 @@
 A handler that already holds well-formed XML fragments as bytes (a registry's stored
 metadata) hands them over as an :class:`XmlSplice`: the encoder serialises the tree
 with a marker comment as the last child of ``parent`` and writes the fragments in the
-marker's place.  The fragments must be well-formed elements whose prefixes are
-declared in scope of ``parent`` (or on themselves), in the message's encoding (UTF-8
-or ASCII).  Knows no XDS.
+marker's place.  The fragments, written one after the other, must be well-formed
+elements whose prefixes are declared in scope of ``parent`` (or on themselves), in the
+message's encoding (UTF-8 or ASCII); any one of them may be a piece of an element, and
+any bytes-like object (a ``memoryview`` of stored bytes, say).  They are copied once,
+into the message.  Knows no XDS.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ class XmlSplice:
     """``fragments`` to write, in order, as the last children of ``parent``."""
 
     parent: etree._Element
-    fragments: Sequence[bytes]
+    fragments: Sequence[bytes | memoryview]
 
 
 def spliced_bytes(
@@ -32,25 +34,31 @@ def spliced_bytes(
 ) -> bytes:
     """``serialize(root)`` with every splice's fragments written in; the tree is left
     as it was."""
-    markers: list[tuple[etree._Element, bytes, bytes]] = []
+    markers: list[tuple[etree._Element, bytes, Sequence[bytes | memoryview]]] = []
     try:
         for splice in splices:
             token = f"splice-{uuid.uuid4().hex}"
             marker = etree.Comment(token)
             splice.parent.append(marker)
-            markers.append((marker, f"<!--{token}-->".encode(), b"".join(splice.fragments)))
+            markers.append((marker, f"<!--{token}-->".encode(), splice.fragments))
         data = serialize(root)
     finally:
         for marker, _, _ in markers:
             parent = marker.getparent()
             if parent is not None:
                 parent.remove(marker)
-    for _, token, content in markers:
-        before, found, after = data.partition(token)
-        if not found:
-            raise ValueError("a splice's parent is not part of the serialised tree")
-        data = b"".join((before, content, after))
-    return data
+    # the serialised tree cut at each marker, the fragments in between, joined once
+    found = sorted((data.find(token), token, fragments) for _, token, fragments in markers)
+    if found and found[0][0] < 0:
+        raise ValueError("a splice's parent is not part of the serialised tree")
+    view, at = memoryview(data), 0
+    pieces: list[bytes | memoryview] = []
+    for position, token, fragments in found:
+        pieces.append(view[at:position])
+        pieces.extend(fragments)
+        at = position + len(token)
+    pieces.append(view[at:])
+    return b"".join(pieces)
 
 
 __all__ = ["XmlSplice", "spliced_bytes"]

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from lxml import etree
 
 from ebxml.messages import AdhocQueryResponse, StoredObject
 from ebxml.model import Association, Author, Code, DocumentEntry, SubmissionSet
 from ebxml.serialize import leaf_class
 from ebxml.vocabulary import AssociationType, AvailabilityStatus, ResponseStatus, ReturnType
-from ebxml.wire import adhoc_query_response, adhoc_query_response_parts, stored_leaf_bytes
+from ebxml.wire import adhoc_query_response, adhoc_query_response_parts, stored_leaf_pieces
 from soap.splice import XmlSplice, spliced_bytes
 
 PATIENT = "P1^^^&1.2.3&ISO"
@@ -81,8 +82,13 @@ def test_written_response_is_the_parsed_one(
     assert entry.get("home") == "urn:oid:1.2.3.7"
 
 
+def leaf_bytes(obj: StoredObject) -> bytes | None:
+    pieces = stored_leaf_pieces(obj)
+    return None if pieces is None else b"".join(pieces)
+
+
 def test_stored_bytes_lose_only_their_rim_declaration() -> None:
-    data = stored_leaf_bytes(stored(MEMBER, AvailabilityStatus.APPROVED))
+    data = leaf_bytes(stored(MEMBER, AvailabilityStatus.APPROVED))
     assert data is not None
     assert data.startswith(b'<rim:Association id="urn:uuid:6a3b1ad9-')
     assert b"xmlns" not in data
@@ -94,10 +100,35 @@ def test_bytes_not_in_the_canonical_form_are_parsed() -> None:
         b'<?xml version="1.0"?>\n' + etree.tostring(leaf_class(ENTRY)),
         AvailabilityStatus.APPROVED,
     )
-    assert stored_leaf_bytes(odd) is None
+    assert stored_leaf_pieces(odd) is None
     response = AdhocQueryResponse(
         ResponseStatus.SUCCESS, objects=(stored(SET, AvailabilityStatus.APPROVED), odd)
     )
     body, _, fragments = adhoc_query_response_parts(response, ReturnType.LEAF_CLASS)
     assert fragments == ()
     assert c14n(body) == c14n(adhoc_query_response(response, ReturnType.LEAF_CLASS))
+
+
+@pytest.mark.parametrize("home", [None, "urn:oid:1.2.3.7"])
+@pytest.mark.parametrize("status", [AvailabilityStatus.APPROVED, AvailabilityStatus.DEPRECATED])
+@pytest.mark.parametrize("obj", [SET, ENTRY, MEMBER], ids=["set", "entry", "association"])
+def test_each_status_and_home_is_written_as_parsing_writes_it(
+    obj: object, status: str, home: str | None
+) -> None:
+    response = AdhocQueryResponse(ResponseStatus.SUCCESS, objects=(stored(obj, status, home),))
+    elem = written(response)
+    assert c14n(elem) == c14n(adhoc_query_response(response, ReturnType.LEAF_CLASS))
+    leaf = elem.find(".//{*}RegistryObjectList")[0]  # type: ignore[index]
+    assert (leaf.get("status"), leaf.get("home")) == (status, home)
+
+
+def test_stored_bytes_already_right_are_not_copied() -> None:
+    """The stored status is the current one and there is no home: the pieces are views
+    of the stored bytes, around the rim declaration."""
+    obj = stored(ENTRY, AvailabilityStatus.APPROVED)
+    pieces = stored_leaf_pieces(obj)
+    assert pieces is not None
+    assert all(isinstance(p, memoryview) and p.obj is obj.xml for p in pieces)
+    assert sum(len(p) for p in pieces) == len(obj.xml) - len(
+        b' xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"'
+    )

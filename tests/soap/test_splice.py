@@ -25,3 +25,18 @@ def test_a_parent_outside_the_tree_is_refused() -> None:
     body = etree.fromstring(b"<r/>")
     with pytest.raises(ValueError, match="not part of"):
         spliced_bytes(body, [XmlSplice(etree.Element("other"), (b"<a/>",))], etree.tostring)
+
+
+def test_splices_and_pieces_of_fragments_are_written_in_place() -> None:
+    """Several splices, each at its own parent, whatever their order; fragments may be
+    views and pieces of one element."""
+    body = etree.fromstring(b"<r><one/><two/></r>")
+    one, two = body.find("one"), body.find("two")
+    stored = b"<a>stored</a><b/>"
+    splices = [
+        XmlSplice(two, (b"<c ", b'x="2"/>')),
+        XmlSplice(one, (memoryview(stored)[:13], memoryview(stored)[13:])),
+    ]
+    data = spliced_bytes(body, splices, etree.tostring)
+    assert data == b'<r><one><a>stored</a><b/></one><two><c x="2"/></two></r>'
+    assert (len(one), len(two)) == (0, 0)
