@@ -122,13 +122,28 @@ def test_each_status_and_home_is_written_as_parsing_writes_it(
     assert (leaf.get("status"), leaf.get("home")) == (status, home)
 
 
-def test_stored_bytes_already_right_are_not_copied() -> None:
-    """The stored status is the current one and there is no home: the pieces are views
-    of the stored bytes, around the rim declaration."""
-    obj = stored(ENTRY, AvailabilityStatus.APPROVED)
+@pytest.mark.parametrize("home", [None, "urn:oid:1.2.3.7"])
+def test_stored_bytes_already_right_are_not_copied(home: str | None) -> None:
+    """The stored status is the current one: the pieces are views of the stored bytes
+    around the rim declaration, and the home attribute where one is added."""
+    obj = stored(ENTRY, AvailabilityStatus.APPROVED, home)
     pieces = stored_leaf_pieces(obj)
     assert pieces is not None
-    assert all(isinstance(p, memoryview) and p.obj is obj.xml for p in pieces)
-    assert sum(len(p) for p in pieces) == len(obj.xml) - len(
-        b' xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"'
+    added = [p for p in pieces if not (isinstance(p, memoryview) and p.obj is obj.xml)]
+    assert added == ([b' home="urn:oid:1.2.3.7"'] if home else [])
+    declaration = b' xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"'
+    assert sum(len(p) for p in pieces) == len(obj.xml) - len(declaration) + len(b"".join(added))
+
+
+def test_a_stored_home_is_kept_or_written_over() -> None:
+    """Stored bytes that carry a home: the same one is kept as it is, another one is
+    written over."""
+    xml = etree.tostring(leaf_class(ENTRY)).replace(
+        b' status="', b' home="urn:oid:1.2.3.7" status="', 1
     )
+    for home in ("urn:oid:1.2.3.7", "urn:oid:9.9"):
+        obj = StoredObject(ENTRY.entry_uuid, xml, AvailabilityStatus.APPROVED, home)
+        response = AdhocQueryResponse(ResponseStatus.SUCCESS, objects=(obj,))
+        elem = written(response)
+        assert c14n(elem) == c14n(adhoc_query_response(response, ReturnType.LEAF_CLASS))
+        assert elem.find(".//{*}ExtrinsicObject").get("home") == home  # type: ignore[union-attr]
