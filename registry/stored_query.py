@@ -103,8 +103,9 @@ def _runnable(
     return statement.limit(limit).execution_options(**{BINARY_RESULTS: True})
 
 
-# Building a statement and deriving SQLAlchemy's cache key from it cost about as much
-# as running it; a statement executed again is found in the compiled cache at once.
+# A statement built anew costs SQLAlchemy its construction, its cache key and the
+# extraction of its values before the compiled form is found (about 1 ms of CPU a
+# query on a 2-vCPU machine); one executed again costs none of it.
 _patient_statement = lru_cache(maxsize=STATEMENT_CACHE_SIZE)(_runnable)
 
 
