@@ -101,71 +101,43 @@ def test_other_queries_are_built_for_their_parameters() -> None:
     assert two is not one
 
 
-def _find_documents(query, patient_id: str) -> list[str]:
-    return ids(
-        query(
-            StoredQuery.FIND_DOCUMENTS,
-            XDSDocumentEntryPatientId=f"'{patient_id}'",
-            XDSDocumentEntryStatus=STATUS,
-        )
-    )
-
-
-def _find_by_reference(query, patient_id: str) -> list[str]:
-    return ids(
-        query(
-            StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID,
-            XDSDocumentEntryPatientId=f"'{patient_id}'",
-            XDSDocumentEntryStatus=STATUS,
-            XDSDocumentEntryReferenceIdList=[[f"('{ACC}')"]],
-        )
-    )
-
-
-def _find_submission_sets(query, patient_id: str) -> list[str]:
-    return ids(
-        query(
-            StoredQuery.FIND_SUBMISSION_SETS,
-            XDSSubmissionSetPatientId=f"'{patient_id}'",
-            XDSSubmissionSetStatus=STATUS,
-        )
-    )
-
-
-def _find_folders(query, patient_id: str) -> list[str]:
-    return ids(
-        query(
-            StoredQuery.FIND_FOLDERS, XDSFolderPatientId=f"'{patient_id}'", XDSFolderStatus=STATUS
-        )
-    )
-
-
-def _get_all(query, patient_id: str) -> list[str]:
-    return ids(
-        query(
-            StoredQuery.GET_ALL,
-            patientId=f"'{patient_id}'",
-            XDSDocumentEntryStatus=STATUS,
-            XDSSubmissionSetStatus=STATUS,
-            XDSFolderStatus=STATUS,
-        )
-    )
-
-
 def _entries(s: Submitted) -> list[str]:
     return [e.entry_uuid for e in s.entries]
 
 
-EXPECTED = {
-    "find_documents": (_find_documents, _entries),
-    "find_by_reference": (_find_by_reference, _entries),
-    "find_submission_sets": (_find_submission_sets, lambda s: [s.submission_set.entry_uuid]),
-    "find_folders": (_find_folders, lambda s: [f.entry_uuid for f in s.folders]),
-    "get_all": (_get_all, None),
-}
+# name -> (stored query, its patient's slot, its other slots, the ids it answers with of
+# a submission, None for GetAll: every object and link of it)
+ASKED = {
+    "find_documents": (
+        StoredQuery.FIND_DOCUMENTS, "XDSDocumentEntryPatientId",
+        {"XDSDocumentEntryStatus": STATUS}, _entries,
+    ),
+    "find_by_reference": (
+        StoredQuery.FIND_DOCUMENTS_BY_REFERENCE_ID, "XDSDocumentEntryPatientId",
+        {"XDSDocumentEntryStatus": STATUS, "XDSDocumentEntryReferenceIdList": [[f"('{ACC}')"]]},
+        _entries,
+    ),
+    "find_submission_sets": (
+        StoredQuery.FIND_SUBMISSION_SETS, "XDSSubmissionSetPatientId",
+        {"XDSSubmissionSetStatus": STATUS}, lambda s: [s.submission_set.entry_uuid],
+    ),
+    "find_folders": (
+        StoredQuery.FIND_FOLDERS, "XDSFolderPatientId", {"XDSFolderStatus": STATUS},
+        lambda s: [f.entry_uuid for f in s.folders],
+    ),
+    "get_all": (
+        StoredQuery.GET_ALL, "patientId",
+        {
+            "XDSDocumentEntryStatus": STATUS,
+            "XDSSubmissionSetStatus": STATUS,
+            "XDSFolderStatus": STATUS,
+        },
+        None,
+    ),
+}  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED))
+@pytest.mark.parametrize("name", sorted(ASKED))
 def test_each_patient_gets_their_own_answer(name: str, store: Store, query) -> None:
     """The same query for P1, P2, P1 again: each run answers for its own patient, the
     statement built for the first serving the others."""
@@ -173,8 +145,8 @@ def test_each_patient_gets_their_own_answer(name: str, store: Store, query) -> N
         p: store.submit(p, store.doc(reference_ids=(ACC,)), folders=[store.folder()])
         for p in (P1, P2)
     }
-    run, expected = EXPECTED[name]
-    answers = [run(query, p) for p in (P1, P2, P1)]
+    query_id, patient_slot, slots, expected = ASKED[name]
+    answers = [ids(query(query_id, **{patient_slot: f"'{p}'"}, **slots)) for p in (P1, P2, P1)]
     for patient, answer in zip((P1, P2, P1), answers, strict=True):
         mine, theirs = submitted[patient], submitted[P2 if patient == P1 else P1]
         if expected is not None:
