@@ -134,6 +134,7 @@ def storescp(destination_port: int) -> Iterator[None]:
     try:
         deadline = time.monotonic() + 10
         while subprocess.run(echo, capture_output=True, timeout=10).returncode:
+            assert process.poll() is None, f"storescp exited ({process.returncode})"
             assert time.monotonic() < deadline, "storescp did not start"
             time.sleep(0.1)
         yield
@@ -180,8 +181,10 @@ def busy_thread() -> Iterator[None]:
 
 
 def test_c_move_to_a_prompt_destination_completes_every_sub_operation(
-    source: ImagingSource, storescp: None
+    storescp: None, source: ImagingSource
 ) -> None:
+    # storescp first: it holds the destination's port before the source's listener
+    # takes a free port, which could otherwise be that one
     study, series = generate_uid(), generate_uid()
     for n in range(1, INSTANCES + 1):
         source.add(make_instance(study, series, instance_number=n))
