@@ -182,21 +182,19 @@ def stored_leaf_pieces(stored: StoredObject) -> tuple[Piece, ...] | None:
         return None
     view = memoryview(xml)
     status = _attribute(b"status", stored.availability_status)
+    home = _attribute(b"home", stored.home) if stored.home else None
     # In canonical attributes ' name="' is found only where that attribute starts (no
     # value holds a '"'; see ``_written_over``).
     begin, end = start.span(2)
     if xml.find(status, begin, end) >= 0:  # the stored status is the current one
-        if not stored.home:
-            return view[: start.end(1)], view[begin:]
-        home = _attribute(b"home", stored.home)
-        if xml.find(home, begin, end) >= 0:
+        if home is None or xml.find(home, begin, end) >= 0:
             return view[: start.end(1)], view[begin:]
         if xml.find(b' home="', begin, end) < 0:  # added after the last attribute
             return view[: start.end(1)], view[begin:end], home, view[end:]
     element, attributes, _ = start.groups()
     attributes = _written_over(attributes, b"status", status)
-    if stored.home:
-        attributes = _written_over(attributes, b"home", _attribute(b"home", stored.home))
+    if home is not None:
+        attributes = _written_over(attributes, b"home", home)
     return element, attributes, view[start.start(3) :]
 
 
