@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 from query_data import P1, P2, Store, Submitted, ids
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
+from ebxml.messages import AdhocQueryRequest
 from ebxml.model import Code
 from ebxml.query import (
     FindDocumentsByReferenceIdQuery,
@@ -15,11 +17,13 @@ from ebxml.query import (
     FindFoldersQuery,
     FindSubmissionSetsQuery,
     GetAllQuery,
+    parse_stored_query,
 )
-from ebxml.vocabulary import AvailabilityStatus, StoredQuery
+from ebxml.vocabulary import AvailabilityStatus, StoredQuery, Transaction
 from registry.queries import QUERIES
 from registry.queries.match import PATIENT_PARAM
-from registry.stored_query import prepared_statement
+from registry.stored_query import PATIENT_ID, driver_statement, prepared_statement
+from storage.driver import fetch_all
 
 APPROVED = AvailabilityStatus.APPROVED
 STATUS = f"('{APPROVED}')"
@@ -157,3 +161,33 @@ def test_each_patient_gets_their_own_answer(name: str, store: Store, query) -> N
             assert mine.folders[0].entry_uuid in answer
         assert not {theirs.submission_set.entry_uuid, theirs.entries[0].entry_uuid} & set(answer)
     assert answers[0] == answers[2]
+
+
+@pytest.mark.parametrize("object_refs", [False, True], ids=["LeafClass", "ObjectRef"])
+@pytest.mark.parametrize("name", sorted(ASKED))
+def test_the_driver_runs_what_sqlalchemy_runs(
+    name: str, object_refs: bool, store: Store, session: Session
+) -> None:
+    """``driver_statement`` run on the driver's connection (what ``execute_stored_query``
+    runs for a by-patient query) reads the rows that ``prepared_statement`` executed by
+    SQLAlchemy reads, value for value, for each patient."""
+    for p in (P1, P2):
+        store.submit(p, store.doc(reference_ids=(ACC,)), folders=[store.folder()])
+    query_id, patient_slot, slots, _ = ASKED[name]
+    connection = session.connection()
+    for patient in (P1, P2):
+        parameters = {f"${k}": [[v]] if isinstance(v, str) else v for k, v in slots.items()}
+        parameters[f"${patient_slot}"] = [[f"'{patient}'"]]
+        request = AdhocQueryRequest(query_id, parameters)
+        params = parse_stored_query(request, Transaction.ITI18).params
+        assert params is not None
+        implementation = QUERIES[query_id]
+        statement, values = prepared_statement(
+            implementation, params, object_refs=object_refs, limit=100
+        )
+        expected = [tuple(row) for row in connection.execute(statement, values)]
+        on_driver = driver_statement(
+            implementation, params, connection.dialect, object_refs=object_refs, limit=100
+        )
+        assert fetch_all(connection, on_driver, patient) == expected
+        assert expected and {row[PATIENT_ID] for row in expected} - {None} == {patient}
