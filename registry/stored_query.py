@@ -138,7 +138,7 @@ def _compiled(
 
 
 # the by-patient statements rendered for the driver, one per dialect (storage.driver):
-# SQLAlchemy's execution of a compiled statement costs a third of the database call
+# SQLAlchemy's execution of even a compiled statement costs half again the driver's call
 _driver_statement = lru_cache(maxsize=STATEMENT_CACHE_SIZE)(_compiled)
 
 
