@@ -122,7 +122,7 @@ def _begin(session: Session) -> bool:
 
 
 # A statement for the driver (psycopg's %(name)s placeholders) and its parameters
-DriverStatement = tuple[str, Mapping[str, Any]]
+DriverQuery = tuple[str, Mapping[str, Any]]
 
 
 def _lock_calls(names: Sequence[str], shared: Sequence[str]) -> list[tuple[str, str]]:
@@ -133,7 +133,7 @@ def _take_then(
     session: Session,
     names: Sequence[str],
     shared: Sequence[str],
-    then: DriverStatement,
+    then: DriverQuery,
     generic_plans: bool = False,
 ) -> list[tuple[Any, ...]]:
     """Take the locks as :func:`_take` does, and run ``then`` right after them, both in
@@ -181,7 +181,7 @@ def _take(
 def lock_submission(
     session: Session,
     submission: Submission,
-    then: DriverStatement | None = None,
+    then: DriverQuery | None = None,
     generic_plans: bool = False,
 ) -> list[tuple[Any, ...]] | None:
     """Begin ``session``'s write transaction for ``submission`` (ITI-42, ITI-57): on
@@ -221,7 +221,7 @@ def lock_patients(session: Session, patient_ids: Iterable[str]) -> None:
 
 __all__ = [
     "READ_COMMITTED",
-    "DriverStatement",
+    "DriverQuery",
     "lock_key",
     "lock_names",
     "lock_patients",

@@ -4,12 +4,11 @@ SQLAlchemy's ``Connection.execute`` of a statement it has already compiled still
 the compiled form up by the statement's cache key, extracts the bind values, expands
 the IN lists, builds an execution context and wraps every row: for a by-patient ITI-18
 of 100 entries, 0.25 ms of CPU beside the driver's own 0.5 ms (measured in process on
-a 2-vCPU machine).  A
-statement that runs again and again with one value changing can skip all of it: its
-SQL text is rendered once for the engine's dialect (IN lists expanded, the driver's
-placeholders), its other values are fixed, and each run hands the driver that text
-and the values with the one that changes.  The rows come back as the driver gives
-them (tuples).
+a 2-vCPU machine).  A statement that runs again and again with one value changing can
+skip all of it: its SQL text is rendered once for the engine's dialect (IN lists
+expanded, the driver's placeholders), its other values are fixed, and each run hands
+the driver that text and the values with the one that changes.  The rows come back as
+the driver gives them (tuples).
 
 Driver errors are raised as SQLAlchemy raises them (``DBAPIError.instance``), and a
 connection the error showed to be gone is invalidated, so the pool does not hand it
