@@ -133,7 +133,9 @@ def _compiled(
     limit: int,
     dialect: Dialect,
 ) -> DriverStatement:
-    statement = _patient_statement(implementation, params, object_refs, limit)
+    # built here, not taken from ``_patient_statement``: the rendered form is what is
+    # kept, one cache on the query path rather than two of the same statements
+    statement = _runnable(implementation, params, object_refs, limit)
     return DriverStatement.compile(statement, dialect, PATIENT_PARAM, binary=not object_refs)
 
 
