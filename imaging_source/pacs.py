@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import logging
 import queue
+import ssl
 import threading
 import time
 import uuid
@@ -39,6 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import httpx
 from pydicom.dataset import Dataset
@@ -49,7 +51,6 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelFind,
     StudyRootQueryRetrieveInformationModelMove,
 )
-from python_multipart.multipart import MultipartParser, MultipartState
 
 from imaging_source.instances import (
     ATTRIBUTE_LEVEL,
@@ -65,6 +66,7 @@ from imaging_source.instances import (
 )
 from imaging_source.peers import DicomPeer
 from imaging_source.requestor import REQUESTOR_HANDLERS
+from imaging_source.wado_retrieve import HttpConnection, RetrieveFailed, read_multipart
 
 log = logging.getLogger(__name__)
 
@@ -373,15 +375,10 @@ class PacsSource:
 
 
 # --- WADO-RS / QIDO-RS ----------------------------------------------------------------------
-# Bytes of a part gathered before they are written and hashed: one write and one hash
-# call a typical instance instead of one per received chunk (64 KiB), each of which
-# lets go of the interpreter lock and waits to take it back
-SPOOL_BATCH = 1024 * 1024
-
-
 class _PartSpool:
-    """python-multipart callbacks writing each body part to a file of its own, hashed
-    as it is written (in batches of ``SPOOL_BATCH``)."""
+    """A :class:`~imaging_source.wado_retrieve.PartSink` writing each body part to a
+    file of its own, hashed as it is written (the views come a megabyte at a time: one
+    write and one hash call a typical instance)."""
 
     def __init__(
         self, directory: Path, on_file: Callable[[ReceivedFile], None] | None = None
@@ -393,31 +390,19 @@ class _PartSpool:
         self._file: Any = None
         self._digest: Any = None
         self._size = 0
-        self._pending = bytearray()
 
-    def callbacks(self) -> dict[str, Callable[..., None]]:
-        return {"on_part_begin": self._begin, "on_part_data": self._data, "on_part_end": self._end}
-
-    def _begin(self) -> None:
+    def begin(self) -> None:
         path = self.directory / f"pacs-{uuid.uuid4().hex}"
         self.paths.append(path)
         self._file = open(path, "wb")  # noqa: SIM115 - closed in close()
         self._digest, self._size = hashlib.sha1(), 0
 
-    def _data(self, data: bytes, start: int, end: int) -> None:
-        self._pending += memoryview(data)[start:end]
-        self._size += end - start
-        if len(self._pending) >= SPOOL_BATCH:
-            self._flush()
+    def data(self, view: memoryview) -> None:
+        self._file.write(view)
+        self._digest.update(view)
+        self._size += len(view)
 
-    def _flush(self) -> None:
-        if self._pending:
-            self._file.write(self._pending)
-            self._digest.update(self._pending)
-            self._pending.clear()
-
-    def _end(self) -> None:
-        self._flush()
+    def end(self) -> None:
         self.close()
         received = ReceivedFile(self.paths[-1], self._digest.hexdigest(), self._size)
         self.files.append(received)
@@ -425,9 +410,7 @@ class _PartSpool:
             self.on_file(received)
 
     def close(self) -> None:
-        """Close the part being written (what it has not written yet is dropped: a part
-        cut short is discarded, never taken in)."""
-        self._pending.clear()
+        """Close the part being written (a part cut short is discarded, never taken in)."""
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -554,6 +537,7 @@ class Retrieval:
             self._todo.put(url)
         self._stop = threading.Event()
         self._spools: list[_PartSpool] = []
+        self._connections: list[HttpConnection] = []
         self._indexer = _Indexer(store)
         self._closed = False
         self._workers = [
@@ -576,6 +560,10 @@ class Retrieval:
         self._landed.put(placed.instance)
 
     def _work(self) -> None:
+        connection = self.fetcher.connection()
+        self._connections.append(connection)
+        if self._stop.is_set():  # closed while this worker started
+            connection.abort()
         try:
             while not self._stop.is_set():
                 try:
@@ -584,10 +572,12 @@ class Retrieval:
                     return
                 spool = _PartSpool(self._incoming, self._land)
                 self._spools.append(spool)
-                self.fetcher._retrieve(url, spool, self._stop)
+                self.fetcher._retrieve(connection, url, spool, self._stop)
         except BaseException as exc:  # handed to the reading thread
-            self._landed.put(exc)
+            if not self._stop.is_set():
+                self._landed.put(exc)
         finally:
+            connection.close()
             self._landed.put(None)
 
     def batches(self) -> Iterator[list[StoredInstance]]:
@@ -616,6 +606,8 @@ class Retrieval:
             return
         self._closed = True
         self._stop.set()
+        for connection in list(self._connections):  # a read under way ends now
+            connection.abort()
         for worker in self._workers:
             worker.join()
         for spool in self._spools:
@@ -630,18 +622,36 @@ class WadoRsFetcher:
     Retrieve Instance request (PS3.18 10.4), ``parallel`` requests at a time (the PACS
     answers several at once while xdsi spools what came).  Responses are asked uncompressed
     (``Accept-Encoding: identity``): pixel data gains little from gzip, and compressing
-    it costs the PACS more time than the bytes take on the wire."""
+    it costs the PACS more time than the bytes take on the wire.
+
+    QIDO-RS goes through ``client`` (httpx); a Retrieve's multipart body, hundreds of MB,
+    is read off a connection of its own by ``imaging_source.wado_retrieve``, each worker
+    keeping its connection from one Retrieve to the next.  Both connect to the PACS
+    directly (no proxy taken from the environment) and trust ``ssl_context`` (the
+    system's CA certificates by default) for an https URL; ``timeout`` (seconds) bounds
+    connecting and each wait for bytes."""
 
     def __init__(
-        self, base_url: str, *, client: httpx.Client | None = None, parallel: int = 4
+        self,
+        base_url: str,
+        *,
+        client: httpx.Client | None = None,
+        parallel: int = 4,
+        timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.parallel = max(1, parallel)
+        self.timeout = timeout
+        self.ssl_context = ssl_context or ssl.create_default_context()
         self.client = (
             client
             if client is not None
             else httpx.Client(
-                timeout=60.0, limits=httpx.Limits(max_keepalive_connections=self.parallel)
+                timeout=timeout,
+                limits=httpx.Limits(max_keepalive_connections=self.parallel),
+                verify=self.ssl_context,
+                trust_env=False,
             )
         )
 
@@ -708,28 +718,40 @@ class WadoRsFetcher:
         except (PacsError, ValueError, KeyError, TypeError):
             return None
 
-    def _retrieve(self, url: str, spool: _PartSpool, stop: threading.Event | None = None) -> None:
-        """PS3.18 10.4.1: one WADO-RS Retrieve, its parts streamed to ``spool`` (until
-        ``stop`` is set)."""
+    def connection(self) -> HttpConnection:
+        """A connection to the PACS for Retrieves, one worker's (see :meth:`_retrieve`)."""
+        return HttpConnection(self.base_url, timeout=self.timeout, ssl_context=self.ssl_context)
+
+    def _retrieve(
+        self,
+        connection: HttpConnection,
+        url: str,
+        spool: _PartSpool,
+        stop: threading.Event | None = None,
+    ) -> None:
+        """PS3.18 10.4.1: one WADO-RS Retrieve on ``connection``, its parts streamed to
+        ``spool`` (until ``stop`` is set).  RFC 2046 5.1.1: a body ends with its close
+        delimiter; one that stops short (a connection closed mid-part) is a failed
+        Retrieve (PacsError), not fewer parts."""
+        target = urlsplit(url)
+        path = f"{target.path}?{target.query}" if target.query else target.path
         try:
-            with self.client.stream("GET", url, headers=_RETRIEVE_HEADERS) as response:
-                if response.status_code in (404, 204):
-                    return
-                if response.status_code >= 400:
-                    raise PacsError(f"WADO-RS {url}: HTTP {response.status_code}")
-                parser = MultipartParser(
-                    _boundary(response.headers.get("content-type", "")), spool.callbacks()
-                )
-                for chunk in response.iter_bytes():
-                    if stop is not None and stop.is_set():
-                        return
-                    parser.write(chunk)
-                parser.finalize()
-                # RFC 2046 5.1.1: a body ends with its close delimiter; one that stops
-                # short (a connection closed mid-part) is a failed retrieve, not fewer parts
-                if parser.state != MultipartState.END:
-                    raise PacsError(f"WADO-RS {url}: the multipart body ends before its close")
-        except httpx.HTTPError as exc:
+            response = connection.get(path, _RETRIEVE_HEADERS)
+            whole = False  # the response read to its end: the connection can be kept
+            try:
+                if response.status not in (404, 204):
+                    if response.status >= 400 or response.status < 200:
+                        raise PacsError(f"WADO-RS {url}: HTTP {response.status}")
+                    boundary = _boundary(response.headers.get("content-type", ""))
+                    read_multipart(response, boundary, spool, stop)
+                whole = stop is None or not stop.is_set()
+            finally:
+                if whole:
+                    connection.release(response)
+                else:
+                    connection.close()
+        except RetrieveFailed as exc:
+            connection.close()
             raise PacsError(f"WADO-RS {url}: {exc}") from exc
         finally:
             spool.close()

@@ -12,13 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 from dicom_studies import make_study
+from http_fixtures import BytesResponse
 from instance_fixtures import imaging_postgres_engine, index_engine, migrated_sqlite, store
 from pydicom.dataset import Dataset
-from python_multipart.multipart import MultipartParser
 
 from imaging_source.instances import InstanceStore, QueryLevel
 from imaging_source.pacs import (
-    SPOOL_BATCH,
     InstanceRef,
     LocalSource,
     PacsSource,
@@ -27,6 +26,7 @@ from imaging_source.pacs import (
     match_dict,
     return_keys,
 )
+from imaging_source.wado_retrieve import BUFFER_SIZE, read_multipart
 
 
 def ref(ds: Dataset) -> InstanceRef:
@@ -107,9 +107,9 @@ def test_image_level_return_keys_include_the_unique_keys_above() -> None:
     assert {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"} <= set(keys)
 
 
-def test_part_spool_writes_each_part_whole_whatever_the_chunks(tmp_path: Path) -> None:
-    # parts larger and smaller than a spool batch, fed in chunks that straddle them
-    big = bytes(range(256)) * (SPOOL_BATCH * 5 // 2 // 256) + b"tail"
+def test_part_spool_writes_each_part_whole_whatever_the_views(tmp_path: Path) -> None:
+    # parts larger and smaller than the reader's buffer, given in pieces across it
+    big = bytes(range(256)) * (BUFFER_SIZE * 5 // 2 // 256) + b"tail"
     small = b"a small part"
     boundary = "b0undary"
     body = (
@@ -122,10 +122,7 @@ def test_part_spool_writes_each_part_whole_whatever_the_chunks(tmp_path: Path) -
         + f"--{boundary}--\r\n".encode()
     )
     spool = _PartSpool(tmp_path)
-    parser = MultipartParser(boundary, spool.callbacks())
-    for start in range(0, len(body), 65_000):
-        parser.write(body[start : start + 65_000])
-    parser.finalize()
+    read_multipart(BytesResponse(body, 65_000), boundary, spool)
     assert [f.path.read_bytes() for f in spool.files] == [big, small, big]
     assert [(f.size, f.sha1) for f in spool.files] == [
         (len(part), hashlib.sha1(part).hexdigest()) for part in (big, small, big)

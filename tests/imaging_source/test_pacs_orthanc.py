@@ -15,6 +15,7 @@ import httpx
 import pytest
 from dicom_studies import make_instance, make_study
 from dimse_fixtures import free_port
+from http_proxy import RecordingProxy
 from lxml import etree
 from orthanc_fixtures import ORTHANC_AET, OrthancServer, orthanc_server
 from pydicom import dcmread
@@ -87,18 +88,21 @@ def store(tmp_path: Path) -> Iterator[InstanceStore]:
 
 
 @pytest.fixture
-def requests_seen() -> list[str]:
-    return []
+def proxy(orthanc: OrthancServer) -> Iterator[RecordingProxy]:
+    proxy = RecordingProxy("127.0.0.1", orthanc.http_port)
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture
-def wado_source(
-    orthanc: OrthancServer, store: InstanceStore, requests_seen: list[str]
-) -> Iterator[PacsSource]:
-    client = httpx.Client(
-        timeout=30, event_hooks={"request": [lambda r: requests_seen.append(str(r.url))]}
-    )
-    fetcher = WadoRsFetcher(orthanc.dicomweb, client=client)
+def requests_seen(proxy: RecordingProxy) -> list[str]:
+    """The paths (without the query) of what xdsi asked of Orthanc."""
+    return proxy.targets
+
+
+@pytest.fixture
+def wado_source(proxy: RecordingProxy, store: InstanceStore) -> Iterator[PacsSource]:
+    fetcher = WadoRsFetcher(proxy.url("/dicom-web"), client=httpx.Client(timeout=30))
     yield PacsSource(store, fetcher, max_bytes=10**9)
     fetcher.close()
 
@@ -199,7 +203,7 @@ def test_a_whole_series_comes_in_one_retrieve_series(
     )
     assert set(found) == {ds.SOPInstanceUID for ds in wanted}
     ct, mr = study[0], study[3]
-    paths = [httpx.URL(url).path.removeprefix("/dicom-web") for url in requests_seen]
+    paths = [target.split("?")[0].removeprefix("/dicom-web") for target in requests_seen]
     assert sorted(paths) == sorted(
         [
             "/series",  # QIDO-RS: NumberOfSeriesRelatedInstances of the CT series

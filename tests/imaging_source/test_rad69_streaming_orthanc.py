@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from http_proxy import Fault, RecordingProxy
 from orthanc_fixtures import OrthancServer
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -51,55 +52,17 @@ from soap.client import ClientResponse, SoapClient
 from soap.limits import Limits
 
 
-class _CutStream(httpx.SyncByteStream):
-    """A response body that ends after ``limit`` bytes: with a reset connection, or
-    closed as if it were complete (a body delimited by the end of the connection)."""
-
-    def __init__(self, inner: httpx.SyncByteStream, limit: int, *, reset: bool) -> None:
-        self.inner = inner
-        self.limit = limit
-        self.reset = reset
-
-    def __iter__(self) -> Iterator[bytes]:
-        sent = 0
-        for chunk in self.inner:
-            if sent + len(chunk) >= self.limit:
-                yield chunk[: self.limit - sent]
-                if self.reset:
-                    raise httpx.ReadError("connection reset by the PACS")
-                return
-            sent += len(chunk)
-            yield chunk
-
-    def close(self) -> None:
-        self.inner.close()
+@pytest.fixture
+def proxy(orthanc: OrthancServer) -> Iterator[RecordingProxy]:
+    proxy = RecordingProxy("127.0.0.1", orthanc.http_port)
+    yield proxy
+    proxy.close()
 
 
-class _PacsFailingMidStream(httpx.BaseTransport):
-    """Orthanc as it is, but its first WADO-RS Retrieve Series breaks off after
-    ``limit`` bytes of its multipart body."""
-
-    def __init__(self, limit: int, *, reset: bool) -> None:
-        self.inner = httpx.HTTPTransport()
-        self.limit = limit
-        self.reset = reset
-        self.cut = 0
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        path = request.url.path
-        if "/series/" not in path or path.endswith("/instances") or self.cut:
-            return response
-        self.cut += 1
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_CutStream(response.stream, self.limit, reset=self.reset),
-        )
-
-    def close(self) -> None:
-        self.inner.close()
+def _is_retrieve(target: str) -> bool:
+    """A WADO-RS Retrieve Series or Instance (not a QIDO-RS search)."""
+    path = target.split("?", 1)[0]
+    return "/series/" in path and not path.endswith("/instances")
 
 
 @pytest.fixture
@@ -107,8 +70,9 @@ def seen() -> list[httpx.Response]:
     return []
 
 
-def _source(orthanc: OrthancServer, store: InstanceStore, client: httpx.Client) -> PacsSource:
-    return PacsSource(store, WadoRsFetcher(orthanc.dicomweb, client=client), max_bytes=10**9)
+def _source(proxy: RecordingProxy, store: InstanceStore) -> PacsSource:
+    fetcher = WadoRsFetcher(proxy.url("/dicom-web"), client=httpx.Client(timeout=30))
+    return PacsSource(store, fetcher, max_bytes=10**9)
 
 
 def _client(
@@ -141,10 +105,9 @@ async def test_a_cold_cache_answer_streams_orthancs_instances_and_keeps_them(
     study: list[Dataset],
     tmp_path: Path,
     seen: list[httpx.Response],
+    proxy: RecordingProxy,
 ) -> None:
-    asked: list[str] = []
-    http = httpx.Client(timeout=30, event_hooks={"request": [lambda r: asked.append(r.url.path)]})
-    client, _ = _client(_source(orthanc, store, http), tmp_path, seen)
+    client, _ = _client(_source(proxy, store), tmp_path, seen)
 
     result = await _retrieve(client, request_for(study))
 
@@ -160,14 +123,14 @@ async def test_a_cold_cache_answer_streams_orthancs_instances_and_keeps_them(
     }
     assert not any((store.root / INCOMING_DIR).iterdir())
 
-    fetched = len(asked)
+    fetched = len(proxy.targets)
+    assert any(_is_retrieve(t) for t in proxy.targets)
     again = await _retrieve(client, request_for(study))
     assert parse_retrieve_document_set_response(again.body, again.attachments).status is (
         ResponseStatus.SUCCESS
     )
-    assert len(asked) == fetched  # the cache answers: nothing asked of Orthanc
+    assert len(proxy.targets) == fetched  # the cache answers: nothing asked of Orthanc
     assert "content-length" in seen[1].headers
-    http.close()
 
 
 async def test_an_instance_orthanc_lacks_is_named_in_the_status_before_the_others_stream(
@@ -176,9 +139,9 @@ async def test_an_instance_orthanc_lacks_is_named_in_the_status_before_the_other
     study: list[Dataset],
     tmp_path: Path,
     seen: list[httpx.Response],
+    proxy: RecordingProxy,
 ) -> None:
-    http = httpx.Client(timeout=30)
-    client, _ = _client(_source(orthanc, store, http), tmp_path, seen)
+    client, _ = _client(_source(proxy, store), tmp_path, seen)
     absent = generate_uid()
     ct = study[:3]
     request = RetrieveImagingDocumentSetRequest(
@@ -211,7 +174,6 @@ async def test_an_instance_orthanc_lacks_is_named_in_the_status_before_the_other
     for document in parsed.documents:
         assert_pixels_are_orthancs(orthanc, document.document_unique_id, document.path.read_bytes())
     assert "content-length" not in seen[0].headers
-    http.close()
 
 
 async def test_an_instance_in_a_syntax_not_asked_for_is_transcoded_as_it_arrives(
@@ -220,9 +182,9 @@ async def test_an_instance_in_a_syntax_not_asked_for_is_transcoded_as_it_arrives
     study: list[Dataset],
     tmp_path: Path,
     seen: list[httpx.Response],
+    proxy: RecordingProxy,
 ) -> None:
-    http = httpx.Client(timeout=30)
-    client, _ = _client(_source(orthanc, store, http), tmp_path, seen)
+    client, _ = _client(_source(proxy, store), tmp_path, seen)
     ct = study[:3]  # the third is stored RLE Lossless
     request = request_for(ct)
     request = RetrieveImagingDocumentSetRequest(request.studies, (ExplicitVRLittleEndian,))
@@ -234,7 +196,6 @@ async def test_an_instance_in_a_syntax_not_asked_for_is_transcoded_as_it_arrives
     for document in parsed.documents:
         ds = dcmread(document.path)
         assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
-    http.close()
 
 
 @pytest.mark.parametrize("reset", [True, False], ids=["reset", "closed"])
@@ -244,20 +205,27 @@ async def test_orthanc_failing_mid_stream_cuts_the_answer_short_and_caches_whole
     study: list[Dataset],
     tmp_path: Path,
     seen: list[httpx.Response],
+    proxy: RecordingProxy,
     reset: bool,
 ) -> None:
     ct = study[:3]
     first_part = len(orthanc.original(ct[0].SOPInstanceUID))
-    # one part and a piece of the next
-    pacs = _PacsFailingMidStream(limit=first_part + 400, reset=reset)
-    http = httpx.Client(timeout=30, transport=pacs)
-    client, _ = _client(_source(orthanc, store, http), tmp_path, seen)
+    cuts: list[str] = []
+
+    def cut_first_retrieve(target: str) -> Fault | None:
+        if not _is_retrieve(target) or cuts:
+            return None
+        cuts.append(target)  # one part and a piece of the next
+        return Fault(limit=first_part + 400, reset=reset)
+
+    proxy.fault = cut_first_retrieve
+    client, _ = _client(_source(proxy, store), tmp_path, seen)
 
     # the root part said Success for all three: the message must not end as complete
     with pytest.raises(IncompleteRetrieve):
         await _retrieve(client, request_for(ct))
 
-    assert pacs.cut == 1
+    assert len(cuts) == 1
     cached = [i for s in store.studies() for i in store.instances(s)]
     assert 1 <= len(cached) < len(ct)  # what came whole before the break, no more
     for instance in cached:
@@ -269,44 +237,6 @@ async def test_orthanc_failing_mid_stream_cuts_the_answer_short_and_caches_whole
     again = await _retrieve(client, request_for(ct))
     parsed = parse_retrieve_document_set_response(again.body, again.attachments)
     assert parsed.status is ResponseStatus.SUCCESS and len(parsed.documents) == len(ct)
-    http.close()
-
-
-class _GarbledFirstPart(httpx.SyncByteStream):
-    """A response body whose first DICOM part lost its "DICM" prefix (PS3.10 7.1)."""
-
-    def __init__(self, inner: httpx.SyncByteStream) -> None:
-        self.inner = inner
-
-    def __iter__(self) -> Iterator[bytes]:
-        garbled = False
-        for chunk in self.inner:
-            if not garbled and b"DICM" in chunk:
-                chunk, garbled = chunk.replace(b"DICM", b"XXXX", 1), True
-            yield chunk
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-class _PacsGivingABrokenPart(httpx.BaseTransport):
-    def __init__(self) -> None:
-        self.inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        response = self.inner.handle_request(request)
-        path = request.url.path
-        if "/series/" not in path or path.endswith("/instances"):
-            return response
-        assert isinstance(response.stream, httpx.SyncByteStream)
-        return httpx.Response(
-            response.status_code,
-            headers=response.headers,
-            stream=_GarbledFirstPart(response.stream),
-        )
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 async def test_an_instance_orthanc_lists_but_gives_broken_is_unknown_once_it_failed(
@@ -315,9 +245,11 @@ async def test_an_instance_orthanc_lists_but_gives_broken_is_unknown_once_it_fai
     study: list[Dataset],
     tmp_path: Path,
     seen: list[httpx.Response],
+    proxy: RecordingProxy,
 ) -> None:
-    http = httpx.Client(timeout=30, transport=_PacsGivingABrokenPart())
-    client, _ = _client(_source(orthanc, store, http), tmp_path, seen)
+    # the first part of a Retrieve loses its "DICM" prefix (PS3.10 7.1)
+    proxy.fault = lambda target: Fault(old=b"DICM", new=b"XXXX") if _is_retrieve(target) else None
+    client, _ = _client(_source(proxy, store), tmp_path, seen)
     mr = study[3:5]
 
     # promised by the QIDO-RS answer, refused when it came: the answer is cut short
@@ -334,4 +266,3 @@ async def test_an_instance_orthanc_lists_but_gives_broken_is_unknown_once_it_fai
     assert [(e.code, e.location) for e in parsed.errors] == [
         (ErrorCode.XDSDocumentUniqueIdError, broken)
     ]
-    http.close()
