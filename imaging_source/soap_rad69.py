@@ -13,6 +13,7 @@ an instance.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -39,6 +40,7 @@ from imaging_source.rad69 import (
 from imaging_source.transcode import DEFAULT_CACHE_BYTES, Delivery, Transcoder
 from soap.message import Operation, OutgoingAttachment, Service, SoapRequest, SoapResponse
 from soap.mtom import new_content_ids
+from soap.mtom_response import OPEN_AHEAD
 from soap.splice import XmlSplice
 
 IMAGING_SOURCE_PATH = "/xdsi/imaging-source"
@@ -140,6 +142,7 @@ class _Arriving:
         self._cids = cids
         self._deliveries: Iterator[list[tuple[int, Delivery]]] | None = None
         self._ready: list[OutgoingAttachment] = []
+        self._landed: deque[tuple[int, Delivery]] = deque()  # landed, not opened yet
         # waiting for the PACS holds a thread: one of this response's own, so that slow
         # PACS answers never take the worker threads the other requests need
         self._limiter = anyio.CapacityLimiter(1)
@@ -152,23 +155,54 @@ class _Arriving:
             self._deliveries = self._streamed.deliveries()
         while not self._ready:
             batch = await anyio.to_thread.run_sync(
-                next, self._deliveries, None, limiter=self._limiter
+                self._next_batch, self._deliveries, limiter=self._limiter
             )
             if batch is None:
                 raise StopAsyncIteration
-            pending = self._streamed.pending
-            self._ready = [
-                OutgoingAttachment(self._cids[i], pending[i].mime_type, d.path, d.size)
-                for i, d in batch
-            ]
+            self._ready = batch
         return self._ready.pop(0)
 
+    def _next_batch(
+        self, deliveries: Iterator[list[tuple[int, Delivery]]]
+    ) -> list[OutgoingAttachment] | None:
+        """The next documents landed, their files opened here, in the thread that waited
+        for them: one trip off the event loop a batch, not one a file more."""
+        if not self._landed:
+            batch = next(deliveries, None)
+            if batch is None:
+                return None
+            self._landed.extend(batch)
+        pending = self._streamed.pending
+        ready: list[OutgoingAttachment] = []
+        try:
+            while self._landed and len(ready) < OPEN_AHEAD:  # a bounded number open
+                i, delivery = self._landed[0]
+                file = delivery.path.open("rb")
+                self._landed.popleft()
+                ready.append(
+                    OutgoingAttachment(
+                        self._cids[i], pending[i].mime_type, delivery.path, delivery.size, file
+                    )
+                )
+        except BaseException:
+            _close_files(ready)
+            raise
+        return ready
+
     async def aclose(self) -> None:
+        _close_files(self._ready)  # landed, not sent: the message was cut short
+        self._ready = []
         deliveries = self._deliveries
         with anyio.CancelScope(shield=True):
             if deliveries is not None:
                 await anyio.to_thread.run_sync(deliveries.close, limiter=self._limiter)
             await anyio.to_thread.run_sync(self._streamed.close, limiter=self._limiter)
+
+
+def _close_files(attachments: Sequence[OutgoingAttachment]) -> None:
+    for attachment in attachments:
+        if attachment.file is not None:
+            attachment.file.close()
 
 
 def imaging_source_service(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from lxml import etree
 
@@ -52,12 +53,15 @@ class SoapRequest:
 
 @dataclass(frozen=True, slots=True)
 class OutgoingAttachment:
-    """A part to send after the root part; its bytes stream from ``path``."""
+    """A part to send after the root part; its bytes stream from ``path``, or from
+    ``file`` when the producer of a streamed part has opened it already (off the event
+    loop, with others of its batch); the sender closes that file, sent or not."""
 
     content_id: str  # referenced from the body as href="cid:<content_id>"
     content_type: str
     path: Path
     size: int
+    file: BinaryIO | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

@@ -73,9 +73,12 @@ async def _send_body(send: Send, body: bytes) -> None:
 
 async def _send_attachment(send: Send, attachment: OutgoingAttachment, zero_copy: bool) -> None:
     if zero_copy:
-        await _send_file(send, attachment)
+        await _send_file(send, attachment, attachment.file)
         return
-    async with await anyio.open_file(attachment.path, "rb") as file:
+    opened = attachment.file
+    async with (
+        anyio.wrap_file(opened) if opened else await anyio.open_file(attachment.path, "rb")
+    ) as file:
         while chunk := await file.read(FILE_CHUNK_SIZE):
             await _send_body(send, chunk)
 
@@ -119,10 +122,14 @@ class StreamedMessageResponse(StreamingResponse):
             try:
                 async for attachment in message.parts:
                     boundary, content_id = message.boundary, attachment.content_id
-                    await _send_body(
-                        send, _part_head(boundary, attachment.content_type, content_id)
-                    )
-                    await _send_attachment(send, attachment, zero_copy)
+                    try:
+                        await _send_body(
+                            send, _part_head(boundary, attachment.content_type, content_id)
+                        )
+                        await _send_attachment(send, attachment, zero_copy)
+                    finally:
+                        if attachment.file is not None:
+                            attachment.file.close()
                     sent += 1
             except Exception as exc:
                 await _finished(message, exc)

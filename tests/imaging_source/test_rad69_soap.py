@@ -5,6 +5,7 @@ Action, a plain SOAP request from a lenient client, the WSDL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,8 @@ from starlette.applications import Starlette
 from ebxml.errors import ErrorCode
 from ebxml.messages import (
     DocumentRequest,
+    RetrievedDocument,
+    RetrieveDocumentSetResponse,
     RetrieveImagingDocumentSetRequest,
     SeriesRequest,
     StudyRequest,
@@ -32,12 +35,13 @@ from ebxml.tags import XDSB, XDSI
 from ebxml.vocabulary import Action, ResponseStatus
 from imaging_source.instances import InstanceStore
 from imaging_source.pacs import LocalSource
-from imaging_source.rad69 import ImagingSourceIdentity
-from imaging_source.soap_rad69 import IMAGING_SOURCE_PATH, imaging_source_service
-from imaging_source.transcode import Transcoder
+from imaging_source.rad69 import NOT_YET_LOCAL, ImagingSourceIdentity, StreamedDocumentSet
+from imaging_source.soap_rad69 import IMAGING_SOURCE_PATH, _Arriving, imaging_source_service
+from imaging_source.transcode import Delivery, Transcoder
 from soap.app import build_soap_routes
 from soap.client import SoapClient
 from soap.limits import Limits
+from soap.mtom_response import OPEN_AHEAD
 
 OUR_ID = "1.3.6.1.4.1.21367.13.80.110"
 URL = f"http://xdsi.test{IMAGING_SOURCE_PATH}"
@@ -132,3 +136,38 @@ async def test_wsdl_is_served(transport: httpx.ASGITransport) -> None:
         None
     }
     assert actions == {Action.RAD69, Action.ITI43_RESPONSE}
+
+
+def _streamed(tmp_path: Path, landed: int) -> tuple[StreamedDocumentSet, list[Path]]:
+    """A streamed answer whose ``landed`` pending documents all land in one batch."""
+    paths = []
+    for n in range(landed):
+        path = tmp_path / f"instance{n}.dcm"
+        path.write_bytes(bytes([n]) * 100)
+        paths.append(path)
+    pending = tuple(
+        RetrievedDocument(OUR_ID, f"1.2.3.{n}", "application/dicom", NOT_YET_LOCAL, 0)
+        for n in range(landed)
+    )
+
+    def deliveries() -> Iterator[list[tuple[int, Delivery]]]:
+        yield [(n, Delivery(p, 100, ExplicitVRLittleEndian)) for n, p in enumerate(paths)]
+
+    response = RetrieveDocumentSetResponse(ResponseStatus.SUCCESS, (), ())
+    return StreamedDocumentSet(response, pending, deliveries, lambda: None), paths
+
+
+async def test_landed_instances_go_out_of_files_opened_a_bounded_number_at_a_time(
+    tmp_path: Path,
+) -> None:
+    streamed, paths = _streamed(tmp_path, OPEN_AHEAD + 5)
+    arriving = _Arriving(streamed, [f"c{n}" for n in range(len(paths))])
+    first = await arriving.__anext__()
+    held = [first, *arriving._ready]
+    assert len(held) == OPEN_AHEAD  # one batch landed; no more than OPEN_AHEAD opened
+    assert all(a.file is not None and not a.file.closed for a in held)
+    assert first.file is not None and first.file.read() == paths[0].read_bytes()
+    first.file.close()  # sent (the sender closes it)
+    # the message is cut short: what was opened and not sent is closed
+    await arriving.aclose()
+    assert all(a.file is not None and a.file.closed for a in held)

@@ -59,6 +59,19 @@ def proxy(orthanc: OrthancServer) -> Iterator[RecordingProxy]:
     proxy.close()
 
 
+def _open_files_under(root: Path) -> list[str]:
+    """The files under ``root`` this process holds open."""
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = fd.readlink()
+        except OSError:
+            continue
+        if target.is_relative_to(root.resolve()):
+            held.append(str(target))
+    return held
+
+
 def _is_retrieve(target: str) -> bool:
     """A WADO-RS Retrieve Series or Instance (not a QIDO-RS search)."""
     path = target.split("?", 1)[0]
@@ -232,6 +245,7 @@ async def test_orthanc_failing_mid_stream_cuts_the_answer_short_and_caches_whole
         assert is_intact(instance)
         assert_pixels_are_orthancs(orthanc, instance.sop_instance_uid, instance.path.read_bytes())
     assert not any((store.root / INCOMING_DIR).iterdir())
+    assert not _open_files_under(store.root)  # landed, opened, not sent: closed
 
     # a failed PACS is not a missing instance: asked again, all come
     again = await _retrieve(client, request_for(ct))

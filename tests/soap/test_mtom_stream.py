@@ -153,3 +153,41 @@ async def test_the_outcome_is_told_and_awaited_before_the_close_delimiter(
             await response({"type": "http"}, receive, send)
         assert len(events) == 2 and isinstance(events[0], PartsFailed)
         assert events[1] == "durable"
+
+
+@pytest.mark.parametrize("extensions", [{}, {ZERO_COPY_SEND: {}}], ids=["read", "zero-copy"])
+async def test_a_part_opened_by_its_producer_is_sent_from_its_file_and_closed(
+    tmp_path: Path, extensions: dict[str, Any]
+) -> None:
+    parts = _attachments(tmp_path, 3)
+    opened = [replace(part, file=part.path.open("rb")) for part in parts]
+    for part in parts:
+        part.path.unlink()  # what goes out is what the open file holds, not the path
+    message = streamed_mtom_message(
+        mtom_message(ENVELOPE, boundary=BOUNDARY), BOUNDARY, _yielding(opened)
+    )
+    sent = await _sent(StreamedMessageResponse(message), {"type": "http", "extensions": extensions})
+    body = _body(sent)
+    for n, part in enumerate(parts):
+        assert bytes([n]) * part.size in body
+    assert body.endswith(f"\r\n--{BOUNDARY}--\r\n".encode())
+    assert all(part.file is not None and part.file.closed for part in opened)
+
+
+async def test_a_part_opened_by_its_producer_is_closed_when_sending_fails(tmp_path: Path) -> None:
+    part = _attachments(tmp_path, 1)[0]
+    opened = replace(part, file=part.path.open("rb"))
+    message = streamed_mtom_message(
+        mtom_message(ENVELOPE, boundary=BOUNDARY), BOUNDARY, _yielding([opened])
+    )
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and b"<p0@test>" in message["body"]:
+            raise OSError("the client went away")
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    with pytest.raises(OSError, match="went away"):
+        await StreamedMessageResponse(message)({"type": "http"}, receive, send)
+    assert opened.file is not None and opened.file.closed
