@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,18 +47,19 @@ class CannedServer:
 
     answers: list[bytes | Callable[[socket.socket], None]]
     per_connection: int = 1
+    tls: ssl.SSLContext | None = None  # the server side of TLS on every connection
     requests: list[bytes] = field(default_factory=list)
     connections: int = 0
 
     def __post_init__(self) -> None:
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener = socket.create_server(("localhost", 0))
         self.port = self._listener.getsockname()[1]
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://localhost:{self.port}"
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -75,6 +77,12 @@ class CannedServer:
             threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
 
     def _answer(self, conn: socket.socket) -> None:
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:  # the client refused the handshake
+                conn.close()
+                return
         with conn, contextlib.suppress(OSError):
             for _ in range(self.per_connection):
                 head = b""

@@ -7,6 +7,7 @@ a real TCP connection, kept connections, and every way a response can break."""
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -26,6 +27,7 @@ from imaging_source.wado_retrieve import (
     RetrieveFailed,
     read_multipart,
 )
+from xdsi import certs
 
 BOUNDARY = "b0undary-7f3a"
 
@@ -185,7 +187,7 @@ def test_delimited_responses_keep_their_connection(server_of) -> None:  # noqa: 
     assert server.connections == 1
     first = server.requests[0].decode()
     assert first.startswith("GET /x HTTP/1.1\r\n")
-    assert f"Host: 127.0.0.1:{server.port}\r\n" in first
+    assert f"Host: localhost:{server.port}\r\n" in first
     connection.close()
 
 
@@ -285,6 +287,30 @@ def test_abort_ends_a_read_that_waits_for_a_stalled_server(server_of) -> None:  
         _read(connection)
     assert time.monotonic() - started < 5
     release.set()
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
+    return certs.make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+def test_an_https_pacs_is_read_over_tls_it_trusts(pki: certs.TestPki) -> None:
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(pki.node_cert, pki.node_key)
+    sized = _answer(BODY, MULTIPART, f"Content-Length: {len(BODY)}")
+    server = CannedServer([sized, sized], per_connection=2, tls=server_side)
+    try:
+        trusting = ssl.create_default_context(cafile=str(pki.ca))
+        connection = HttpConnection(server.url, ssl_context=trusting)
+        assert _read(connection)[1] == PARTS
+        assert _read(connection)[1] == PARTS  # on the same TLS connection
+        assert server.connections == 1
+        connection.close()
+        # a PACS whose certificate the context does not trust is not read
+        with pytest.raises(RetrieveFailed, match="TLS"):
+            HttpConnection(server.url, ssl_context=ssl.create_default_context()).get("/", {})
+    finally:
+        server.close()
 
 
 def test_a_url_that_is_not_http_is_refused() -> None:
