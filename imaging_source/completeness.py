@@ -38,6 +38,8 @@ _VRS = frozenset(
     b"AE AS AT CS DA DS DT FD FL IS LO LT OB OD OF OL OV OW PN SH SL SQ SS ST SV TM UC UI "
     b"UL UN UR US UT UV".split()
 )
+# The VRs with a 16-bit length in explicit VR (PS3.5 7.1.2)
+_SHORT_VRS = _VRS - _LONG_VRS
 # PS3.5 Table 6.2-1: the binary VRs of fixed-size values, and the size; a value whose
 # length is not a multiple of it cannot be decoded either
 _VALUE_SIZE = {
@@ -85,6 +87,8 @@ class _Walk:
         self.little = little
         order = "<" if little else ">"
         self._tag = struct.Struct(f"{order}HH").unpack
+        # tag, VR skipped, 16-bit length: an explicit VR element header (PS3.5 7.1.2)
+        self._explicit_header = struct.Struct(f"{order}HH2xH").unpack
         self._short = struct.Struct(f"{order}H").unpack
         self._long = struct.Struct(f"{order}I").unpack
         # top-level elements whose values are kept (``captured``), read as they pass
@@ -192,17 +196,68 @@ class _Walk:
                 self.dataset(until_item_end=True)
 
     def dataset(self, *, until_item_end: bool = False) -> None:
+        if self.implicit:
+            self._dataset(until_item_end)
+            return
+        # explicit VR: an element with a 16-bit length (most of a header) read here in
+        # one read of its 8-byte header (PS3.5 7.1.2); any other, and a file ending
+        # inside a header, by :meth:`element` from its start, as :meth:`_dataset` does
+        read, seek, size = self.stream.read, self.stream.seek, self.size
+        header, sizes, capture = self._explicit_header, _VALUE_SIZE, self.capture
+        position = self.stream.tell()
+        while True:
+            if not until_item_end and position >= size:
+                return
+            head = read(8)
+            vr = head[4:6]
+            if len(head) < 8 or vr not in _SHORT_VRS:
+                seek(position)
+                if self._one(until_item_end):
+                    return
+                position = self.stream.tell()
+                continue
+            group, element, length = header(head)
+            tag = group << 16 | element
+            if group == 0xFFFE:  # items and delimiters have no VR
+                seek(position)
+                if self._one(until_item_end):
+                    return
+                position = self.stream.tell()
+                continue
+            value_size = sizes.get(vr)
+            if value_size is not None and length % value_size:
+                where = _where(tag)
+                raise IncompleteDataSet(
+                    f"{where}: {length} bytes of {vr.decode()}, values of {value_size} bytes each"
+                )
+            position += 8 + length
+            if self.depth == 0 and tag in capture:
+                self._keep(tag, vr, length)
+            elif position > size:
+                raise IncompleteDataSet(
+                    f"{_where(tag)} ends at byte {position}, past the end ({size})"
+                )
+            else:
+                seek(position)
+
+    def _dataset(self, until_item_end: bool) -> None:
         tell, size = self.stream.tell, self.size
         while True:
             if not until_item_end and tell() >= size:
                 return
-            tag = self.tag()
-            if tag == _ITEM_END:
-                self.read(4, "an Item Delimitation Item")
-                if until_item_end:
-                    return
-                raise IncompleteDataSet("an Item Delimitation Item outside an item")
-            self.element(tag)
+            if self._one(until_item_end):
+                return
+
+    def _one(self, until_item_end: bool) -> bool:
+        """One data element, or the end of an item (True when that ends the walk)."""
+        tag = self.tag()
+        if tag == _ITEM_END:
+            self.read(4, "an Item Delimitation Item")
+            if until_item_end:
+                return True
+            raise IncompleteDataSet("an Item Delimitation Item outside an item")
+        self.element(tag)
+        return False
 
 
 def _meta_end(stream: BinaryIO, size: int, walk: _Walk | None = None) -> int:

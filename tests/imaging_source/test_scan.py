@@ -4,12 +4,16 @@ them."""
 
 from __future__ import annotations
 
+import io
+import struct
+import warnings
 from pathlib import Path
 
 import pytest
 from dicom_studies import make_instance, make_study, write_files
 from pydicom import dcmread
 from pydicom.datadict import tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import (
@@ -19,12 +23,20 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from imaging_source.completeness import scan_part10
+from imaging_source.completeness import (
+    IncompleteDataSet,
+    _meta_end,
+    _NotCaptured,
+    _Walk,
+    scan_part10,
+)
 from imaging_source.instances import (
     INDEXED_ATTRIBUTES,
     InstanceStore,
     InvalidInstance,
+    _column_values,
     _element_values,
+    _raw_text,
     _scanned_values,
     make_engine,
     upgrade,
@@ -103,6 +115,54 @@ def test_the_one_pass_reads_what_pydicom_and_the_walk_read(
     assert dict(_element_values(scanned.elements.get)) == {
         column: header.get(keyword) for keyword, column in INDEXED_ATTRIBUTES.items()
     }
+
+
+def _padded_variants() -> list[Dataset]:
+    """Values as senders pad and misencode them: leading and trailing spaces, trailing
+    NULs, several values (PS3.5 6.4), Latin-1, UTF-8, bytes that are not UTF-8."""
+    variants = []
+    for charset, description in [
+        (None, "  padded\\ several \\values  "),
+        ("ISO_IR 100", "Thorax \xe9t\xe9  "),
+        ("ISO_IR 192", " Thorax \u00e9t\u00e9\\\u80f8\u90e8 "),
+    ]:
+        ds = make_instance(generate_uid(), generate_uid())
+        if charset:
+            ds.SpecificCharacterSet = charset
+        ds.StudyDescription = description
+        ds.SeriesDescription = "\\".join(["one ", " two"])
+        ds.Modality = "CT\\PT "
+        ds.BodyPartExamined = " CHEST"
+        ds.StudyDate = "20261201 "
+        ds.StudyTime = " 101010.5"
+        ds.AccessionNumber = "A-1\0"
+        ds.PatientSex = ""
+        variants.append(ds)
+    broken = make_instance(generate_uid(), generate_uid())
+    broken.SpecificCharacterSet = "ISO_IR 192"
+    broken.StudyDescription = b"not UTF-8: \xff\xfe"
+    variants.append(broken)
+    return variants
+
+
+ALL_VARIANTS = [*_variants(), *_padded_variants()]
+
+
+@pytest.mark.parametrize("index", range(len(ALL_VARIANTS)))
+def test_column_values_decoded_from_raw_bytes_are_pydicoms(index: int, tmp_path: Path) -> None:
+    path = _written(ALL_VARIANTS[index], tmp_path)
+    raw = dcmread(path, stop_before_pixels=True)
+    converted = dcmread(path, stop_before_pixels=True)
+    for keyword in ("SpecificCharacterSet", *INDEXED_ATTRIBUTES):
+        converted.get(keyword)  # each element converted by pydicom, in place
+    assert not any(isinstance(converted.get_item(t), RawDataElement) for t in INDEXED_TAGS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the undecodable bytes
+        expected = _column_values(converted.get_item)
+        assert _column_values(raw.get_item) == expected
+    # and the raw bytes were decoded here, not by pydicom, where they can be
+    uid = raw.get_item(tag_for_keyword("SOPInstanceUID"))
+    assert isinstance(uid, RawDataElement) and _raw_text(uid, ["iso8859"]) is not None
 
 
 def test_an_indexed_attribute_inside_an_item_is_not_taken_for_the_data_sets(
@@ -185,3 +245,36 @@ def test_a_file_the_pass_cannot_read_is_stored_as_before(
     stored = store.get(ds.SOPInstanceUID)
     assert stored is not None and stored.sop_instance_uid == instance.sop_instance_uid
     assert stored.transfer_syntax_uid == DeflatedExplicitVRLittleEndian
+
+
+def _walked(data: bytes, start: int, *, fast: bool) -> tuple[str, dict[int, bytes]]:
+    """How a walk of the data set at ``start`` in ``data`` ends (its error, or "whole")
+    and what it kept: by the explicit VR loop of ``_Walk.dataset``, or element by element."""
+    stream = io.BytesIO(data)
+    stream.seek(start)
+    walk = _Walk(stream, len(data), implicit=False, little=True, capture=INDEXED_TAGS)
+    try:
+        walk.dataset() if fast else walk._dataset(False)
+        outcome = "whole"
+    except (IncompleteDataSet, _NotCaptured, struct.error) as exc:
+        outcome = f"{type(exc).__name__}: {exc}"
+    return outcome, {tag: raw.value for tag, raw in walk.captured.items()}
+
+
+def test_the_explicit_vr_loop_walks_as_element_by_element_does(tmp_path: Path) -> None:
+    ds = _variants()[-2]  # sequences of defined and undefined length among the elements
+    data = _written(ds, tmp_path).read_bytes()
+    pixels = data.index(b"\xe0\x7f\x10\x00")
+    start = _meta_end(io.BytesIO(data), len(data))
+    cuts = [*range(start, pixels + 40), len(data) - 1, len(data)]
+    broken = [
+        data.replace(b"\x28\x00\x02\x01US", b"\x28\x00\x02\x01FL", 1),  # 2 bytes of 4-byte values
+        data.replace(b"\x28\x00\x02\x01US", b"\x28\x00\x02\x01ZZ", 1),  # not a VR
+        data.replace(b"\x28\x00\x02\x01US\x02\x00", b"\x28\x00\x02\x01US\xff\x7f", 1),
+    ]
+    cases = [data[:cut] for cut in cuts if cut > 0] + broken
+    outcomes = set()
+    for case in cases:
+        assert _walked(case, start, fast=True) == _walked(case, start, fast=False)
+        outcomes.add(_walked(case, start, fast=True)[0].split(":")[0])
+    assert {"whole", "IncompleteDataSet"} <= outcomes
