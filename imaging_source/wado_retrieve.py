@@ -93,10 +93,12 @@ class _Wire:
             raise RetrieveFailed(f"{what} longer than {limit} bytes")
         try:
             data = self.sock.recv(65536)
-        except OSError as exc:
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            raise _Ended(f"the connection ended inside {what}: {exc}") from exc
+        except OSError as exc:  # a timeout among them
             raise RetrieveFailed(f"reading the response: {exc}") from exc
         if not data:
-            raise RetrieveFailed(f"the connection ended inside {what}")
+            raise _Ended(f"the connection ended inside {what}")
         self.ahead += data
 
     def until(self, terminator: bytes, limit: int, what: str) -> bytes:
@@ -262,8 +264,8 @@ class HttpConnection:
         while True:
             try:
                 head = wire.until(b"\r\n\r\n", MAX_RESPONSE_HEAD, "the response head")
-            except RetrieveFailed:
-                if not wire.ahead:
+            except _Ended:
+                if not wire.ahead:  # closed before answering: a kept connection gone stale
                     raise _Stale from None
                 raise
             response = self._response(wire, head)
@@ -340,6 +342,10 @@ class HttpConnection:
 
 class _Stale(Exception):
     """The connection ended before any byte of a response."""
+
+
+class _Ended(RetrieveFailed):
+    """The server closed or reset the connection."""
 
 
 def _tokens(value: str | None) -> list[str]:

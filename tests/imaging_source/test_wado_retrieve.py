@@ -223,6 +223,19 @@ def test_a_folded_header_field_is_unfolded(server_of) -> None:  # noqa: ANN001
     connection.close()
 
 
+def test_a_server_that_does_not_answer_in_time_is_not_asked_again(server_of) -> None:  # noqa: ANN001
+    sized = _answer(BODY, MULTIPART, f"Content-Length: {len(BODY)}")
+    release = threading.Event()
+    server = server_of(sized, lambda conn: release.wait(10), per_connection=2)
+    connection = HttpConnection(server.url, timeout=0.5)
+    assert _read(connection)[1] == PARTS
+    with pytest.raises(RetrieveFailed, match="reading the response"):
+        connection.get("/x", {})  # on the kept connection: timed out, not resent
+    release.set()
+    assert server.connections == 1 and len(server.requests) == 2
+    connection.close()
+
+
 def test_an_interim_response_is_passed_over(server_of) -> None:  # noqa: ANN001
     server = server_of(b"HTTP/1.1 100 Continue\r\n\r\n" + _answer(BODY, MULTIPART))
     assert _read(HttpConnection(server.url))[1] == PARTS
