@@ -20,7 +20,13 @@ import uvloop
 
 from soap.mtom_response import PATH_SEND, ZERO_COPY_SEND
 from xdsi.header_timeout import header_timeout_protocol
-from xdsi.zero_copy import LOCAL_COPY_MAX, is_local_peer, sends_by_sendfile
+from xdsi.zero_copy import (
+    LOCAL_COPY_MAX,
+    NOWAIT_READ_MAX,
+    _read_cached,
+    is_local_peer,
+    sends_by_sendfile,
+)
 
 CONTENT = bytes(range(256)) * 4096 + b"tail"  # 1 MiB + 4 bytes
 
@@ -381,5 +387,46 @@ async def _each_sendfile_mode_sends_the_same_bytes(blob: Path, mode: str) -> Non
         assert head.startswith(b"HTTP/1.1 200")
         assert body == b"begin|" + CONTENT[300:1300] + b"tail" + b"|end."
     async for port in _serve(_path_send_app(blob), sendfile=mode):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200") and body == CONTENT
+
+
+def test_a_small_range_in_the_page_cache_is_read_by_the_loop_and_others_by_a_thread(
+    blob: Path, run: Callable[[Awaitable[None]], None], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threaded: list[int] = []
+    pread = os.pread
+
+    def counted(fd: int, size: int, offset: int) -> bytes:
+        threaded.append(size)
+        return pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", counted)
+    # the small ranges of the range app: read at once, no thread
+    run(_ranges_sent(blob))
+    assert threaded == []
+    # the whole blob (more than NOWAIT_READ_MAX): read by a thread
+    run(_path_sent(blob))
+    assert sum(threaded) == len(CONTENT) > NOWAIT_READ_MAX
+    # out of the page cache: the small ranges are read by a thread as well
+    threaded.clear()
+    with blob.open("rb") as file:
+        os.fsync(file.fileno())
+        os.posix_fadvise(file.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        if _read_cached(file.fileno(), 4096, 0) is not None:
+            pytest.skip("this file system keeps the file in memory (tmpfs?)")
+    run(_ranges_sent(blob))
+    assert threaded, "nothing was left for a thread: the pages stayed cached"
+
+
+async def _ranges_sent(blob: Path) -> None:
+    async for port in _serve(_range_app(blob, []), sendfile="never"):
+        head, body = await _exchange(port)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert body == b"begin|" + CONTENT[300:1300] + b"tail" + b"|end."
+
+
+async def _path_sent(blob: Path) -> None:
+    async for port in _serve(_path_send_app(blob), sendfile="never"):
         head, body = await _exchange(port)
         assert head.startswith(b"HTTP/1.1 200") and body == CONTENT
