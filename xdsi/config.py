@@ -166,6 +166,8 @@ class ImagingSourceSettings:
     pacs_wado_rs: str = ""  # the backing PACS's DICOMweb root URL
     pacs_dimse: str = ""  # the backing PACS as AET@HOST:PORT (C-FIND, C-MOVE to us)
     cache_max_bytes: int = 10 * 1024**3
+    # seconds to connect to the WADO-RS PACS, and to wait for each of its bytes
+    pacs_timeout: float = 60.0
     wado_rs_base_url: str = ""  # Retrieve URL in manifests; "" = <http listener>/dicomweb
     auto_publish: bool = True  # RAD-68 for studies received by C-STORE / STOW-RS
     stability_delay: float = 60.0  # seconds without new instances before publishing
@@ -760,6 +762,10 @@ def _validate_imaging_source(config: Config) -> None:
     _check(
         imaging.cache_max_bytes > 0,
         f"{where} cache_max_bytes: {imaging.cache_max_bytes} must be positive",
+    )
+    _check(
+        imaging.pacs_timeout > 0,
+        f"{where} pacs_timeout: {imaging.pacs_timeout} must be positive",
     )
     _check(
         imaging.stability_delay >= 0,

@@ -393,7 +393,7 @@ def instance_source(
     """The store itself, or a backing PACS cached in it; and what to close at the end."""
     settings = config.imaging_source
     if settings.pacs_wado_rs:
-        fetcher = WadoRsFetcher(settings.pacs_wado_rs)
+        fetcher = WadoRsFetcher(settings.pacs_wado_rs, timeout=settings.pacs_timeout)
         return PacsSource(store, fetcher, settings.cache_max_bytes), [fetcher.close]
     if settings.pacs_dimse:
         dimse_fetcher = DimseFetcher(parse_peer(settings.pacs_dimse), settings.ae_title)

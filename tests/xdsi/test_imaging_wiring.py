@@ -12,8 +12,10 @@ import pytest
 from ebxml.messages import AdhocQueryRequest, ProvideAndRegisterRequest, RegistryResponse
 from ebxml.model import DocumentEntry
 from ebxml.vocabulary import AvailabilityStatus, QueryParameter, ResponseStatus, StoredQuery
+from imaging_source.instances import InstanceStore
 from imaging_source.kos import PatientStudy
 from imaging_source.kos_metadata import KOS_FORMAT
+from imaging_source.pacs import PacsSource, WadoRsFetcher
 from imaging_source.publish import (
     InProcessRegistryUpdateClient,
     InProcessRepositoryClient,
@@ -30,6 +32,7 @@ from xdsi.imaging import (
     AutoPublisher,
     affinity_patient_id,
     imaging_source_config,
+    instance_source,
     make_engine,
     publish_config,
     retry_delay,
@@ -79,6 +82,21 @@ def test_dicom_peer_must_be_aet_at_host_port(tmp_path: Path) -> None:
 def test_environment_sets_the_stability_delay(tmp_path: Path) -> None:
     config = load_config(tmp_path, environ={"XDSI_IMAGING_SOURCE__STABILITY_DELAY": "2.5"})
     assert config.imaging_source.stability_delay == 2.5
+
+
+def test_the_pacs_timeout_reaches_the_fetcher_and_must_be_positive(tmp_path: Path) -> None:
+    settings = {"pacs_wado_rs": "http://pacs.example/dicom-web", "pacs_timeout": "7.5"}
+    environ = {f"XDSI_IMAGING_SOURCE__{k.upper()}": v for k, v in settings.items()}
+    config = load_config(tmp_path, environ=environ)
+    assert config.imaging_source.pacs_timeout == 7.5
+    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
+    source, closers = instance_source(config, store)
+    assert isinstance(source, PacsSource) and isinstance(source.fetcher, WadoRsFetcher)
+    assert source.fetcher.timeout == 7.5 and source.fetcher.connection().timeout == 7.5
+    for close in closers:
+        close()
+    with pytest.raises(ConfigError, match="pacs_timeout"):
+        load_config(tmp_path, environ={}, overrides={"imaging_source": {"pacs_timeout": 0}})
 
 
 def test_pacs_flags_are_mutually_exclusive() -> None:
