@@ -282,16 +282,11 @@ class _FileSendingCycle:
             os.close(own)
 
     async def _through_transport(self, fd: int, start: int, length: int) -> None:
-        cycle, transport = self._cycle, self._cycle.transport
         loop = asyncio.get_running_loop()
         position, end = start, start + length
         if length <= NOWAIT_READ_MAX and (cached := _read_cached(fd, length, position)):
             position += len(cached)
-            transport.write(cached)
-            if cycle.flow.write_paused:
-                await cycle.flow.drain()
-            if cycle.disconnected:
-                raise ConnectionResetError("the client disconnected")
+            await self._write(cached)
             if position >= end:
                 return
 
@@ -309,17 +304,22 @@ class _FileSendingCycle:
                 position += len(chunk)
                 if position < end:
                     pending = read_next()  # read ahead while this chunk goes out
-                transport.write(chunk)
-                if cycle.flow.write_paused:
-                    await cycle.flow.drain()
-                if cycle.disconnected:
-                    raise ConnectionResetError("the client disconnected")
+                await self._write(chunk)
                 if position >= end:
                     return
         finally:
             if not pending.done():
                 with contextlib.suppress(Exception):
                     await pending
+
+    async def _write(self, chunk: bytes | bytearray) -> None:
+        """``chunk`` through the transport, waiting while its flow control says so."""
+        cycle = self._cycle
+        cycle.transport.write(chunk)
+        if cycle.flow.write_paused:
+            await cycle.flow.drain()
+        if cycle.disconnected:
+            raise ConnectionResetError("the client disconnected")
 
     def _abort(self, exc: BaseException) -> None:
         """The response cannot be completed: the connection ends, the rest is dropped."""

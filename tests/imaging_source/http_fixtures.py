@@ -13,6 +13,18 @@ from dataclasses import dataclass, field
 from imaging_source.wado_retrieve import Response
 
 
+def request_head(conn: socket.socket) -> bytes | None:
+    """An HTTP request's head as received (through its empty line, and whatever came
+    with it); None when the connection ends first."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        data = conn.recv(65536)
+        if not data:
+            return None
+        head += data
+    return head
+
+
 class BytesBody:
     """A body read ``chunk`` bytes at most at a time."""
 
@@ -85,13 +97,8 @@ class CannedServer:
                 return
         with conn, contextlib.suppress(OSError):
             for _ in range(self.per_connection):
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    head += data
-                if not self.answers:
+                head = request_head(conn)
+                if head is None or not self.answers:
                     return
                 self.requests.append(head)
                 answer = self.answers.pop(0)

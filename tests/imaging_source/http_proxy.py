@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+from http_fixtures import request_head
+
 
 @dataclass(frozen=True)
 class Fault:
@@ -61,12 +63,9 @@ class RecordingProxy:
 
     def _serve(self, client: socket.socket) -> None:
         with client:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                data = client.recv(65536)
-                if not data:
-                    return
-                head += data
+            head = request_head(client)
+            if head is None:
+                return
             request_line, *fields = head.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
             target = request_line.split(" ")[1]
             self.targets.append(target)
