@@ -77,7 +77,9 @@ async def _send_attachment(send: Send, attachment: OutgoingAttachment, zero_copy
         return
     opened = attachment.file
     async with (
-        anyio.wrap_file(opened) if opened else await anyio.open_file(attachment.path, "rb")
+        anyio.wrap_file(opened)
+        if opened is not None
+        else await anyio.open_file(attachment.path, "rb")
     ) as file:
         while chunk := await file.read(FILE_CHUNK_SIZE):
             await _send_body(send, chunk)
