@@ -10,9 +10,9 @@ transfer framing undone there, and the body split at its delimiters with
 instances in one view, nothing copied on the way.
 
 HTTP/1.1 as RFC 9112 frames a response (6.3): no body (1xx, 204, 304), the chunked
-transfer coding (7.1), a Content-Length, or the end of the connection.  A content
-coding (RFC 9110 8.4) other than identity is refused: ``Accept-Encoding: identity`` was
-asked for, and pixel data is not worth the PACS's time to compress.  A connection
+transfer coding (7.1), a Content-Length, or the end of the connection.
+``Accept-Encoding: identity`` is asked for - pixel data is not worth the PACS's time to
+compress - but a gzip or deflate content coding (RFC 9110 8.4.1) sent anyway is undone.  A connection
 whose response was delimited stays open for the next request of the same worker; a
 kept connection that the server has closed meanwhile is opened again once (GET is
 idempotent, RFC 9110 9.2.2).
@@ -29,6 +29,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -178,6 +179,47 @@ class _Chunked:
         return n
 
 
+# RFC 9110 8.4.1: gzip (and its alias x-gzip), and deflate - the zlib format (RFC 1950)
+_INFLATE_WBITS = {
+    "gzip": 16 + zlib.MAX_WBITS,
+    "x-gzip": 16 + zlib.MAX_WBITS,
+    "deflate": zlib.MAX_WBITS,
+}
+_INFLATE_READ = 256 * 1024  # compressed bytes read at a time
+
+
+class _Inflated:
+    """A body in a content coding, undone (a PACS that compressed although identity was
+    asked for); the compressed stream must end where the body ends."""
+
+    def __init__(self, inner: _Body, coding: str) -> None:
+        self.inner = inner
+        self.inflater = zlib.decompressobj(_INFLATE_WBITS[coding])
+        self.coding = coding
+        self.compressed = memoryview(bytearray(_INFLATE_READ))
+        self.tail = b""  # compressed bytes read but not inflated yet
+
+    def readinto(self, view: memoryview) -> int:
+        while True:
+            if not self.tail:
+                n = self.inner.readinto(self.compressed)
+                if n == 0:
+                    if not self.inflater.eof:
+                        raise RetrieveFailed(f"the {self.coding} body ends before its end")
+                    return 0
+                self.tail = self.compressed[:n].tobytes()
+            try:
+                data = self.inflater.decompress(self.tail, len(view))
+            except zlib.error as exc:
+                raise RetrieveFailed(f"not {self.coding}: {exc}") from exc
+            self.tail = self.inflater.unconsumed_tail
+            if self.inflater.eof and (self.inflater.unused_data or self.tail):
+                raise RetrieveFailed(f"bytes after the end of the {self.coding} body")
+            if data:
+                view[: len(data)] = data
+                return len(data)
+
+
 @dataclass
 class Response:
     """A response's status, header fields (names in lower case, repeated ones joined
@@ -306,18 +348,19 @@ class HttpConnection:
             body = _Sized(wire, int(length))
         else:
             body, persistent = _UntilClose(wire), False
-        coding = _tokens(headers.get("content-encoding"))
-        if coding not in ([], ["identity"]):
-            raise RetrieveFailed(f"content coding {headers['content-encoding']!r}, not identity")
+        codings = [c for c in _tokens(headers.get("content-encoding")) if c != "identity"]
+        if codings:  # although identity was asked for (RFC 9110 12.5.3)
+            if len(codings) > 1 or codings[0] not in _INFLATE_WBITS:
+                raise RetrieveFailed(f"content coding {headers['content-encoding']!r}")
+            body = _Inflated(body, codings[0])
         return Response(status, headers, body, persistent)
 
     def release(self, response: Response) -> None:
         """The response is done with: its connection kept if it can carry another
         request (the body read to its end), closed otherwise."""
-        view = memoryview(bytearray(65536))
-        if response.reusable and isinstance(response.body, _Sized | _Chunked):
+        if response.reusable:  # delimited (RFC 9112 6.3): its end can be told
             try:
-                if response.readinto(view) == 0:
+                if response.readinto(memoryview(bytearray(65536))) == 0:
                     return
             except RetrieveFailed:
                 pass

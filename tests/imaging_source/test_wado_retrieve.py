@@ -6,11 +6,13 @@ a real TCP connection, kept connections, and every way a response can break."""
 
 from __future__ import annotations
 
+import gzip
 import socket
 import ssl
 import struct
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -161,6 +163,11 @@ def _read(connection: HttpConnection, target: str = "/x") -> tuple[Response, lis
 PARTS = [b"first" * 1000, b"second" * 70_000]
 BODY = multipart(PARTS, BOUNDARY)
 MULTIPART = f"Content-Type: multipart/related; boundary={BOUNDARY}"
+GZIPPED = gzip.compress(BODY)
+
+
+def _sized(body: bytes, *fields: str) -> bytes:
+    return _answer(body, *fields, f"Content-Length: {len(body)}")
 
 
 @pytest.fixture
@@ -236,6 +243,21 @@ def test_a_server_that_does_not_answer_in_time_is_not_asked_again(server_of) -> 
     connection.close()
 
 
+def test_a_body_compressed_although_identity_was_asked_is_undone(server_of) -> None:  # noqa: ANN001
+    server = server_of(
+        _sized(GZIPPED, MULTIPART, "Content-Encoding: gzip"),
+        _answer(_chunked(zlib.compress(BODY), 5000), MULTIPART, "Content-Encoding: deflate",
+                "Transfer-Encoding: chunked"),
+        _sized(gzip.compress(BODY), MULTIPART, "Content-Encoding: x-gzip"),
+        per_connection=3,
+    )  # fmt: skip
+    connection = HttpConnection(server.url)
+    for _ in range(3):
+        assert _read(connection)[1] == PARTS
+    assert server.connections == 1  # each compressed body read to its end: kept
+    connection.close()
+
+
 def test_an_interim_response_is_passed_over(server_of) -> None:  # noqa: ANN001
     server = server_of(b"HTTP/1.1 100 Continue\r\n\r\n" + _answer(BODY, MULTIPART))
     assert _read(HttpConnection(server.url))[1] == PARTS
@@ -244,7 +266,10 @@ def test_an_interim_response_is_passed_over(server_of) -> None:  # noqa: ANN001
 @pytest.mark.parametrize(
     ("answer", "message"),
     [
-        (_answer(BODY, MULTIPART, "Content-Encoding: gzip"), "content coding"),
+        (_answer(BODY, MULTIPART, "Content-Encoding: br"), "content coding"),
+        (_answer(BODY, MULTIPART, "Content-Encoding: gzip"), "not gzip"),
+        (_sized(GZIPPED[:-100], MULTIPART, "Content-Encoding: gzip"), "ends before its end"),
+        (_sized(GZIPPED + b"junk", MULTIPART, "Content-Encoding: gzip"), "after the end"),
         (_answer(BODY[:1000], MULTIPART, f"Content-Length: {len(BODY)}"), "bytes before"),
         (_answer(_chunked(BODY, 4096)[:9000], MULTIPART, "Transfer-Encoding: chunked"), "chunk"),
         (_answer(b"zz\r\n", MULTIPART, "Transfer-Encoding: chunked"), "chunk-size"),
@@ -256,7 +281,7 @@ def test_an_interim_response_is_passed_over(server_of) -> None:  # noqa: ANN001
         (b"HTTP/1.1 200 OK\r\nContent-", "response head"),
     ],
     ids=[
-        "gzip", "short-length", "short-chunks", "bad-chunk-size", "chunk-overrun",
+        "brotli", "not-gzip", "short-gzip", "gzip-and-more", "short-length", "short-chunks", "bad-chunk-size", "chunk-overrun",
         "transfer-coding", "two-lengths", "not-http", "long-head", "cut-head",
     ],
 )  # fmt: skip
