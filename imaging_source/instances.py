@@ -399,17 +399,6 @@ def _encodings(get_item: Callable[[int], Element | None]) -> list[str]:
     return convert_encodings(charset) if charset else [default_encoding]
 
 
-def _element_values(get_item: Callable[[int], Element | None]) -> Iterator[tuple[str, Any]]:
-    """(column, value) of each indexed attribute of a data set (``get_item``: its
-    element of a tag, raw or not, None when absent).  A raw element is converted here
-    with the data set's character set (PS3.5 6.1.2.3) looked up once; ``Dataset.get``
-    looks it up again for every element it converts, a fifth of the time reading and
-    indexing a header took."""
-    encodings = _encodings(get_item)
-    for tag, column_name in _INDEXED_TAGS:
-        yield column_name, _value(get_item(tag), encodings)
-
-
 # String VRs pydicom decodes in the default repertoire (``convert_string``, ``convert_UI``;
 # DA, DT and TM while ``config.datetime_conversion`` is off), and those it decodes in
 # the data set's character set (``convert_text``)
@@ -443,8 +432,10 @@ def _raw_text(elem: RawDataElement, encodings: list[str]) -> str | None:
 
 
 def _column_values(get_item: Callable[[int], Element | None]) -> dict[str, Any]:
-    """Column values of a data set's header (``get_item`` as for :func:`_element_values`),
-    strings cut to their column's length."""
+    """Column values of a data set's header (``get_item``: its element of a tag, raw or
+    not, None when absent), strings cut to their column's length.  A raw element is
+    decoded here with the data set's character set (PS3.5 6.1.2.3) looked up once;
+    ``Dataset.get`` looks it up again for every element it converts."""
     encodings = _encodings(get_item)
     lengths = _column_lengths()
     values: dict[str, Any] = {}

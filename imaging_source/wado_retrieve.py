@@ -468,9 +468,9 @@ _PART = "part"  # in a part's content
 
 
 def _drain(response: Response, view: memoryview) -> None:
-    """The epilogue (RFC 2046 5.1.1) of a delimited body read and dropped, so that the
-    connection can carry another request; a body to the end of the connection is left."""
-    if isinstance(response.body, _UntilClose):
+    """The epilogue (RFC 2046 5.1.1) of a body read and dropped when the connection can
+    carry another request; otherwise left (the connection is closed)."""
+    if not response.reusable:
         return
     while response.readinto(view):
         pass

@@ -7,7 +7,9 @@ from __future__ import annotations
 import io
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dicom_studies import make_instance, make_study, write_files
@@ -31,13 +33,15 @@ from imaging_source.completeness import (
     scan_part10,
 )
 from imaging_source.instances import (
+    _INDEXED_TAGS,
     INDEXED_ATTRIBUTES,
     InstanceStore,
     InvalidInstance,
     _column_values,
-    _element_values,
+    _encodings,
     _raw_text,
     _scanned_values,
+    _value,
     make_engine,
     upgrade,
 )
@@ -100,6 +104,13 @@ def _variants() -> list[Dataset]:
     return [*study, implicit, big, japanese, nested, no_name]
 
 
+def _element_values(get_item: Callable[[int], Any]) -> dict[str, Any]:
+    """Each indexed attribute's value as ``instances._value`` decodes it (pydicom's
+    converter for the VR, in the data set's character set), by column."""
+    encodings = _encodings(get_item)
+    return {column: _value(get_item(tag), encodings) for tag, column in _INDEXED_TAGS}
+
+
 @pytest.mark.parametrize("index", range(len(_variants())))
 def test_the_one_pass_reads_what_pydicom_and_the_walk_read(
     index: int, store: InstanceStore, tmp_path: Path
@@ -112,7 +123,7 @@ def test_the_one_pass_reads_what_pydicom_and_the_walk_read(
     scanned = scan_part10(path, frozenset([0x00080005, *INDEXED_TAGS]))
     assert scanned is not None
     header = dcmread(path, stop_before_pixels=True)
-    assert dict(_element_values(scanned.elements.get)) == {
+    assert _element_values(scanned.elements.get) == {
         column: header.get(keyword) for keyword, column in INDEXED_ATTRIBUTES.items()
     }
 
