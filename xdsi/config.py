@@ -168,6 +168,9 @@ class ImagingSourceSettings:
     cache_max_bytes: int = 10 * 1024**3
     # seconds to connect to the WADO-RS PACS, and to wait for each of its bytes
     pacs_timeout: float = 60.0
+    # CA certificates an https PACS is authenticated against; () = [tls] ca and
+    # trusted_certs when [tls] is on, else the system's store (xdsi.imaging.pacs_ssl_context)
+    pacs_ca: tuple[str, ...] = ()
     wado_rs_base_url: str = ""  # Retrieve URL in manifests; "" = <http listener>/dicomweb
     auto_publish: bool = True  # RAD-68 for studies received by C-STORE / STOW-RS
     stability_delay: float = 60.0  # seconds without new instances before publishing
@@ -759,6 +762,10 @@ def _validate_imaging_source(config: Config) -> None:
             value == "" or value.startswith(("http://", "https://")),
             f"{where} {key}: not an http(s) URL: {value!r}",
         )
+    _check(
+        not imaging.pacs_ca or imaging.pacs_wado_rs.startswith("https://"),
+        f"{where} pacs_ca: CAs of an https pacs_wado_rs, which is {imaging.pacs_wado_rs!r}",
+    )
     _check(
         imaging.cache_max_bytes > 0,
         f"{where} cache_max_bytes: {imaging.cache_max_bytes} must be positive",

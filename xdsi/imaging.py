@@ -61,7 +61,8 @@ from imaging_source.service import ImagingSource, StudyChanged
 from imaging_source.soap_rad69 import Rad69Config, imaging_source_service
 from imaging_source.stow import stow_endpoint
 from soap.message import Service
-from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config
+from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config, ConfigError
+from xdsi.tls import TlsConfigError, client_context
 
 log = logging.getLogger("xdsi.imaging")
 
@@ -387,13 +388,38 @@ def _stow_routes(source: ImagingSource, on_event: OnExchange | None = None) -> l
     return [Route(path, store, methods=["POST"]) for path in ("/studies", "/studies/{study}")]
 
 
+def pacs_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """TLS to an https WADO-RS PACS, as between Secure Nodes (ITI TF-2 3.19.6.1: each
+    end authenticates the other): with ``[tls]`` on, this node's certificate is offered
+    and the PACS must chain to ``[imaging_source] pacs_ca``, else to ``[tls] ca`` or
+    ``trusted_certs``; ``pacs_ca`` alone authenticates the PACS without a certificate
+    offered.  None (neither set, or an http URL): the system's CAs, no certificate."""
+    settings, node = config.imaging_source, config.tls
+    if not settings.pacs_wado_rs.startswith("https://"):
+        return None
+    if not node.enabled and not settings.pacs_ca:
+        return None
+    ca = settings.pacs_ca or (*node.ca, *node.trusted_certs)
+    cert = Path(node.cert) if node.enabled else None
+    key = Path(node.key) if node.enabled and node.key else None
+    try:
+        return client_context(cert, key, tuple(Path(path) for path in ca))
+    except TlsConfigError as exc:
+        where = "[imaging_source] pacs_ca" if settings.pacs_ca else "[tls]"
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
 def instance_source(
     config: Config, store: InstanceStore
 ) -> tuple[InstanceSource, list[Callable[[], Any]]]:
     """The store itself, or a backing PACS cached in it; and what to close at the end."""
     settings = config.imaging_source
     if settings.pacs_wado_rs:
-        fetcher = WadoRsFetcher(settings.pacs_wado_rs, timeout=settings.pacs_timeout)
+        fetcher = WadoRsFetcher(
+            settings.pacs_wado_rs,
+            timeout=settings.pacs_timeout,
+            ssl_context=pacs_ssl_context(config),
+        )
         return PacsSource(store, fetcher, settings.cache_max_bytes), [fetcher.close]
     if settings.pacs_dimse:
         dimse_fetcher = DimseFetcher(parse_peer(settings.pacs_dimse), settings.ae_title)

@@ -1,0 +1,179 @@
+"""TLS to an https WADO-RS PACS (``xdsi.imaging.pacs_ssl_context``): with ``[tls]`` on,
+xdsi offers its node certificate and authenticates the PACS against its own CAs, as
+between Secure Nodes (ITI TF-2 3.19.6.1); ``[imaging_source] pacs_ca`` names other CAs
+for the PACS.  QIDO-RS (httpx) and the Retrieve (``wado_retrieve``) both go through it,
+against a real TLS listener that requires a client certificate."""
+
+from __future__ import annotations
+
+import ssl
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from imaging_source.instances import InstanceStore, QueryLevel
+from imaging_source.pacs import PacsError, PacsSource, WadoRsFetcher
+from imaging_source.wado_retrieve import RetrieveFailed
+from xdsi import certs
+from xdsi.config import ConfigError, load_config
+from xdsi.imaging import instance_source, make_engine, pacs_ssl_context
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
+from http_fixtures import CannedServer  # noqa: E402
+
+STUDY = "1.2.826.0.1.3680043.8.498.1"
+QIDO_ANSWER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nContent-Length: 2\r\n\r\n[]"
+)
+NO_CONTENT = b"HTTP/1.1 204 No Content\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
+    return certs.make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def other_pki(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
+    return certs.make_test_pki(tmp_path_factory.mktemp("other"), organization="elsewhere")
+
+
+def _pacs_side(pki: certs.TestPki, *, client_certificate: bool) -> ssl.SSLContext:
+    """An https PACS with the node certificate of ``pki`` (valid for localhost) that
+    requires, or not, a client certificate of ``pki``'s CA."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(pki.node_cert, pki.node_key)
+    if client_certificate:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cafile=str(pki.ca))
+    return context
+
+
+@pytest.fixture
+def mutual_pacs(pki: certs.TestPki) -> Iterator[CannedServer]:
+    server = CannedServer([QIDO_ANSWER, NO_CONTENT], tls=_pacs_side(pki, client_certificate=True))
+    yield server
+    server.close()
+
+
+def _fetcher(tmp_path: Path, url: str, **sections: dict[str, Any]) -> WadoRsFetcher:
+    config = load_config(
+        tmp_path, environ={}, overrides={**sections, "imaging_source": {
+            "pacs_wado_rs": url, **sections.get("imaging_source", {})}}
+    )  # fmt: skip
+    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
+    source, _ = instance_source(config, store)
+    assert isinstance(source, PacsSource) and isinstance(source.fetcher, WadoRsFetcher)
+    return source.fetcher
+
+
+def _query_and_retrieve(fetcher: WadoRsFetcher) -> int:
+    """One QIDO-RS through httpx, one Retrieve through wado_retrieve: the latter's status."""
+    assert list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY})) == []
+    connection = fetcher.connection()
+    try:
+        response = connection.get(f"/dicom-web/studies/{STUDY}", {})
+        status = response.status
+        connection.release(response)
+        return status
+    finally:
+        connection.close()
+        fetcher.close()
+
+
+def _node_tls(pki: certs.TestPki, ca: Path | None = None) -> dict[str, Any]:
+    return {
+        "cert": str(pki.client_cert),
+        "key": str(pki.client_key),
+        "ca": [str(ca or pki.ca)],
+    }
+
+
+def test_a_secure_node_offers_its_certificate_to_an_https_pacs(
+    tmp_path: Path, pki: certs.TestPki, mutual_pacs: CannedServer
+) -> None:
+    fetcher = _fetcher(tmp_path, f"{mutual_pacs.url}/dicom-web", tls=_node_tls(pki))
+    assert _query_and_retrieve(fetcher) == 204
+    assert len(mutual_pacs.requests) == 2 and mutual_pacs.connections == 2
+
+
+def test_without_tls_settings_the_pacs_is_checked_against_the_system_store(
+    tmp_path: Path, pki: certs.TestPki, mutual_pacs: CannedServer
+) -> None:
+    fetcher = _fetcher(tmp_path, f"{mutual_pacs.url}/dicom-web")
+    assert fetcher.ssl_context.verify_mode == ssl.CERT_REQUIRED
+    with pytest.raises(PacsError, match="CERTIFICATE_VERIFY_FAILED"):
+        list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY}))
+    with pytest.raises(RetrieveFailed, match="TLS"):
+        fetcher.connection().get("/dicom-web/studies", {})
+    fetcher.close()
+    assert mutual_pacs.requests == []
+
+
+def test_pacs_ca_replaces_the_node_cas_for_the_pacs(
+    tmp_path: Path, pki: certs.TestPki, other_pki: certs.TestPki, mutual_pacs: CannedServer
+) -> None:
+    # the node trusts only another CA; pacs_ca names the PACS's
+    tls = _node_tls(pki, ca=other_pki.ca)
+    refused = _fetcher(tmp_path / "a", f"{mutual_pacs.url}/dicom-web", tls=tls)
+    with pytest.raises(PacsError, match="CERTIFICATE_VERIFY_FAILED"):
+        list(refused.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY}))
+    refused.close()
+    fetcher = _fetcher(
+        tmp_path / "b", f"{mutual_pacs.url}/dicom-web", tls=tls,
+        imaging_source={"pacs_ca": [str(pki.ca)]},
+    )  # fmt: skip
+    assert _query_and_retrieve(fetcher) == 204
+
+
+def test_pacs_ca_alone_authenticates_the_pacs_without_a_client_certificate(
+    tmp_path: Path, pki: certs.TestPki
+) -> None:
+    server = CannedServer([QIDO_ANSWER, NO_CONTENT], tls=_pacs_side(pki, client_certificate=False))
+    try:
+        fetcher = _fetcher(
+            tmp_path, f"{server.url}/dicom-web", imaging_source={"pacs_ca": [str(pki.ca)]}
+        )
+        assert _query_and_retrieve(fetcher) == 204
+    finally:
+        server.close()
+    # and a PACS that requires one refuses it
+    server = CannedServer([QIDO_ANSWER], tls=_pacs_side(pki, client_certificate=True))
+    try:
+        fetcher = _fetcher(
+            tmp_path / "b", f"{server.url}/dicom-web", imaging_source={"pacs_ca": [str(pki.ca)]}
+        )
+        with pytest.raises(PacsError):
+            list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY}))
+        fetcher.close()
+    finally:
+        server.close()
+
+
+def test_an_http_pacs_gets_no_tls_context(tmp_path: Path, pki: certs.TestPki) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={
+            "tls": _node_tls(pki), "imaging_source": {"pacs_wado_rs": "http://pacs/dicom-web"}},
+    )  # fmt: skip
+    assert pacs_ssl_context(config) is None
+
+
+def test_an_unreadable_pacs_ca_is_a_configuration_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    config = load_config(
+        tmp_path, environ={}, overrides={"imaging_source": {
+            "pacs_wado_rs": "https://pacs/dicom-web", "pacs_ca": [str(missing)]}},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"\[imaging_source\] pacs_ca: .*missing\.pem"):
+        pacs_ssl_context(config)
+
+
+def test_pacs_ca_needs_an_https_pacs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="pacs_ca"):
+        load_config(
+            tmp_path, environ={}, overrides={"imaging_source": {
+                "pacs_wado_rs": "http://pacs/dicom-web", "pacs_ca": ["/etc/ca.pem"]}},
+        )  # fmt: skip
