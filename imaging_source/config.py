@@ -8,6 +8,7 @@ file, ``XDSI_`` variables and ``--ae-title``/``--dicom-port``/``--dicom-peer`` f
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,8 @@ class ImagingSourceConfig:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 60.0
+    # the client side of TLS for the associations xdsi opens to peers marked ``tls``
+    peer_tls: ssl.SSLContext | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ae_title", check_ae_title(self.ae_title))
@@ -51,6 +54,8 @@ class ImagingSourceConfig:
         object.__setattr__(self, "peers", tuple(self.peers))
         if not 0 <= self.dicom_port < 65536:
             raise ValueError(f"dicom_port out of range: {self.dicom_port}")
+        if self.peer_tls is None and any(peer.tls for peer in self.peers):
+            raise ValueError("peers reached over TLS need peer_tls")
 
     @property
     def index_url(self) -> str:

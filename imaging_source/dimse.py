@@ -440,16 +440,15 @@ class DimseServer:
         # pynetdicom opens the sub-association after the number of sub-operations is
         # yielded, so the contexts are filled in between
         contexts: list[PresentationContext] = []
-        yield (
-            destination.host,
-            destination.port,
-            {
-                "contexts": contexts,
-                "sub_association": True,  # MoveSourceAE: xdsi's own Storage SCU
-                # PS3.7 9.1.1.1: the AE that invoked the C-MOVE, not xdsi
-                "move_originator": str(event.assoc.requestor.ae_title).strip(),
-            },
-        )
+        options: dict[str, Any] = {
+            "contexts": contexts,
+            "sub_association": True,  # MoveSourceAE: xdsi's own Storage SCU
+            # PS3.7 9.1.1.1: the AE that invoked the C-MOVE, not xdsi
+            "move_originator": str(event.assoc.requestor.ae_title).strip(),
+        }
+        if destination.tls:  # ITI-19, PS3.15 B.1
+            options["tls_args"] = (self.config.peer_tls, destination.host)
+        yield destination.host, destination.port, options
         try:
             instances = self._retrieve_plan(event)
         except Exception as exc:

@@ -778,7 +778,8 @@ class WadoRsFetcher:
 # --- C-FIND / C-MOVE ------------------------------------------------------------------------
 class DimseFetcher:
     """A PACS reached by Study Root C-FIND and C-MOVE; the move destination is xdsi's
-    own storage SCP, known to the PACS as ``ae_title``."""
+    own storage SCP, known to the PACS as ``ae_title``.  A PACS marked ``tls`` is
+    reached over TLS with ``ssl_context`` (PS3.15 B.1)."""
 
     def __init__(
         self,
@@ -788,9 +789,13 @@ class DimseFetcher:
         acse_timeout: float = 30.0,
         dimse_timeout: float = 120.0,
         network_timeout: float = 60.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        if pacs.tls and ssl_context is None:
+            raise ValueError(f"{pacs} is reached over TLS: an ssl_context is needed")
         self.pacs = pacs
         self.ae_title = ae_title
+        self.ssl_context = ssl_context
         self.acse_timeout = acse_timeout
         self.dimse_timeout = dimse_timeout
         self.network_timeout = network_timeout
@@ -801,11 +806,13 @@ class DimseFetcher:
         ae.dimse_timeout = self.dimse_timeout
         ae.network_timeout = self.network_timeout
         ae.add_requested_context(context)
+        tls_args = (self.ssl_context, self.pacs.host) if self.pacs.tls else None
         assoc = ae.associate(
             self.pacs.host,
             self.pacs.port,
             ae_title=self.pacs.ae_title,
             evt_handlers=REQUESTOR_HANDLERS,  # TCP_NODELAY, responses kept from the reactor
+            tls_args=tls_args,
         )
         if not assoc.is_established:
             raise PacsError(f"association with {self.pacs} not established")

@@ -38,6 +38,9 @@ class DicomPeer:
     ae_title: str
     host: str
     port: int
+    # ITI-19: associations xdsi opens to it go over TLS (PS3.15 B.1), this node's
+    # certificate offered and the peer's authenticated (ImagingSourceConfig.peer_tls)
+    tls: bool = False
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host

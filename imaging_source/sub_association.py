@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import ssl
 import time
 from collections.abc import Sequence
 from typing import Any, BinaryIO
@@ -130,9 +131,12 @@ class StorageSubAssociation:
         acse_timeout: float | None,
         dimse_timeout: float | None,
         move_originator: str | None = None,
+        tls: tuple[ssl.SSLContext, str] | None = None,
     ) -> StorageSubAssociation:
-        """Request the association; one not established (refused, rejected, unreachable)
-        is returned with ``is_established`` false, as pynetdicom's ``associate`` does."""
+        """Request the association; one not established (refused, rejected, unreachable,
+        a TLS handshake that failed) is returned with ``is_established`` false, as
+        pynetdicom's ``associate`` does.  ``tls``: (context, the peer's host name) to
+        speak TLS (PS3.15 B.1), as pynetdicom's ``tls_args``."""
         contexts = [
             ProposedContext(2 * n + 1, abstract, tuple(syntaxes))
             for n, (abstract, syntaxes) in enumerate(abstract_syntaxes[:128])
@@ -156,6 +160,14 @@ class StorageSubAssociation:
             log.warning("no association with %s at %s:%s: %s", called, host, port, exc)
             return association
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each PDU goes at once
+        if tls is not None:
+            context, server_hostname = tls
+            try:
+                sock = context.wrap_socket(sock, server_hostname=server_hostname)
+            except OSError as exc:  # ssl.SSLError among them
+                sock.close()
+                log.warning("no TLS with %s at %s:%s: %s", called, host, port, exc)
+                return association
         association._socket = sock
         try:
             sock.sendall(rq)
@@ -358,10 +370,14 @@ class StorageSubAssociation:
 
     # -- the socket
     def _send(self, buffers: list[bytes | memoryview]) -> None:
-        """Write the buffers in order, as few ``sendmsg`` calls as the kernel allows."""
+        """Write the buffers in order, as few ``sendmsg`` calls as the kernel allows (TLS:
+        joined, one ``sendall``; an SSL socket has no ``sendmsg``)."""
         sock = self._socket
         if sock is None:
             raise OSError("the sub-association is closed")
+        if isinstance(sock, ssl.SSLSocket):
+            sock.sendall(b"".join(buffers))
+            return
         views = [memoryview(b) for b in buffers]
         start = 0
         while start < len(views):
@@ -435,6 +451,7 @@ class MoveSourceAE(AE):
         if not sub_association:
             return super().associate(addr, port, *args, **kwargs)
         contexts = kwargs.get("contexts") or (args[0] if args else [])
+        tls_args = kwargs.get("tls_args")
         return StorageSubAssociation.request(
             addr,
             port,
@@ -447,6 +464,7 @@ class MoveSourceAE(AE):
             acse_timeout=self.acse_timeout,
             dimse_timeout=self.dimse_timeout,
             move_originator=move_originator,
+            tls=tls_args,
         )
 
 

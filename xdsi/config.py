@@ -162,6 +162,9 @@ class ImagingSourceSettings:
     repository_unique_id: str = ""
     storage_dir: str = ""  # "" = <data-dir>/dicom
     peers: tuple[str, ...] = ()  # known DICOM peers, "AET@HOST:PORT"
+    # AE titles (of peers, or the pacs_dimse PACS) that xdsi's own associations reach
+    # over TLS, as [tls]'s node (ITI-19, PS3.15 B.1)
+    tls_peers: tuple[str, ...] = ()
     allow_unknown_callers: bool = True  # false: only the peers may associate
     pacs_wado_rs: str = ""  # the backing PACS's DICOMweb root URL
     pacs_dimse: str = ""  # the backing PACS as AET@HOST:PORT (C-FIND, C-MOVE to us)
@@ -752,6 +755,20 @@ def _validate_imaging_source(config: Config) -> None:
             _DICOM_PEER.fullmatch(peer.strip()) is not None,
             f"{where} peers / pacs_dimse: not AET@HOST:PORT: {peer!r}",
         )
+    known = {
+        peer.strip().split("@", 1)[0].strip(" ")
+        for peer in (*imaging.peers, imaging.pacs_dimse)
+        if _DICOM_PEER.fullmatch(peer.strip()) is not None
+    }
+    for title in imaging.tls_peers:
+        _check(
+            title.strip(" ") in known,
+            f"{where} tls_peers: {title!r} is neither one of peers nor pacs_dimse",
+        )
+    _check(
+        not imaging.tls_peers or config.tls.enabled,
+        f"{where} tls_peers: TLS to peers needs this node's certificate ([tls] cert)",
+    )
     _check(
         not (imaging.pacs_wado_rs and imaging.pacs_dimse),
         f"{where} pacs_wado_rs and pacs_dimse: one backing PACS, not both",

@@ -26,7 +26,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,7 +45,7 @@ from imaging_source.instances import InstanceStore
 from imaging_source.kos import InstanceDescription, ManifestConfig, PatientStudy, describe
 from imaging_source.kos_metadata import ManifestMetadataConfig
 from imaging_source.pacs import DimseFetcher, InstanceSource, LocalSource, PacsSource, WadoRsFetcher
-from imaging_source.peers import parse_peer
+from imaging_source.peers import DicomPeer, parse_peer
 from imaging_source.publish import (
     DeprecationResult,
     DocumentRepositoryClient,
@@ -92,13 +92,38 @@ def imaging_source_config(
         ae_title=settings.ae_title,
         dicom_host=dicom.host,
         dicom_port=dicom.port,
-        peers=tuple(parse_peer(p) for p in settings.peers),
+        peers=tuple(_peer(config, p) for p in settings.peers),
         allow_unknown_callers=settings.allow_unknown_callers,
         repository_unique_id=settings.repository_unique_id,
         stability_delay=settings.stability_delay,
         cache_max_bytes=settings.cache_max_bytes,
         wado_rs_base_url=settings.wado_rs_base_url or None,
+        peer_tls=peer_ssl_context(config),
     )
+
+
+def _peer(config: Config, text: str) -> DicomPeer:
+    """A configured peer (``AET@HOST:PORT``), marked ``tls`` if it is one of ``tls_peers``."""
+    peer = parse_peer(text)
+    tls = peer.ae_title in {title.strip(" ") for title in config.imaging_source.tls_peers}
+    return replace(peer, tls=tls)
+
+
+def peer_ssl_context(config: Config) -> ssl.SSLContext | None:
+    """The client side of TLS for the DICOM associations xdsi opens to ``tls_peers``
+    (ITI TF-2 3.19.6.1, PS3.15 B.1): this node's certificate offered, the peer
+    authenticated against ``[tls] ca`` and ``trusted_certs``; None without tls_peers."""
+    node = config.tls
+    if not config.imaging_source.tls_peers or not node.enabled:
+        return None
+    try:
+        return client_context(
+            Path(node.cert),
+            Path(node.key) if node.key else None,
+            tuple(Path(path) for path in (*node.ca, *node.trusted_certs)),
+        )
+    except TlsConfigError as exc:
+        raise ConfigError(f"[tls]: {exc}") from exc
 
 
 def publish_config(config: Config) -> PublishConfig:
@@ -422,7 +447,11 @@ def instance_source(
         )
         return PacsSource(store, fetcher, settings.cache_max_bytes), [fetcher.close]
     if settings.pacs_dimse:
-        dimse_fetcher = DimseFetcher(parse_peer(settings.pacs_dimse), settings.ae_title)
+        dimse_fetcher = DimseFetcher(
+            _peer(config, settings.pacs_dimse),
+            settings.ae_title,
+            ssl_context=peer_ssl_context(config),
+        )
         return PacsSource(store, dimse_fetcher, settings.cache_max_bytes), []
     return LocalSource(store), []
 

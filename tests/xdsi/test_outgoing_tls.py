@@ -1,8 +1,12 @@
-"""TLS to an https WADO-RS PACS (``xdsi.imaging.pacs_ssl_context``): with ``[tls]`` on,
-xdsi offers its node certificate and authenticates the PACS against its own CAs, as
-between Secure Nodes (ITI TF-2 3.19.6.1); ``[imaging_source] pacs_ca`` names other CAs
-for the PACS.  QIDO-RS (httpx) and the Retrieve (``wado_retrieve``) both go through it,
-against a real TLS listener that requires a client certificate."""
+"""The connections xdsi opens, as a Secure Node (ITI TF-2 3.19.6.1).
+
+To an https WADO-RS PACS (``xdsi.imaging.pacs_ssl_context``): with ``[tls]`` on, xdsi
+offers its node certificate and authenticates the PACS against its own CAs;
+``[imaging_source] pacs_ca`` names other CAs for the PACS.  QIDO-RS (httpx) and the
+Retrieve (``wado_retrieve``) both go through it, against a real TLS listener that
+requires a client certificate.  To DICOM peers: ``[imaging_source] tls_peers`` marks the
+peers (and the ``pacs_dimse`` PACS) reached over TLS; the associations themselves are
+tested in ``tests/imaging_source/test_dimse_tls.py``."""
 
 from __future__ import annotations
 
@@ -15,11 +19,17 @@ from typing import Any
 import pytest
 
 from imaging_source.instances import InstanceStore, QueryLevel
-from imaging_source.pacs import PacsError, PacsSource, WadoRsFetcher
+from imaging_source.pacs import DimseFetcher, PacsError, PacsSource, WadoRsFetcher
 from imaging_source.wado_retrieve import RetrieveFailed
 from xdsi import certs
 from xdsi.config import ConfigError, load_config
-from xdsi.imaging import instance_source, make_engine, pacs_ssl_context
+from xdsi.imaging import (
+    imaging_source_config,
+    instance_source,
+    make_engine,
+    pacs_ssl_context,
+    peer_ssl_context,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
 from http_fixtures import CannedServer  # noqa: E402
@@ -176,4 +186,53 @@ def test_pacs_ca_needs_an_https_pacs(tmp_path: Path) -> None:
         load_config(
             tmp_path, environ={}, overrides={"imaging_source": {
                 "pacs_wado_rs": "http://pacs/dicom-web", "pacs_ca": ["/etc/ca.pem"]}},
+        )  # fmt: skip
+
+
+# --- DICOM peers --------------------------------------------------------------------------
+PEERS = ["VIEWER@viewer.example:2762", "ARCHIVE@archive.example:104"]
+
+
+def test_tls_peers_marks_the_peers_reached_over_tls(tmp_path: Path, pki: certs.TestPki) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={
+            "tls": _node_tls(pki), "imaging_source": {"peers": PEERS, "tls_peers": ["VIEWER"]}},
+    )  # fmt: skip
+    actor = imaging_source_config(config)
+    assert {(p.ae_title, p.tls) for p in actor.peers} == {("VIEWER", True), ("ARCHIVE", False)}
+    assert isinstance(actor.peer_tls, ssl.SSLContext)
+    assert actor.peer_tls.verify_mode == ssl.CERT_REQUIRED and actor.peer_tls.check_hostname
+
+
+def test_a_dimse_pacs_in_tls_peers_is_fetched_over_tls(tmp_path: Path, pki: certs.TestPki) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+            "pacs_dimse": "PACS@pacs.example:2762", "tls_peers": ["PACS"]}},
+    )  # fmt: skip
+    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
+    source, _ = instance_source(config, store)
+    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
+    assert source.fetcher.pacs.tls and source.fetcher.ssl_context is not None
+
+
+def test_without_tls_peers_no_peer_is_reached_over_tls(tmp_path: Path, pki: certs.TestPki) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {"peers": PEERS}}
+    )
+    assert not any(p.tls for p in imaging_source_config(config).peers)
+    assert peer_ssl_context(config) is None
+
+
+def test_tls_peers_needs_the_node_certificate_and_known_peers(
+    tmp_path: Path, pki: certs.TestPki
+) -> None:
+    with pytest.raises(ConfigError, match=r"tls_peers: .*\[tls\] cert"):
+        load_config(
+            tmp_path, environ={}, overrides={
+                "imaging_source": {"peers": PEERS, "tls_peers": ["VIEWER"]}},
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="tls_peers: 'NOBODY' is neither"):
+        load_config(
+            tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+                "peers": PEERS, "tls_peers": ["NOBODY"]}},
         )  # fmt: skip

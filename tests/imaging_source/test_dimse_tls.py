@@ -1,0 +1,217 @@
+"""The DICOM associations xdsi opens, over TLS to peers marked so (ITI-19, PS3.15 B.1):
+a C-MOVE's sub-association to dcmtk's storescp running TLS with a required client
+certificate, and C-FIND to a PACS (pynetdicom) that requires one.  Mutual: a peer that
+does not trust xdsi's certificate, or a peer xdsi does not trust, gets nothing."""
+
+# ruff: noqa: F401, F811 - pytest fixtures imported by name
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from dicom_studies import make_study, write_files
+from dimse_fixtures import MOVE_DESTINATION, destination_port, free_port, move_study
+from instance_fixtures import migrated_sqlite, require_interop, sqlite_index_engine
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pynetdicom import AE, evt
+from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
+from sqlalchemy import Engine
+
+from imaging_source.config import ImagingSourceConfig
+from imaging_source.instances import QueryLevel
+from imaging_source.pacs import DimseFetcher, PacsError
+from imaging_source.peers import DicomPeer
+from imaging_source.service import ImagingSource
+from xdsi import certs
+from xdsi.tls import client_context
+
+SUCCESS, PENDING = 0x0000, 0xFF00
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
+    return certs.make_test_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> certs.TestPki:
+    """A PKI the peers do not know."""
+    return certs.make_test_pki(tmp_path_factory.mktemp("stranger"), organization="stranger")
+
+
+def _xdsi_tls(pki: certs.TestPki) -> ssl.SSLContext:
+    """xdsi's client side: its (client) certificate of ``pki``, trusting ``pki``'s CA."""
+    return client_context(pki.client_cert, pki.client_key, (pki.ca,))
+
+
+@contextmanager
+def _source(engine: Engine, tmp_path: Path, peer: DicomPeer, peer_tls: ssl.SSLContext | None):
+    config = ImagingSourceConfig(
+        storage_dir=tmp_path / "store",
+        dicom_host="127.0.0.1",
+        dicom_port=0,
+        peers=(peer,),
+        acse_timeout=5,
+        dimse_timeout=10,
+        network_timeout=10,
+        peer_tls=peer_tls,
+    )
+    imaging = ImagingSource(config, engine=engine)
+    imaging.start()
+    try:
+        yield imaging
+    finally:
+        imaging.stop()
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def tls_storescp(pki: certs.TestPki, tmp_path: Path, destination_port: int) -> Iterator[Path]:
+    """dcmtk's storescp over TLS (its node certificate of ``pki``), requiring a client
+    certificate that chains to ``pki``'s CA (dcmtk's default, --require-peer-cert)."""
+    if shutil.which("storescp") is None or shutil.which("echoscu") is None:
+        if require_interop():
+            pytest.fail("dcmtk not installed")
+        pytest.skip("dcmtk not installed")
+    out = tmp_path / "moved"
+    out.mkdir()
+    tls = ["+tls", str(pki.node_key), str(pki.node_cert), "+cf", str(pki.ca)]
+    process = subprocess.Popen(
+        ["storescp", "-aet", MOVE_DESTINATION, "-od", str(out), "+xa", *tls, str(destination_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca)]
+    try:
+        deadline = time.monotonic() + 10
+        while _run(
+            "echoscu", *client, "-aec", MOVE_DESTINATION, "127.0.0.1", str(destination_port)
+        ).returncode:
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.1)
+        yield out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _stored_study(imaging: ImagingSource, tmp_path: Path) -> list[Path]:
+    files = write_files(make_study(patient_id="TLS-1"), tmp_path / "study")
+    for path in files:
+        imaging.store.add(path)
+    return files
+
+
+def test_a_c_move_reaches_a_tls_destination_with_xdsi_certificate(
+    sqlite_index_engine: Engine,
+    tmp_path: Path,
+    pki: certs.TestPki,
+    destination_port: int,
+    tls_storescp: Path,
+) -> None:
+    peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=True)
+    with _source(sqlite_index_engine, tmp_path, peer, _xdsi_tls(pki)) as imaging:
+        files = _stored_study(imaging, tmp_path)
+        responses = move_study(imaging, dcmread(files[0]).StudyInstanceUID)
+    assert responses[-1][0].Status == SUCCESS
+    assert responses[-1][0].NumberOfCompletedSuboperations == len(files)
+    moved = {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, tls_storescp.iterdir())}
+    assert moved == {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, files)}
+
+
+@pytest.mark.parametrize("case", ["untrusted certificate", "destination not trusted", "plain"])
+def test_without_mutual_authentication_nothing_is_moved(
+    sqlite_index_engine: Engine,
+    tmp_path: Path,
+    pki: certs.TestPki,
+    stranger: certs.TestPki,
+    destination_port: int,
+    tls_storescp: Path,
+    case: str,
+) -> None:
+    context = {
+        # xdsi offers a certificate storescp's CA did not sign
+        "untrusted certificate": client_context(
+            stranger.client_cert, stranger.client_key, (pki.ca,)
+        ),
+        # xdsi trusts another CA than the one of storescp's certificate
+        "destination not trusted": client_context(pki.client_cert, pki.client_key, (stranger.ca,)),
+        "plain": None,  # the peer not marked tls: xdsi speaks DICOM in the clear
+    }[case]
+    peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=context is not None)
+    with _source(sqlite_index_engine, tmp_path, peer, context) as imaging:
+        files = _stored_study(imaging, tmp_path)
+        started = time.monotonic()
+        responses = move_study(imaging, dcmread(files[0]).StudyInstanceUID)
+    assert time.monotonic() - started < 30
+    final = responses[-1][0]
+    assert final.Status != SUCCESS
+    assert list(tls_storescp.iterdir()) == []
+
+
+@contextmanager
+def _tls_find_scp(pki: certs.TestPki, port: int) -> Iterator[list[str]]:
+    """A Q/R SCP (pynetdicom) over TLS requiring a client certificate of ``pki``'s CA;
+    answers every C-FIND with one study; yields the calling AE titles it served."""
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    server_side.verify_mode = ssl.CERT_REQUIRED
+    server_side.load_cert_chain(pki.node_cert, pki.node_key)
+    served: list[str] = []
+
+    def on_find(event: evt.Event) -> Iterator[tuple[int, Dataset | None]]:
+        served.append(str(event.assoc.requestor.ae_title).strip())
+        answer = Dataset()
+        answer.QueryRetrieveLevel = "STUDY"
+        answer.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.7"
+        yield PENDING, answer
+
+    ae = AE(ae_title="TLSPACS")
+    ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
+    server = ae.start_server(
+        ("127.0.0.1", port),
+        block=False,
+        ssl_context=server_side,
+        evt_handlers=[(evt.EVT_C_FIND, on_find)],
+    )
+    try:
+        yield served
+    finally:
+        server.shutdown()
+
+
+def test_a_dimse_pacs_marked_tls_is_queried_over_tls(
+    pki: certs.TestPki, stranger: certs.TestPki
+) -> None:
+    port = free_port()
+    pacs = DicomPeer("TLSPACS", "localhost", port, tls=True)
+    with _tls_find_scp(pki, port) as served:
+        fetcher = DimseFetcher(pacs, "XDSI", acse_timeout=5, ssl_context=_xdsi_tls(pki))
+        matches = list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))
+        assert [m["StudyInstanceUID"] for m in matches] == ["1.2.826.0.1.3680043.8.498.7"]
+        assert served == ["XDSI"]
+        strange = client_context(stranger.client_cert, stranger.client_key, (pki.ca,))
+        refused = DimseFetcher(pacs, "XDSI", acse_timeout=5, ssl_context=strange)
+        with pytest.raises(PacsError, match="not established"):
+            list(refused.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))
+        plain = DimseFetcher(DicomPeer("TLSPACS", "localhost", port), "XDSI", acse_timeout=5)
+        with pytest.raises(PacsError, match="not established"):
+            list(plain.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))
+        assert served == ["XDSI"]
+
+
+def test_a_peer_marked_tls_needs_a_context() -> None:
+    with pytest.raises(ValueError, match="ssl_context"):
+        DimseFetcher(DicomPeer("P", "localhost", 104, tls=True), "XDSI")
+    with pytest.raises(ValueError, match="peer_tls"):
+        ImagingSourceConfig(peers=(DicomPeer("P", "localhost", 104, tls=True),))
