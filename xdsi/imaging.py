@@ -116,14 +116,21 @@ def peer_ssl_context(config: Config) -> ssl.SSLContext | None:
     node = config.tls
     if not config.imaging_source.tls_peers or not node.enabled:
         return None
+    return _node_client_context(config, (*node.ca, *node.trusted_certs), where="[tls]")
+
+
+def _node_client_context(config: Config, ca: tuple[str, ...], *, where: str) -> ssl.SSLContext:
+    """A client context trusting ``ca`` (none: the system's store), offering this node's
+    certificate when ``[tls]`` is on; a file it cannot read is a ConfigError of ``where``."""
+    node = config.tls
     try:
         return client_context(
-            Path(node.cert),
-            Path(node.key) if node.key else None,
-            tuple(Path(path) for path in (*node.ca, *node.trusted_certs)),
+            Path(node.cert) if node.enabled else None,
+            Path(node.key) if node.enabled and node.key else None,
+            tuple(Path(path) for path in ca),
         )
     except TlsConfigError as exc:
-        raise ConfigError(f"[tls]: {exc}") from exc
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def publish_config(config: Config) -> PublishConfig:
@@ -424,14 +431,9 @@ def pacs_ssl_context(config: Config) -> ssl.SSLContext | None:
         return None
     if not node.enabled and not settings.pacs_ca:
         return None
-    ca = settings.pacs_ca or (*node.ca, *node.trusted_certs)
-    cert = Path(node.cert) if node.enabled else None
-    key = Path(node.key) if node.enabled and node.key else None
-    try:
-        return client_context(cert, key, tuple(Path(path) for path in ca))
-    except TlsConfigError as exc:
-        where = "[imaging_source] pacs_ca" if settings.pacs_ca else "[tls]"
-        raise ConfigError(f"{where}: {exc}") from exc
+    if settings.pacs_ca:
+        return _node_client_context(config, settings.pacs_ca, where="[imaging_source] pacs_ca")
+    return _node_client_context(config, (*node.ca, *node.trusted_certs), where="[tls]")
 
 
 def instance_source(
