@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+import ssl
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -101,16 +104,20 @@ def running_source(
     *,
     dimse_timeout: float = 10,
     network_timeout: float = 10,
+    peer: DicomPeer | None = None,
+    peer_tls: ssl.SSLContext | None = None,
 ) -> Iterator[ImagingSource]:
-    """An ImagingSource on a free port whose one peer is the Move Destination."""
+    """An ImagingSource on a free port whose one peer is the Move Destination (``peer``:
+    another one, reached over TLS with ``peer_tls`` if it is marked so)."""
     config = ImagingSourceConfig(
         storage_dir=tmp_path / "store",
         dicom_host="127.0.0.1",
         dicom_port=0,
-        peers=(DicomPeer(MOVE_DESTINATION, "127.0.0.1", destination_port),),
+        peers=(peer or DicomPeer(MOVE_DESTINATION, "127.0.0.1", destination_port),),
         acse_timeout=5,
         dimse_timeout=dimse_timeout,
         network_timeout=network_timeout,
+        peer_tls=peer_tls,
     )
     imaging = ImagingSource(config, engine=engine)
     imaging.start()
@@ -118,6 +125,30 @@ def running_source(
         yield imaging
     finally:
         imaging.stop()
+
+
+@contextmanager
+def running_storescp(
+    out: Path, port: int, *, tls: Sequence[str] = (), echo_tls: Sequence[str] = ()
+) -> Iterator[Path]:
+    """dcmtk's storescp as the Move Destination on ``port``, writing into ``out`` (made
+    here), with its ``tls`` options; running once echoscu (with ``echo_tls``) is answered."""
+    out.mkdir()
+    process = subprocess.Popen(
+        ["storescp", "-aet", MOVE_DESTINATION, "-od", str(out), "+xa", *tls, str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    echo = ["echoscu", *echo_tls, "-aec", MOVE_DESTINATION, "127.0.0.1", str(port)]
+    try:
+        deadline = time.monotonic() + 10
+        while subprocess.run(echo, capture_output=True, timeout=60).returncode:
+            assert time.monotonic() < deadline, "storescp did not start"
+            time.sleep(0.1)
+        yield out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 @pytest.fixture

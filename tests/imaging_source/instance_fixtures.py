@@ -8,6 +8,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -22,11 +23,13 @@ def require_interop() -> bool:
     return os.environ.get("XDSI_REQUIRE_INTEROP") == "1"
 
 
-@pytest.fixture(scope="session")
-def imaging_postgres_engine() -> Iterator[Engine]:
+@contextmanager
+def postgres_database(prefix: str = "xdsi_imaging_test") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL), dropped at the end;
+    skipped when PostgreSQL is unreachable unless XDSI_REQUIRE_INTEROP=1."""
     import psycopg
 
-    name = f"xdsi_imaging_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
@@ -35,14 +38,22 @@ def imaging_postgres_engine() -> Iterator[Engine]:
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    upgrade(engine)
     try:
-        yield engine
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
-        engine.dispose()
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def imaging_postgres_engine() -> Iterator[Engine]:
+    with postgres_database() as url:
+        engine = make_engine(url)
+        upgrade(engine)
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 @pytest.fixture(scope="session")

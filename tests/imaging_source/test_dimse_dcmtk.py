@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dicom_studies import make_study, write_files
-from dimse_fixtures import MOVE_DESTINATION, destination_port, source
+from dimse_fixtures import MOVE_DESTINATION, destination_port, running_storescp, source
 from instance_fixtures import migrated_sqlite, require_interop, sqlite_index_engine
 from pydicom import dcmread
 from pydicom.uid import RLELossless
@@ -79,24 +78,8 @@ def test_findscu_study_level(source: ImagingSource, stored: list[Path], tmp_path
 
 @pytest.fixture
 def storescp(tmp_path: Path, destination_port: int) -> Iterator[Path]:
-    out = tmp_path / "moved"
-    out.mkdir()
-    process = subprocess.Popen(
-        ["storescp", "-aet", MOVE_DESTINATION, "-od", str(out), "+xa", str(destination_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while _run(
-            "echoscu", "-aec", MOVE_DESTINATION, "127.0.0.1", str(destination_port)
-        ).returncode:
-            assert time.monotonic() < deadline, "storescp did not start"
-            time.sleep(0.1)
+    with running_storescp(tmp_path / "moved", destination_port) as out:
         yield out
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_movescu_to_storescp(source: ImagingSource, stored: list[Path], storescp: Path) -> None:

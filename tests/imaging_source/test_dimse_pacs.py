@@ -10,13 +10,12 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dicom_studies import make_study
-from dimse_fixtures import MOVE_DESTINATION, free_port
+from dimse_fixtures import MOVE_DESTINATION, free_port, running_storescp
 from instance_fixtures import require_interop
 from orthanc_fixtures import OrthancServer, orthanc_server
 from pydicom import dcmread
@@ -87,24 +86,8 @@ def fronting(
 
 @pytest.fixture
 def storescp(tmp_path: Path, destination_port: int) -> Iterator[Path]:
-    out = tmp_path / "moved"
-    out.mkdir()
-    process = subprocess.Popen(
-        ["storescp", "-aet", MOVE_DESTINATION, "-od", str(out), "+xa", str(destination_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while _run(
-            "echoscu", "-aec", MOVE_DESTINATION, "127.0.0.1", str(destination_port)
-        ).returncode:
-            assert time.monotonic() < deadline, "storescp did not start"
-            time.sleep(0.1)
+    with running_storescp(tmp_path / "moved", destination_port) as out:
         yield out
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_findscu_sees_the_pacs_study_through_xdsi(

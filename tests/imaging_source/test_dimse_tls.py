@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +16,14 @@ from pathlib import Path
 
 import pytest
 from dicom_studies import make_study, write_files
-from dimse_fixtures import MOVE_DESTINATION, destination_port, free_port, move_study
+from dimse_fixtures import (
+    MOVE_DESTINATION,
+    destination_port,
+    free_port,
+    move_study,
+    running_source,
+    running_storescp,
+)
 from instance_fixtures import migrated_sqlite, require_interop, sqlite_index_engine
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -52,30 +58,6 @@ def _xdsi_tls(pki: certs.TestPki) -> ssl.SSLContext:
     return client_context(pki.client_cert, pki.client_key, (pki.ca,))
 
 
-@contextmanager
-def _source(engine: Engine, tmp_path: Path, peer: DicomPeer, peer_tls: ssl.SSLContext | None):
-    config = ImagingSourceConfig(
-        storage_dir=tmp_path / "store",
-        dicom_host="127.0.0.1",
-        dicom_port=0,
-        peers=(peer,),
-        acse_timeout=5,
-        dimse_timeout=10,
-        network_timeout=10,
-        peer_tls=peer_tls,
-    )
-    imaging = ImagingSource(config, engine=engine)
-    imaging.start()
-    try:
-        yield imaging
-    finally:
-        imaging.stop()
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=60)
-
-
 @pytest.fixture
 def tls_storescp(pki: certs.TestPki, tmp_path: Path, destination_port: int) -> Iterator[Path]:
     """dcmtk's storescp over TLS (its node certificate of ``pki``), requiring a client
@@ -84,26 +66,10 @@ def tls_storescp(pki: certs.TestPki, tmp_path: Path, destination_port: int) -> I
         if require_interop():
             pytest.fail("dcmtk not installed")
         pytest.skip("dcmtk not installed")
-    out = tmp_path / "moved"
-    out.mkdir()
     tls = ["+tls", str(pki.node_key), str(pki.node_cert), "+cf", str(pki.ca)]
-    process = subprocess.Popen(
-        ["storescp", "-aet", MOVE_DESTINATION, "-od", str(out), "+xa", *tls, str(destination_port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     client = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca)]
-    try:
-        deadline = time.monotonic() + 10
-        while _run(
-            "echoscu", *client, "-aec", MOVE_DESTINATION, "127.0.0.1", str(destination_port)
-        ).returncode:
-            assert time.monotonic() < deadline, "storescp did not start"
-            time.sleep(0.1)
+    with running_storescp(tmp_path / "moved", destination_port, tls=tls, echo_tls=client) as out:
         yield out
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _stored_study(imaging: ImagingSource, tmp_path: Path) -> list[Path]:
@@ -121,7 +87,9 @@ def test_a_c_move_reaches_a_tls_destination_with_xdsi_certificate(
     tls_storescp: Path,
 ) -> None:
     peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=True)
-    with _source(sqlite_index_engine, tmp_path, peer, _xdsi_tls(pki)) as imaging:
+    with running_source(
+        sqlite_index_engine, tmp_path, destination_port, peer=peer, peer_tls=_xdsi_tls(pki)
+    ) as imaging:
         files = _stored_study(imaging, tmp_path)
         responses = move_study(imaging, dcmread(files[0]).StudyInstanceUID)
     assert responses[-1][0].Status == SUCCESS
@@ -150,7 +118,9 @@ def test_without_mutual_authentication_nothing_is_moved(
         "plain": None,  # the peer not marked tls: xdsi speaks DICOM in the clear
     }[case]
     peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=context is not None)
-    with _source(sqlite_index_engine, tmp_path, peer, context) as imaging:
+    with running_source(
+        sqlite_index_engine, tmp_path, destination_port, peer=peer, peer_tls=context
+    ) as imaging:
         files = _stored_study(imaging, tmp_path)
         started = time.monotonic()
         responses = move_study(imaging, dcmread(files[0]).StudyInstanceUID)

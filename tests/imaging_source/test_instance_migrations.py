@@ -5,13 +5,12 @@ On SQLite and PostgreSQL, from a real index at imaging_source_0002."""
 from __future__ import annotations
 
 import importlib.util
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from instance_fixtures import postgres_database
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 from sqlalchemy import Engine, text
@@ -19,7 +18,6 @@ from sqlalchemy import Engine, text
 from imaging_source import instances
 from imaging_source.instances import make_engine
 
-PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 MIGRATION = (
     Path(instances.__file__).parent / "migrations/versions/imaging_source_0003_multi_valued_text.py"
 )
@@ -40,24 +38,10 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield made
         made.dispose()
         return
-    import psycopg
-
-    name = f"xdsi_instances_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("XDSI_REQUIRE_INTEROP") == "1":
-            raise
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    made = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    try:
+    with postgres_database("xdsi_instances_test") as url:
+        made = make_engine(url)
         yield made
-    finally:
         made.dispose()
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # column -> (stored before, expected after)
