@@ -111,7 +111,7 @@ def _peer(config: Config, text: str) -> DicomPeer:
 
 def peer_ssl_context(config: Config) -> ssl.SSLContext | None:
     """The client side of TLS for the DICOM associations xdsi opens to ``tls_peers``
-    (ITI TF-2 3.19.6.1, PS3.15 B.1): this node's certificate offered, the peer
+    (ITI TF-2 3.19.1, PS3.15 B.1): this node's certificate offered, the peer
     authenticated against ``[tls] ca`` and ``trusted_certs``; None without tls_peers."""
     node = config.tls
     if not config.imaging_source.tls_peers or not node.enabled:
@@ -421,7 +421,7 @@ def _stow_routes(source: ImagingSource, on_event: OnExchange | None = None) -> l
 
 
 def pacs_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """TLS to an https WADO-RS PACS, as between Secure Nodes (ITI TF-2 3.19.6.1: each
+    """TLS to an https WADO-RS PACS, as between Secure Nodes (ITI TF-2 3.19.1: each
     end authenticates the other): with ``[tls]`` on, this node's certificate is offered
     and the PACS must chain to ``[imaging_source] pacs_ca``, else to ``[tls] ca`` or
     ``trusted_certs``; ``pacs_ca`` alone authenticates the PACS without a certificate

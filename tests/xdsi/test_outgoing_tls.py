@@ -1,4 +1,4 @@
-"""The connections xdsi opens, as a Secure Node (ITI TF-2 3.19.6.1).
+"""The connections xdsi opens, as a Secure Node (ITI TF-2 3.19.1: each end authenticates the other).
 
 To an https WADO-RS PACS (``xdsi.imaging.pacs_ssl_context``): with ``[tls]`` on, xdsi
 offers its node certificate and authenticates the PACS against its own CAs;
