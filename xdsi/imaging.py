@@ -61,8 +61,8 @@ from imaging_source.service import ImagingSource, StudyChanged
 from imaging_source.soap_rad69 import Rad69Config, imaging_source_service
 from imaging_source.stow import stow_endpoint
 from soap.message import Service
-from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config, ConfigError
-from xdsi.tls import TlsConfigError, client_context
+from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config
+from xdsi.outgoing_tls import OnTlsFailure, node_client_context
 
 log = logging.getLogger("xdsi.imaging")
 
@@ -81,9 +81,13 @@ def parse_code(text: str) -> Code:
 
 
 def imaging_source_config(
-    config: Config, *, database_url: str | None = None
+    config: Config,
+    *,
+    database_url: str | None = None,
+    on_tls_failure: OnTlsFailure | None = None,
 ) -> ImagingSourceConfig:
-    """``[imaging_source]`` and ``[connection.dicom]`` as the actor takes them."""
+    """``[imaging_source]`` and ``[connection.dicom]`` as the actor takes them; a failed
+    authentication of a ``tls_peers`` peer is reported to ``on_tls_failure``."""
     settings = config.imaging_source
     dicom = config.connection.dicom
     return ImagingSourceConfig(
@@ -98,7 +102,7 @@ def imaging_source_config(
         stability_delay=settings.stability_delay,
         cache_max_bytes=settings.cache_max_bytes,
         wado_rs_base_url=settings.wado_rs_base_url or None,
-        peer_tls=peer_ssl_context(config),
+        peer_tls=peer_ssl_context(config, on_tls_failure),
     )
 
 
@@ -109,28 +113,23 @@ def _peer(config: Config, text: str) -> DicomPeer:
     return replace(peer, tls=tls)
 
 
-def peer_ssl_context(config: Config) -> ssl.SSLContext | None:
+def peer_ssl_context(
+    config: Config, on_tls_failure: OnTlsFailure | None = None
+) -> ssl.SSLContext | None:
     """The client side of TLS for the DICOM associations xdsi opens to ``tls_peers``
     (ITI TF-2 3.19.1, PS3.15 B.1): this node's certificate offered, the peer
-    authenticated against ``[tls] ca`` and ``trusted_certs``; None without tls_peers."""
+    authenticated against ``[tls] ca`` and ``trusted_certs``, a failed authentication
+    reported to ``on_tls_failure``; None without tls_peers."""
     node = config.tls
     if not config.imaging_source.tls_peers or not node.enabled:
         return None
-    return _node_client_context(config, (*node.ca, *node.trusted_certs), where="[tls]")
-
-
-def _node_client_context(config: Config, ca: tuple[str, ...], *, where: str) -> ssl.SSLContext:
-    """A client context trusting ``ca`` (none: the system's store), offering this node's
-    certificate when ``[tls]`` is on; a file it cannot read is a ConfigError of ``where``."""
-    node = config.tls
-    try:
-        return client_context(
-            Path(node.cert) if node.enabled else None,
-            Path(node.key) if node.enabled and node.key else None,
-            tuple(Path(path) for path in ca),
-        )
-    except TlsConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
+    return node_client_context(
+        config,
+        (*node.ca, *node.trusted_certs),
+        where="[tls]",
+        scheme="dicom",
+        on_failure=on_tls_failure,
+    )
 
 
 def publish_config(config: Config) -> PublishConfig:
@@ -420,39 +419,52 @@ def _stow_routes(source: ImagingSource, on_event: OnExchange | None = None) -> l
     return [Route(path, store, methods=["POST"]) for path in ("/studies", "/studies/{study}")]
 
 
-def pacs_ssl_context(config: Config) -> ssl.SSLContext | None:
+def pacs_ssl_context(
+    config: Config, on_tls_failure: OnTlsFailure | None = None
+) -> ssl.SSLContext | None:
     """TLS to an https WADO-RS PACS, as between Secure Nodes (ITI TF-2 3.19.1: each
     end authenticates the other): with ``[tls]`` on, this node's certificate is offered
     and the PACS must chain to ``[imaging_source] pacs_ca``, else to ``[tls] ca`` or
     ``trusted_certs``; ``pacs_ca`` alone authenticates the PACS without a certificate
-    offered.  None (neither set, or an http URL): the system's CAs, no certificate."""
+    offered; a failed authentication is reported to ``on_tls_failure``.  None (neither
+    set, or an http URL): the system's CAs, no certificate."""
     settings, node = config.imaging_source, config.tls
     if not settings.pacs_wado_rs.startswith("https://"):
         return None
     if not node.enabled and not settings.pacs_ca:
         return None
     if settings.pacs_ca:
-        return _node_client_context(config, settings.pacs_ca, where="[imaging_source] pacs_ca")
-    return _node_client_context(config, (*node.ca, *node.trusted_certs), where="[tls]")
+        ca, where = settings.pacs_ca, "[imaging_source] pacs_ca"
+    else:
+        ca, where = (*node.ca, *node.trusted_certs), "[tls]"
+    return node_client_context(
+        config,
+        ca,
+        where=where,
+        scheme="https",
+        service=settings.pacs_wado_rs,
+        on_failure=on_tls_failure,
+    )
 
 
 def instance_source(
-    config: Config, store: InstanceStore
+    config: Config, store: InstanceStore, on_tls_failure: OnTlsFailure | None = None
 ) -> tuple[InstanceSource, list[Callable[[], Any]]]:
-    """The store itself, or a backing PACS cached in it; and what to close at the end."""
+    """The store itself, or a backing PACS cached in it; and what to close at the end.
+    A failed authentication of a PACS reached over TLS is reported to ``on_tls_failure``."""
     settings = config.imaging_source
     if settings.pacs_wado_rs:
         fetcher = WadoRsFetcher(
             settings.pacs_wado_rs,
             timeout=settings.pacs_timeout,
-            ssl_context=pacs_ssl_context(config),
+            ssl_context=pacs_ssl_context(config, on_tls_failure),
         )
         return PacsSource(store, fetcher, settings.cache_max_bytes), [fetcher.close]
     if settings.pacs_dimse:
         dimse_fetcher = DimseFetcher(
             _peer(config, settings.pacs_dimse),
             settings.ae_title,
-            ssl_context=peer_ssl_context(config),
+            ssl_context=peer_ssl_context(config, on_tls_failure),
         )
         return PacsSource(store, dimse_fetcher, settings.cache_max_bytes), []
     return LocalSource(store), []
@@ -467,6 +479,7 @@ def build_imaging(
     updater: RegistryUpdateClient | None = None,
     ssl_context: ssl.SSLContext | None = None,
     on_dicom_event: OnExchange | None = None,
+    on_tls_failure: OnTlsFailure | None = None,
     publish: bool = True,
     sweep: bool = True,
     shared_store: bool = False,
@@ -477,18 +490,19 @@ def build_imaging(
     ``locator`` finds a study's current manifest by ITI-18 (None: the journal's);
     ``updater`` deprecates the manifest of an emptied study by ITI-57 (None: it stays);
     ``on_dicom_event`` observes every C-STORE, C-FIND, C-MOVE, C-GET, WADO and STOW-RS
-    (auditing).  ``publish``: run the automatic RAD-68 here; ``sweep``: remove what an
+    (auditing); ``on_tls_failure`` each failed node authentication on a connection it
+    opens (to a PACS, to a ``tls_peers`` peer).  ``publish``: run the automatic RAD-68 here; ``sweep``: remove what an
     interrupted store left (never while another process may be storing);
     ``shared_store``: other processes store into the same index (``[server] workers``)."""
     settings = config.imaging_source
     source = ImagingSource(
-        imaging_source_config(config),
+        imaging_source_config(config, on_tls_failure=on_tls_failure),
         engine=engine,
         ssl_context=ssl_context,
     )
     source.start(dimse=False, sweep=sweep)  # migrates the index
     published_journal.upgrade(engine)
-    instances, closers = instance_source(config, source.store)
+    instances, closers = instance_source(config, source.store, on_tls_failure)
     source.dimse.serve_from(instances)  # C-FIND/C-MOVE/C-GET from the PACS, transparently
     source.dimse.on_event = on_dicom_event
     rad69 = Rad69Config(settings.repository_unique_id, config.registry.home_community_id)

@@ -20,6 +20,9 @@ actor; a refused peer is audited as a Security Alert (Node Authentication) with 
 address and the reason, and an accepted peer's certificate subject is named in the
 audit records of its transactions.  ``Application.dicom_ssl_context`` is the context
 for the DICOM listener (pynetdicom ``ssl_context``), reporting refusals the same way.
+The connections xdsi opens (to an https registry, an https PACS, the DICOM peers in
+``tls_peers``) offer the node certificate, and their failed authentications are
+audited as Security Alerts too (``xdsi.outgoing_tls``).
 
 Shutdown drains the audit: what is queued is spooled, and the shipper gets
 ``AUDIT_DRAIN_SECONDS`` to send what is spooled before it stops; what is left is
@@ -72,6 +75,7 @@ from atna.observe import (
     SoapAuditObserver,
     exchange_audits,
     node_authentication_alert,
+    outgoing_authentication_alert,
 )
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
@@ -107,6 +111,7 @@ from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, Con
 from xdsi.header_timeout import header_timeout_protocol
 from xdsi.imaging import ImagingWiring, build_imaging
 from xdsi.imaging import make_engine as imaging_engine
+from xdsi.outgoing_tls import OnTlsFailure, TlsFailure, registry_ssl_context
 from xdsi.tls import (
     NodeTls,
     OnRefused,
@@ -248,7 +253,11 @@ def _registry_client(
     url = config.repository.registry_url
     inner: RegistryClient
     if url:
-        inner = SoapRegistryClient(url)
+        # ITI TF-2 3.19.1: to an https registry as a Secure Node, when [tls] is on
+        context = registry_ssl_context(config, _tls_failure_auditor(config, auditor))
+        inner = (
+            SoapRegistryClient(url) if context is None else SoapRegistryClient(url, verify=context)
+        )
     elif registry is None:
         raise ConfigError(
             "[repository] registry_url is empty but [registry] enabled is false: "
@@ -334,17 +343,45 @@ def node_tls(config: Config) -> NodeTls:
     )
 
 
+def _reporter(config: Config) -> Endpoint:
+    """This node, as the reporter of a Security Alert."""
+    return Endpoint(
+        config.device.name, network_access_point=_node_address(config.connection.http.host)
+    )
+
+
 def _refusal_auditor(config: Config, auditor: Auditor | None) -> OnRefused | None:
     """ITI TF-2 3.20.7: each refused TLS peer becomes a Security Alert."""
     if auditor is None:
         return None
-    address = _node_address(config.connection.http.host)
-    reporter = Endpoint(config.device.name, network_access_point=address)
+    reporter = _reporter(config)
 
     def audit(refusal: TlsRefusal) -> None:
         auditor.record(
             node_authentication_alert(
                 reporter, refusal.listener, refusal.peer_host, refusal.peer_port, refusal.reason
+            )
+        )
+
+    return audit
+
+
+def _tls_failure_auditor(config: Config, auditor: Auditor | None) -> OnTlsFailure | None:
+    """ITI TF-2 3.20.7: each failed node authentication on a connection xdsi opens (to
+    a registry, a PACS, a DICOM peer) becomes a Security Alert."""
+    if auditor is None:
+        return None
+    reporter = _reporter(config)
+
+    def audit(failure: TlsFailure) -> None:
+        auditor.record(
+            outgoing_authentication_alert(
+                reporter,
+                failure.service,
+                failure.peer_host,
+                failure.peer_port,
+                failure.reason,
+                refused_by_peer=failure.refused_by_peer,
             )
         )
 
@@ -511,6 +548,7 @@ def _build_imaging(
             StoredQueryManifestLocator(in_process_query(registry)) if registry is not None else None
         ),
         ssl_context=dicom_ssl_context,
+        on_tls_failure=_tls_failure_auditor(config, auditor),
         # a study that lost every instance has its manifest deprecated by ITI-57
         updater=InProcessRegistryUpdateClient(registry) if registry is not None else None,
         on_dicom_event=(

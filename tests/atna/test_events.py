@@ -38,6 +38,7 @@ from atna.events import (
     audit_messages,
 )
 from atna.message import to_xml
+from atna.observe import outgoing_authentication_alert
 from ebxml.vocabulary import StoredQuery, Transaction
 
 CONTEXT = AuditContext("xdsi@node1", "1.3.6.1.4.1.21367.2010.1.2", process_id="999")
@@ -126,8 +127,16 @@ def test_message_is_valid_against_audit_schema(case: str, schema: etree.XMLSchem
             "https://xdsi.example.org/xds/registry",
             "client certificate not trusted",
         ),
+        outgoing_authentication_alert(
+            Endpoint("xdsi", None, "xdsi.example.org"),
+            "https://registry.example.org:8443/xds/registry",
+            "10.9.9.8",
+            8443,
+            "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
+            refused_by_peer=False,
+        ),
     ],
-    ids=["application-start", "security-alert"],
+    ids=["application-start", "security-alert", "outgoing-security-alert"],
 )
 def test_other_events_are_valid_against_audit_schema(
     event: object, schema: etree.XMLSchema

@@ -278,26 +278,33 @@ class Cluster:
     def feed_tls(self, server: ClusterServer, message: bytes, timeout: float = 10.0) -> bytes:
         """One ITI-8 message over MLLP with TLS (ITI-19) to ``server``; the reply."""
         assert self.pki is not None
-        context = client_ssl_context(self.pki)
-        address = ("127.0.0.1", server.mllp_port)
-        with (
-            socket.create_connection(address, timeout=timeout) as raw,
-            context.wrap_socket(raw, server_hostname="localhost") as sock,
-        ):
-            sock.sendall(VT + message + FS + CR)
-            data = b""
-            while FS + CR not in data:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        assert data.startswith(VT) and data.endswith(FS + CR), f"not an MLLP frame: {data!r}"
-        return data[1:-2]
+        return feed_tls(self.pki, server, message, timeout)
+
+
+def feed_tls(pki: TestPki, server: ServerProcess, message: bytes, timeout: float = 10.0) -> bytes:
+    """One ITI-8 message over MLLP with TLS (ITI-19, the client certificate of ``pki``)
+    to ``server``; the reply."""
+    context = client_ssl_context(pki)
+    address = ("127.0.0.1", server.mllp_port)
+    with (
+        socket.create_connection(address, timeout=timeout) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as sock,
+    ):
+        sock.sendall(VT + message + FS + CR)
+        data = b""
+        while FS + CR not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data.startswith(VT) and data.endswith(FS + CR), f"not an MLLP frame: {data!r}"
+    return data[1:-2]
 
 
 __all__ = [
     "Cluster",
     "ClusterServer",
+    "feed_tls",
     "Nginx",
     "client_ssl_context",
     "nginx_missing",

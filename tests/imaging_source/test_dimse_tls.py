@@ -37,6 +37,7 @@ from imaging_source.pacs import DimseFetcher, PacsError
 from imaging_source.peers import DicomPeer
 from imaging_source.service import ImagingSource
 from xdsi import certs
+from xdsi.outgoing_tls import TlsFailure, reporting_context
 from xdsi.tls import client_context
 
 SUCCESS, PENDING = 0x0000, 0xFF00
@@ -117,6 +118,9 @@ def test_without_mutual_authentication_nothing_is_moved(
         "destination not trusted": client_context(pki.client_cert, pki.client_key, (stranger.ca,)),
         "plain": None,  # the peer not marked tls: xdsi speaks DICOM in the clear
     }[case]
+    failures: list[TlsFailure] = []
+    if context is not None:
+        reporting_context(context, failures.append, scheme="dicom")
     peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=context is not None)
     with running_source(
         sqlite_index_engine, tmp_path, destination_port, peer=peer, peer_tls=context
@@ -128,6 +132,13 @@ def test_without_mutual_authentication_nothing_is_moved(
     final = responses[-1][0]
     assert final.Status != SUCCESS
     assert list(tls_storescp.iterdir()) == []
+    # each failed authentication is reported (a Security Alert when served), with the side
+    # that refused; the clear-text association is not a TLS failure
+    refused_by_peer = {"untrusted certificate": True, "destination not trusted": False}
+    assert {f.refused_by_peer for f in failures} == (
+        {refused_by_peer[case]} if case in refused_by_peer else set()
+    )
+    assert {f.service for f in failures} <= {f"dicom://localhost:{destination_port}"}
 
 
 @contextmanager
@@ -170,10 +181,18 @@ def test_a_dimse_pacs_marked_tls_is_queried_over_tls(
         matches = list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))
         assert [m["StudyInstanceUID"] for m in matches] == ["1.2.826.0.1.3680043.8.498.7"]
         assert served == ["XDSI"]
-        strange = client_context(stranger.client_cert, stranger.client_key, (pki.ca,))
+        failures: list[TlsFailure] = []
+        strange = reporting_context(
+            client_context(stranger.client_cert, stranger.client_key, (pki.ca,)),
+            failures.append,
+            scheme="dicom",
+        )
         refused = DimseFetcher(pacs, "XDSI", acse_timeout=5, ssl_context=strange)
         with pytest.raises(PacsError, match="not established"):
             list(refused.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))
+        assert [(f.service, f.refused_by_peer) for f in failures] == [
+            (f"dicom://localhost:{port}", True)
+        ]
         plain = DimseFetcher(DicomPeer("TLSPACS", "localhost", port), "XDSI", acse_timeout=5)
         with pytest.raises(PacsError, match="not established"):
             list(plain.find(QueryLevel.STUDY, {"StudyInstanceUID": ""}))

@@ -10,6 +10,9 @@ tested in ``tests/imaging_source/test_dimse_tls.py``."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 import ssl
 import sys
 from collections.abc import Iterator
@@ -30,6 +33,13 @@ from xdsi.imaging import (
     pacs_ssl_context,
     peer_ssl_context,
 )
+from xdsi.outgoing_tls import (
+    CLOSED_BEFORE_ANSWER,
+    TlsFailure,
+    registry_ssl_context,
+    reporting_context,
+)
+from xdsi.tls import client_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
 from http_fixtures import CannedServer  # noqa: E402
@@ -69,13 +79,15 @@ def mutual_pacs(pki: certs.TestPki) -> Iterator[CannedServer]:
     server.close()
 
 
-def _fetcher(tmp_path: Path, url: str, **sections: dict[str, Any]) -> WadoRsFetcher:
+def _fetcher(
+    tmp_path: Path, url: str, failures: list[TlsFailure] | None = None, **sections: dict[str, Any]
+) -> WadoRsFetcher:
     config = load_config(
         tmp_path, environ={}, overrides={**sections, "imaging_source": {
             "pacs_wado_rs": url, **sections.get("imaging_source", {})}}
     )  # fmt: skip
     store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
-    source, _ = instance_source(config, store)
+    source, _ = instance_source(config, store, None if failures is None else failures.append)
     assert isinstance(source, PacsSource) and isinstance(source.fetcher, WadoRsFetcher)
     return source.fetcher
 
@@ -94,6 +106,17 @@ def _query_and_retrieve(fetcher: WadoRsFetcher) -> int:
         fetcher.close()
 
 
+def _reported(failures: list[TlsFailure]) -> list[tuple[bool, str]]:
+    """(refused by the peer, the reason's code) of each failure; a close before any
+    answer is how a refusal ends when the reset of the unread request lost its alert,
+    so it reads as the alert expected there: ``ALERT``."""
+    return [
+        (f.refused_by_peer, "ALERT" if f.reason.startswith(CLOSED_BEFORE_ANSWER) else
+         f.reason.split(":")[0])
+        for f in failures
+    ]  # fmt: skip
+
+
 def _node_tls(pki: certs.TestPki, ca: Path | None = None) -> dict[str, Any]:
     return {
         "cert": str(pki.client_cert),
@@ -105,9 +128,11 @@ def _node_tls(pki: certs.TestPki, ca: Path | None = None) -> dict[str, Any]:
 def test_a_secure_node_offers_its_certificate_to_an_https_pacs(
     tmp_path: Path, pki: certs.TestPki, mutual_pacs: CannedServer
 ) -> None:
-    fetcher = _fetcher(tmp_path, f"{mutual_pacs.url}/dicom-web", tls=_node_tls(pki))
+    failures: list[TlsFailure] = []
+    fetcher = _fetcher(tmp_path, f"{mutual_pacs.url}/dicom-web", failures, tls=_node_tls(pki))
     assert _query_and_retrieve(fetcher) == 204
     assert len(mutual_pacs.requests) == 2 and mutual_pacs.connections == 2
+    assert failures == []
 
 
 def test_without_tls_settings_the_pacs_is_checked_against_the_system_store(
@@ -128,10 +153,19 @@ def test_pacs_ca_replaces_the_node_cas_for_the_pacs(
 ) -> None:
     # the node trusts only another CA; pacs_ca names the PACS's
     tls = _node_tls(pki, ca=other_pki.ca)
-    refused = _fetcher(tmp_path / "a", f"{mutual_pacs.url}/dicom-web", tls=tls)
+    failures: list[TlsFailure] = []
+    url = f"{mutual_pacs.url}/dicom-web"
+    refused = _fetcher(tmp_path / "a", url, failures, tls=tls)
     with pytest.raises(PacsError, match="CERTIFICATE_VERIFY_FAILED"):
         list(refused.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY}))
+    with pytest.raises(RetrieveFailed, match="TLS"):
+        refused.connection().get("/dicom-web/studies", {})
     refused.close()
+    # each failed authentication is reported once, QIDO-RS's (httpx) and the Retrieve's
+    assert [(f.service, f.peer_port, f.refused_by_peer) for f in failures] == [
+        (url, mutual_pacs.port, False)
+    ] * 2
+    assert failures[0].reason.startswith("CERTIFICATE_VERIFY_FAILED: ")
     fetcher = _fetcher(
         tmp_path / "b", f"{mutual_pacs.url}/dicom-web", tls=tls,
         imaging_source={"pacs_ca": [str(pki.ca)]},
@@ -150,17 +184,20 @@ def test_pacs_ca_alone_authenticates_the_pacs_without_a_client_certificate(
         assert _query_and_retrieve(fetcher) == 204
     finally:
         server.close()
-    # and a PACS that requires one refuses it
+    # and a PACS that requires one refuses it: reported as refused by the PACS
     server = CannedServer([QIDO_ANSWER], tls=_pacs_side(pki, client_certificate=True))
+    failures: list[TlsFailure] = []
     try:
         fetcher = _fetcher(
-            tmp_path / "b", f"{server.url}/dicom-web", imaging_source={"pacs_ca": [str(pki.ca)]}
-        )
+            tmp_path / "b", f"{server.url}/dicom-web", failures,
+            imaging_source={"pacs_ca": [str(pki.ca)]},
+        )  # fmt: skip
         with pytest.raises(PacsError):
             list(fetcher.find(QueryLevel.STUDY, {"StudyInstanceUID": STUDY}))
         fetcher.close()
     finally:
         server.close()
+    assert _reported(failures) in ([(True, "TLSV13_ALERT_CERTIFICATE_REQUIRED")], [(True, "ALERT")])
 
 
 def test_an_http_pacs_gets_no_tls_context(tmp_path: Path, pki: certs.TestPki) -> None:
@@ -236,3 +273,109 @@ def test_tls_peers_needs_the_node_certificate_and_known_peers(
             tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
                 "peers": PEERS, "tls_peers": ["NOBODY"]}},
         )  # fmt: skip
+
+
+# --- the registry, and failures on asyncio streams ------------------------------------------
+def test_an_https_registry_is_reached_with_the_node_certificate(
+    tmp_path: Path, pki: certs.TestPki
+) -> None:
+    url = "https://registry.example:8443/xds/registry"
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "repository": {"registry_url": url}}
+    )
+    context = registry_ssl_context(config)
+    assert context is not None and context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
+    # no [tls], or an http registry: the system's CAs, no certificate (as before)
+    plain = load_config(tmp_path, environ={}, overrides={"repository": {"registry_url": url}})
+    assert registry_ssl_context(plain) is None
+    http = load_config(
+        tmp_path, environ={}, overrides={
+            "tls": _node_tls(pki), "repository": {"registry_url": "http://registry:8080/x"}},
+    )  # fmt: skip
+    assert registry_ssl_context(http) is None
+
+
+async def _open(port: int, context: ssl.SSLContext, *, request: bool) -> bytes:
+    """What a connection through asyncio's streams (a memory-BIO ``SSLObject``) reads:
+    after a request, or (``request`` False) before sending anything, so that a service
+    refusing the certificate closes a connection with nothing unread and its alert
+    arrives (not lost to a reset)."""
+    reader, writer = await asyncio.open_connection(
+        "localhost", port, ssl=context, server_hostname="localhost"
+    )
+    try:
+        if request:
+            writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            await writer.drain()
+        return await reader.readline()
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+@pytest.mark.parametrize("case", ["service not trusted", "refused by the service", "accepted"])
+def test_failures_on_asyncio_streams_are_reported_once(
+    pki: certs.TestPki, other_pki: certs.TestPki, case: str
+) -> None:
+    server = CannedServer([QIDO_ANSWER], tls=_pacs_side(pki, client_certificate=True))
+    identity = other_pki if case == "refused by the service" else pki
+    trusted = other_pki if case == "service not trusted" else pki
+    failures: list[TlsFailure] = []
+    context = reporting_context(
+        client_context(identity.client_cert, identity.client_key, (trusted.ca,)),
+        failures.append,
+        scheme="https",
+        service="https://registry.example/xds/registry",
+    )
+    try:
+        if case == "accepted":
+            assert asyncio.run(_open(server.port, context, request=True)).startswith(b"HTTP/1.1")
+        else:
+            with pytest.raises(ssl.SSLError):
+                asyncio.run(_open(server.port, context, request=False))
+    finally:
+        server.close()
+    expected = {
+        "service not trusted": ([(False, "CERTIFICATE_VERIFY_FAILED")],),
+        "refused by the service": ([(True, "TLSV1_ALERT_UNKNOWN_CA")],),
+        "accepted": ([],),
+    }[case]
+    assert _reported(failures) in expected
+    assert all(f.service == "https://registry.example/xds/registry" for f in failures)
+
+
+def _untrusted_handshake(context: ssl.SSLContext, other_pki: certs.TestPki) -> None:
+    """A handshake with a service whose certificate is of a CA ``context`` does not trust."""
+    server = CannedServer([], tls=_pacs_side(other_pki, client_certificate=False))
+    try:
+        with (
+            socket.create_connection(("localhost", server.port), timeout=10) as raw,
+            pytest.raises(ssl.SSLCertVerificationError),
+        ):
+            context.wrap_socket(raw, server_hostname="localhost")
+    finally:
+        server.close()
+
+
+def test_the_dicom_peers_context_reports_failed_authentications(
+    tmp_path: Path, pki: certs.TestPki, other_pki: certs.TestPki
+) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+            "peers": PEERS, "pacs_dimse": "PACS@pacs.example:2762",
+            "tls_peers": ["VIEWER", "PACS"]}},
+    )  # fmt: skip
+    failures: list[TlsFailure] = []
+    actor = imaging_source_config(config, on_tls_failure=failures.append)
+    assert actor.peer_tls is not None
+    _untrusted_handshake(actor.peer_tls, other_pki)
+    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
+    source, _ = instance_source(config, store, failures.append)
+    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
+    assert source.fetcher.ssl_context is not None
+    _untrusted_handshake(source.fetcher.ssl_context, other_pki)
+    assert [(f.service.split(":")[0], f.refused_by_peer) for f in failures] == [
+        ("dicom", False)
+    ] * 2
