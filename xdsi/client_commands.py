@@ -28,7 +28,7 @@ import httpx
 
 from atna.codes import EventOutcomeIndicator
 from atna.events import AuditEvent, DocumentReference, Endpoint
-from atna.observe import ACK_OUTCOME
+from atna.observe import ACK_OUTCOME, outgoing_authentication_alert
 from atna.requester import (
     describe_errors,
     error_outcome,
@@ -72,6 +72,7 @@ from registry.mllp import MllpError, send_mllp
 from soap.faults import SoapFault
 from soap.message import OutgoingAttachment
 from xdsi.config import ARC_DOCUMENT, ARC_SUBMISSION_SET, Config
+from xdsi.outgoing_tls import OnTlsFailure, TlsFailure, reporting_context
 from xdsi.tls import TlsConfigError, client_context
 
 EXIT_OK = 0
@@ -185,9 +186,16 @@ class ClientTls:
     ca: tuple[Path, ...] = ()
 
 
-def client_ssl_context(config: Config, tls: ClientTls | None = None) -> ssl.SSLContext | None:
+def client_ssl_context(
+    config: Config,
+    tls: ClientTls | None = None,
+    record: Record | None = None,
+    service: str | None = None,
+) -> ssl.SSLContext | None:
     """The TLS context of a client command, or None when neither flags nor ``[tls]``
-    ask for TLS (then the server URL decides: an https URL uses the system's CAs)."""
+    ask for TLS (then the server URL decides: an https URL uses the system's CAs).
+    Given ``record``, a failed node authentication with ``service`` (its URL) is
+    audited as a Security Alert."""
     tls = tls or ClientTls()
     node = config.tls
     cert = tls.cert or (Path(node.cert) if node.cert else None)
@@ -196,13 +204,41 @@ def client_ssl_context(config: Config, tls: ClientTls | None = None) -> ssl.SSLC
     if cert is None and not tls.ca:
         return None
     try:
-        return client_context(cert, key, ca)
+        context = client_context(cert, key, ca)
     except TlsConfigError as exc:
         raise UsageError(str(exc)) from exc
+    scheme = (service or "https:").split(":", 1)[0]
+    return reporting_context(context, _alert(config, record), scheme=scheme, service=service)
 
 
-def _tls_options(config: Config, tls: ClientTls | None) -> dict[str, ssl.SSLContext]:
-    context = client_ssl_context(config, tls)
+def _alert(config: Config, record: Record | None) -> OnTlsFailure | None:
+    """ITI TF-2 3.20.7: a failed node authentication, recorded as this node's alert."""
+    if record is None:
+        return None
+
+    def alert(failure: TlsFailure) -> None:
+        reporter = Endpoint(
+            config.device.name,
+            network_access_point=local_address(failure.peer_host, failure.peer_port),
+        )
+        record(
+            outgoing_authentication_alert(
+                reporter,
+                failure.service,
+                failure.peer_host,
+                failure.peer_port,
+                failure.reason,
+                refused_by_peer=failure.refused_by_peer,
+            )
+        )
+
+    return alert
+
+
+def _tls_options(
+    config: Config, tls: ClientTls | None, record: Record | None = None, url: str | None = None
+) -> dict[str, ssl.SSLContext]:
+    context = client_ssl_context(config, tls, record, url)
     return {"verify": context} if context is not None else {}
 
 
@@ -250,7 +286,7 @@ def patients_add(
     }
     url = f"mllp://{host}:{port}"
     try:
-        reply = send_mllp(host, port, message, ssl=client_ssl_context(config, tls))
+        reply = send_mllp(host, port, message, ssl=client_ssl_context(config, tls, record, url))
     except (MllpError, OSError) as exc:
         _audit_error(record, Transaction.ITI8, url, exc, **feed)
         print(f"cannot reach the patient feed at {host}:{port}: {exc}", file=err)
@@ -388,7 +424,8 @@ def submit(
         OutgoingAttachment(cid, mime, path, path.stat().st_size)
         for cid, (_, _, mime), path in zip(content_ids, documents, files, strict=True)
     ]
-    client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
+    endpoint = repository_url or config.repository_endpoint
+    client = SoapClient(endpoint, **_tls_options(config, tls, record, endpoint))
     facts = submission_facts(submission)
     try:
         reply = client.call_sync(Action.ITI41, body, attachments=attachments, mtom=True)
@@ -508,7 +545,8 @@ def query(
         raise UsageError(f"--status: expected approved, deprecated or a status URN: {unknown}")
     cx = patient_cx(patient, config)
     request = find_documents_request(cx, status_values, class_codes)
-    client = SoapClient(registry_url or config.registry_endpoint, **_tls_options(config, tls))
+    endpoint = registry_url or config.registry_endpoint
+    client = SoapClient(endpoint, **_tls_options(config, tls, record, endpoint))
     facts = query_facts(request, (cx,))
     try:
         reply = client.call_sync(Action.ITI18, adhoc_query_request(request), mtom=False)
@@ -558,7 +596,8 @@ def retrieve(
 
     repository_unique_id = repository_id or config.repository.repository_unique_id
     request = RetrieveDocumentSetRequest((DocumentRequest(repository_unique_id, unique_id),))
-    client = SoapClient(repository_url or config.repository_endpoint, **_tls_options(config, tls))
+    endpoint = repository_url or config.repository_endpoint
+    client = SoapClient(endpoint, **_tls_options(config, tls, record, endpoint))
     # ITI TF-2 3.43.6.1.1: the documents asked for, with their repository
     asked = {"documents": (DocumentReference(unique_id, repository_unique_id),)}
     try:

@@ -60,7 +60,7 @@ def publish(
 ) -> int:
     """RAD-68 of ``study_uid`` for ``patient_id`` (ID in the affinity domain, or CX)."""
     base = (server_url or config.http_base_url()).rstrip("/")
-    options = cc._tls_options(config, tls)
+    options = cc._tls_options(config, tls, record)
     if config.limits.spool_dir is not None:
         config.limits.spool_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(_database_url(config.database.url))

@@ -5,17 +5,23 @@ repository is bounded, and the administrative commands record their DICOM events
 from __future__ import annotations
 
 import io
+import ssl
+import sys
 import time
 from pathlib import Path
 
+import pytest
 from lxml import etree
 
 from atna.spool import AuditSpool
 from xdsi.certs import make_test_pki
 from xdsi.cli import main
 from xdsi.client_audit import open_client_auditor
-from xdsi.client_commands import query
+from xdsi.client_commands import patients_add, query
 from xdsi.config import load_config
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
+from http_fixtures import CannedServer  # noqa: E402
 
 
 def _spooled(data_dir: Path) -> list[etree._Element]:
@@ -91,3 +97,44 @@ def test_an_unreachable_repository_leaves_the_events_spooled_after_a_bounded_wai
         assert spool.pending_count("tls://127.0.0.1:9") == 1  # for the next xdsi serve
     finally:
         spool.engine.dispose()
+
+
+@pytest.mark.parametrize("command", ["query", "patients add"])
+def test_a_server_the_command_cannot_authenticate_is_a_security_alert(
+    tmp_path: Path, command: str
+) -> None:
+    pki = make_test_pki(tmp_path / "pki")
+    other = make_test_pki(tmp_path / "other", organization="elsewhere")
+    # a server with a certificate of a CA the node does not trust
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(other.node_cert, other.node_key)
+    server = CannedServer([], tls=server_side)
+    tls = {"cert": str(pki.client_cert), "key": str(pki.client_key), "ca": [str(pki.ca)]}
+    config = load_config(tmp_path, overrides={"tls": tls})
+    audit = open_client_auditor(config, ship_seconds=0.5)
+    try:
+        if command == "query":
+            service = f"https://localhost:{server.port}/xds/registry"
+            code = query(
+                config, "P1", ["approved"], [], service,
+                as_json=False, out=io.StringIO(), err=io.StringIO(), record=audit.record,
+            )  # fmt: skip
+        else:
+            service = f"mllp://localhost:{server.port}"
+            code = patients_add(
+                config, "P1", f"localhost:{server.port}", name="Doe^Jane",
+                out=io.StringIO(), err=io.StringIO(), record=audit.record,
+            )  # fmt: skip
+    finally:
+        audit.close()
+        server.close()
+    assert code == 2
+    events = _events(tmp_path)
+    assert ("110113", "110126", "4") in events  # Security Alert, Node Authentication
+    (alert,) = [d for d in _spooled(tmp_path) if d.find("EventIdentification/EventID").get(
+        "csd-code") == "110113"]  # fmt: skip
+    subject = alert.find("ParticipantObjectIdentification").get("ParticipantObjectID")
+    assert subject == service
+    assert "not authenticated: CERTIFICATE_VERIFY_FAILED" in alert.findtext(
+        "EventIdentification/EventOutcomeDescription"
+    )
