@@ -32,7 +32,7 @@ from atna.codes import (
     RoleIDCode,
     SecurityAlertType,
 )
-from atna.events import AuditContext, Endpoint, SecurityAlert
+from atna.events import MAX_DESCRIPTION, AuditContext, Endpoint, SecurityAlert
 from atna.message import (
     ActiveParticipant,
     AuditMessage,
@@ -42,7 +42,6 @@ from atna.message import (
 
 # DICOM PS3.15 A.5.3.2: the audit log's ParticipantObjectName
 SECURITY_AUDIT_LOG = "Security Audit Log"
-MAX_DESCRIPTION = 1024
 
 
 def _now() -> datetime:

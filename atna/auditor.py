@@ -54,6 +54,7 @@ from atna.codes import EventOutcomeIndicator, SecurityAlertType
 from atna.events import AuditContext, AuditEvent, Endpoint, SecurityAlert, audit_messages
 from atna.group_commit import GroupCommit
 from atna.message import to_xml
+from atna.node_authentication import TlsFailure, outgoing_authentication_alert
 from atna.shipper import Shipper
 from atna.spool import AuditSpool
 from atna.syslog import Sender, TlsConfig, frame, make_sender, parse_destination
@@ -65,6 +66,10 @@ MAX_GROUP = 500  # events written in one spool transaction at most
 DURABLE_TIMEOUT = 10.0  # seconds a transaction waits for its audit record to be spooled
 SPOOL_RECOUNT_INTERVAL = 30.0  # seconds between exact counts of the spool's backlog
 RESUME_FRACTION = 0.9  # accept again below this share of ``spool_limit``
+# a destination that keeps failing node authentication (each reconnection of the
+# shipper fails again) is alerted once per this many seconds, not once per attempt:
+# its alerts wait in the spool with the rest, and must not fill it
+DESTINATION_ALERT_INTERVAL = 600.0
 
 Ticket = Future  # resolves to True once the event is durable, False if it never will be
 
@@ -172,15 +177,20 @@ class Auditor:
         self.context = AuditContext(audit_source_id, enterprise_site_id)
         self._hostname = hostname or socket.getfqdn()
         self._app_name = app_name
+        self._reporter = reporter or Endpoint(f"xdsi@{self._hostname}")
+        self._destination_alerted: dict[str, float] = {}
+        self._destination_alert_guard = threading.Lock()
         if senders is None:
-            senders = {url: make_sender(parse_destination(url), tls) for url in self.destinations}
+            senders = {
+                url: make_sender(parse_destination(url), tls, self._destination_failed)
+                for url in self.destinations
+            }
         self.shipper = Shipper(spool, senders, **dict(shipper_options or {}))
         self._queue: queue.Queue[_Queued | None] = queue.Queue()
         self._writer: threading.Thread | None = None
         self._writer_guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self.spool_limit = spool_limit
-        self._reporter = reporter or Endpoint(f"xdsi@{self._hostname}")
         self._backlog = 0  # events waiting for a destination, as last counted plus since
         self._counted_at = float("-inf")
         self._accepting = True
@@ -400,6 +410,26 @@ class Auditor:
         messages: list[bytes] = []
         self._build(alert, messages)
         self.spool.enqueue(messages, self.destinations)
+
+    def _destination_failed(self, failure: TlsFailure) -> None:
+        """ITI TF-2 3.20.7: an audit repository that failed node authentication, as a
+        Security Alert (once per ``DESTINATION_ALERT_INTERVAL`` while it keeps failing)."""
+        now = time.monotonic()
+        with self._destination_alert_guard:
+            last = self._destination_alerted.get(failure.service)
+            if last is not None and now - last < DESTINATION_ALERT_INTERVAL:
+                return
+            self._destination_alerted[failure.service] = now
+        self.record(
+            outgoing_authentication_alert(
+                self._reporter,
+                failure.service,
+                failure.peer_host,
+                failure.peer_port,
+                failure.reason,
+                refused_by_peer=failure.refused_by_peer,
+            )
+        )
 
     def _stop_writer(self) -> None:
         with self._writer_guard:

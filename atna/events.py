@@ -51,6 +51,8 @@ from atna.message import (
 )
 from ebxml.vocabulary import Transaction
 
+MAX_DESCRIPTION = 1024  # characters of an EventOutcomeDescription (and Alert Description)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)

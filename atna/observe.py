@@ -48,6 +48,7 @@ from lxml import etree
 from atna.auditor import DurableWait, framed_messages, wait_durable
 from atna.codes import EventOutcomeIndicator, SecurityAlertType
 from atna.events import (
+    MAX_DESCRIPTION,
     AuditContext,
     AuditEvent,
     DocumentReference,
@@ -128,7 +129,6 @@ QUERY_PATIENT_PARAMETERS = (
     QueryParameter.SUBMISSION_SET_PATIENT_ID,
     QueryParameter.FOLDER_PATIENT_ID,
 )
-MAX_DESCRIPTION = 1024  # characters of EventOutcomeDescription
 
 
 # --- what a request and a response say ------------------------------------------------
@@ -867,34 +867,6 @@ def node_authentication_alert(
     )
 
 
-def outgoing_authentication_alert(
-    reporter: Endpoint,
-    service: str,
-    peer_host: str | None,
-    peer_port: int | None,
-    reason: str,
-    *,
-    refused_by_peer: bool,
-) -> SecurityAlert:
-    """ITI TF-2 3.19.1 / 3.20.7 (DICOM PS3.15 A.5.3.11): node authentication failed on
-    a connection this node opened to ``service``: Security Alert, EventTypeCode 110126
-    Node Authentication, the service as the alert subject, its address as the
-    performer (the other end of the failed authentication), and which side refused in
-    the Alert Description."""
-    peer = peer_host or "unknown"
-    side = "refused this node" if refused_by_peer else "not authenticated"
-    return SecurityAlert(
-        event_type=SecurityAlertType.NODE_AUTHENTICATION,
-        reporter=reporter,
-        performer=Endpoint(
-            f"{peer}:{peer_port}" if peer_port else peer,
-            network_access_point=peer_host,
-        ),
-        alert_subject=service,
-        description=f"TLS to {service} failed, {side}: {reason}"[:MAX_DESCRIPTION],
-    )
-
-
 # --- the repository's registry seam --------------------------------------------------
 class AuditingRegistryClient:
     """A ``RegistryClient`` that audits what goes through it.
@@ -1012,7 +984,6 @@ __all__ = [
     "exchange_outcome",
     "feed_outcome",
     "node_authentication_alert",
-    "outgoing_authentication_alert",
     "provide_request_facts",
     "query_request_facts",
     "is_unsettled",

@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from atna.codes import EventOutcomeIndicator
-from atna.events import AuditEvent, Endpoint, Side, TransactionOutcome
-from atna.observe import FAULT_OUTCOME, MAX_DESCRIPTION, STATUS_OUTCOME
+from atna.events import MAX_DESCRIPTION, AuditEvent, Endpoint, Side, TransactionOutcome
+from atna.observe import FAULT_OUTCOME, STATUS_OUTCOME
 from atna.observe import _query_patients as query_patients
 from ebxml.messages import AdhocQueryRequest, AdhocQueryResponse, RegistryResponse
 from ebxml.model import Submission

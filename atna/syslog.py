@@ -30,6 +30,7 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from atna.message import format_date_time
+from atna.node_authentication import OnTlsFailure, reporting_context
 
 # ITI TF-2 3.20.4.2.1 / RFC 5424 6.2.1: PRI = facility * 8 + severity
 FACILITY_AUTHPRIV = 10
@@ -249,12 +250,20 @@ class UdpSender:
             transport.close()
 
 
-def make_sender(destination: Destination, tls: TlsConfig | None = None) -> Sender:
-    """The sender for ``destination``'s scheme."""
+def make_sender(
+    destination: Destination,
+    tls: TlsConfig | None = None,
+    on_tls_failure: OnTlsFailure | None = None,
+) -> Sender:
+    """The sender for ``destination``'s scheme; a failed node authentication with a TLS
+    destination is reported to ``on_tls_failure`` (``atna.node_authentication``)."""
     if destination.scheme == "tls":
         if tls is None:
             raise ValueError(f"{destination.url} needs a TLS configuration")
-        return TlsSender(destination, client_context(tls))
+        context = reporting_context(
+            client_context(tls), on_tls_failure, scheme="tls", service=destination.url
+        )
+        return TlsSender(destination, context)
     return UdpSender(destination)
 
 

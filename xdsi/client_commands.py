@@ -28,7 +28,13 @@ import httpx
 
 from atna.codes import EventOutcomeIndicator
 from atna.events import AuditEvent, DocumentReference, Endpoint
-from atna.observe import ACK_OUTCOME, outgoing_authentication_alert
+from atna.node_authentication import (
+    OnTlsFailure,
+    TlsFailure,
+    outgoing_authentication_alert,
+    reporting_context,
+)
+from atna.observe import ACK_OUTCOME
 from atna.requester import (
     describe_errors,
     error_outcome,
@@ -72,7 +78,6 @@ from registry.mllp import MllpError, send_mllp
 from soap.faults import SoapFault
 from soap.message import OutgoingAttachment
 from xdsi.config import ARC_DOCUMENT, ARC_SUBMISSION_SET, Config
-from xdsi.outgoing_tls import OnTlsFailure, TlsFailure, reporting_context
 from xdsi.tls import TlsConfigError, client_context
 
 EXIT_OK = 0

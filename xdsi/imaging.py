@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from starlette.routing import BaseRoute, Mount, Route
 
+from atna.node_authentication import OnTlsFailure
 from ebxml import hl7
 from ebxml.model import Code
 from imaging_source import instances as instance_index
@@ -62,7 +63,7 @@ from imaging_source.soap_rad69 import Rad69Config, imaging_source_service
 from imaging_source.stow import stow_endpoint
 from soap.message import Service
 from xdsi.config import ARC_MANIFEST, DICOMWEB_PATH, IMAGING_SOURCE_PATH, Config
-from xdsi.outgoing_tls import OnTlsFailure, node_client_context
+from xdsi.outgoing_tls import node_client_context
 
 log = logging.getLogger("xdsi.imaging")
 

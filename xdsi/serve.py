@@ -22,7 +22,7 @@ audit records of its transactions.  ``Application.dicom_ssl_context`` is the con
 for the DICOM listener (pynetdicom ``ssl_context``), reporting refusals the same way.
 The connections xdsi opens (to an https registry, an https PACS, the DICOM peers in
 ``tls_peers``) offer the node certificate, and their failed authentications are
-audited as Security Alerts too (``xdsi.outgoing_tls``).
+audited as Security Alerts too (``xdsi.outgoing_tls``, ``atna.node_authentication``).
 
 Shutdown drains the audit: what is queued is spooled, and the shipper gets
 ``AUDIT_DRAIN_SECONDS`` to send what is spooled before it stops; what is left is
@@ -69,13 +69,13 @@ from atna.auditor import Auditor
 from atna.codes import ApplicationActivityType, CodedValue
 from atna.dicom_observe import DicomAuditObserver
 from atna.events import ApplicationActivity, Endpoint
+from atna.node_authentication import OnTlsFailure, TlsFailure, outgoing_authentication_alert
 from atna.observe import (
     AuditingRegistryClient,
     FeedAuditObserver,
     SoapAuditObserver,
     exchange_audits,
     node_authentication_alert,
-    outgoing_authentication_alert,
 )
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
@@ -111,7 +111,7 @@ from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, Con
 from xdsi.header_timeout import header_timeout_protocol
 from xdsi.imaging import ImagingWiring, build_imaging
 from xdsi.imaging import make_engine as imaging_engine
-from xdsi.outgoing_tls import OnTlsFailure, TlsFailure, registry_ssl_context
+from xdsi.outgoing_tls import registry_ssl_context
 from xdsi.tls import (
     NodeTls,
     OnRefused,

@@ -38,7 +38,7 @@ from atna.events import (
     audit_messages,
 )
 from atna.message import to_xml
-from atna.observe import outgoing_authentication_alert
+from atna.node_authentication import outgoing_authentication_alert
 from ebxml.vocabulary import StoredQuery, Transaction
 
 CONTEXT = AuditContext("xdsi@node1", "1.3.6.1.4.1.21367.2010.1.2", process_id="999")

@@ -31,13 +31,13 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind
 from sqlalchemy import Engine
 
+from atna.node_authentication import TlsFailure, reporting_context
 from imaging_source.config import ImagingSourceConfig
 from imaging_source.instances import QueryLevel
 from imaging_source.pacs import DimseFetcher, PacsError
 from imaging_source.peers import DicomPeer
 from imaging_source.service import ImagingSource
 from xdsi import certs
-from xdsi.outgoing_tls import TlsFailure, reporting_context
 from xdsi.tls import client_context
 
 SUCCESS, PENDING = 0x0000, 0xFF00

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from atna.node_authentication import CLOSED_BEFORE_ANSWER, TlsFailure, reporting_context
 from imaging_source.instances import InstanceStore, QueryLevel
 from imaging_source.pacs import DimseFetcher, PacsError, PacsSource, WadoRsFetcher
 from imaging_source.wado_retrieve import RetrieveFailed
@@ -33,12 +34,7 @@ from xdsi.imaging import (
     pacs_ssl_context,
     peer_ssl_context,
 )
-from xdsi.outgoing_tls import (
-    CLOSED_BEFORE_ANSWER,
-    TlsFailure,
-    registry_ssl_context,
-    reporting_context,
-)
+from xdsi.outgoing_tls import registry_ssl_context
 from xdsi.tls import client_context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
