@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,14 @@ from soap.envelope import FAULT, build_envelope, envelope_bytes, read_envelope
 from soap.faults import FaultCode, SoapFault
 from soap.limits import Limits
 from soap.message import Addressing, Attachment, OutgoingAttachment
-from soap.mtom import MessageReader, OutgoingMessage, mtom_message, read_message, simple_message
+from soap.mtom import (
+    MessageReader,
+    OutgoingMessage,
+    ReadMessage,
+    mtom_message,
+    read_message,
+    simple_message,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +56,14 @@ def _ssl_context(
 
 
 class SoapClient:
-    """Calls one SOAP endpoint; ``transport`` may be ``httpx.ASGITransport`` in tests."""
+    """Calls one SOAP endpoint; ``transport`` may be ``httpx.ASGITransport`` in tests.
+
+    ``call`` is for event loops.  ``call_sync`` is for threads (a worker, the command
+    line): it keeps its connections alive between calls, one pool per client shared by
+    the threads that use it, so a repository registering with a remote registry opens
+    one connection, and does one TLS handshake, per concurrent submission rather than
+    per submission; ``close`` ends them.
+    """
 
     def __init__(
         self,
@@ -65,6 +80,21 @@ class SoapClient:
         self.transport = transport
         self.limits = limits or Limits()
         self._verify = _ssl_context(verify, cert)
+        self._blocking: httpx.Client | None = None
+        self._blocking_guard = threading.Lock()
+
+    def _blocking_client(self) -> httpx.Client:
+        with self._blocking_guard:
+            if self._blocking is None:
+                self._blocking = httpx.Client(timeout=self.timeout, verify=self._verify)
+            return self._blocking
+
+    def close(self) -> None:
+        """Close the connections ``call_sync`` kept alive."""
+        with self._blocking_guard:
+            client, self._blocking = self._blocking, None
+        if client is not None:
+            client.close()
 
     async def call(
         self,
@@ -101,20 +131,56 @@ class SoapClient:
         attachments: Sequence[OutgoingAttachment] = (),
         mtom: bool,
     ) -> ClientResponse:
-        """``call`` for synchronous callers (the command line); not from a running loop."""
-        return asyncio.run(self.call(action, body, attachments=attachments, mtom=mtom))
+        """``call`` for threads, not from a running loop: over this client's kept-alive
+        connections, the response read and parsed on the calling thread."""
+        if self.transport is not None:  # an ASGI application in tests: async only
+            return asyncio.run(self.call(action, body, attachments=attachments, mtom=mtom))
+        message_id = new_message_id()
+        envelope = build_envelope(body, request_headers(action, self.url, message_id))
+        outgoing = _encode(envelope_bytes(envelope), attachments, mtom=mtom)
+        with self._blocking_client().stream(
+            "POST",
+            self.url,
+            content=outgoing.iter_bytes(),
+            headers={
+                "content-type": outgoing.content_type,
+                "content-length": str(outgoing.content_length),
+            },
+        ) as response:
+            reader = self._reader(response)
+            try:
+                for chunk in response.iter_bytes():
+                    reader.feed(chunk)
+                message = reader.finish()
+            except BaseException:
+                reader.discard()
+                raise
+            return self._response(response, reader, message)
 
-    async def _read(self, response: httpx.Response) -> ClientResponse:
+    def _reader(self, response: httpx.Response) -> MessageReader:
         try:
-            reader = MessageReader(response.headers.get("content-type", ""), self.limits)
+            return MessageReader(response.headers.get("content-type", ""), self.limits)
         except SoapFault:
             raise SoapFault(
                 FaultCode.RECEIVER,
                 f"HTTP {response.status_code} without a SOAP message",
                 http_status=response.status_code,
             ) from None
+
+    async def _read(self, response: httpx.Response) -> ClientResponse:
+        reader = self._reader(response)
         try:
             message = await read_message(reader, response.aiter_bytes())
+        except BaseException:
+            reader.discard()
+            raise
+        return self._response(response, reader, message)
+
+    @staticmethod
+    def _response(
+        response: httpx.Response, reader: MessageReader, message: ReadMessage
+    ) -> ClientResponse:
+        try:
             envelope = read_envelope(message.envelope)
             if envelope.body.tag == FAULT:
                 raise SoapFault.from_element(envelope.body, http_status=response.status_code)

@@ -4,9 +4,10 @@ The registry requires mutual TLS.  The repository reaches it at an https
 ``[repository] registry_url`` with its own node certificate, and authenticates the
 registry against its ``[tls] ca``: an ITI-41 is stored and registered.  When the two
 nodes do not authenticate each other, the ITI-41 is answered XDSRegistryNotAvailable,
-nothing is registered, and the repository audits the failure as a Security Alert (Node
-Authentication, ITI TF-2 3.20.7, DICOM PS3.15 A.5.3.11) naming the registry, in both
-cases: it does not trust the registry's certificate, or the registry refuses its own.
+nothing is registered, and the failure is audited as a Security Alert (Node
+Authentication, ITI TF-2 3.20.7, DICOM PS3.15 A.5.3.11) naming the registry, with the
+side that refused: the repository does not trust the registry's certificate, or the
+registry refuses the repository's (then audited by both).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from e2e_support import (
 )
 from lxml import etree
 
+from atna.node_authentication import CLOSED_BEFORE_ANSWER
 from atna.spool import AuditSpool
 from xdsi import certs
 
@@ -200,6 +202,12 @@ def test_a_repository_the_registry_refuses_is_not_available_and_audited_there(
     assert "CERTIFICATE_VERIFY_FAILED" in alerts[-1].findtext(
         "EventIdentification/EventOutcomeDescription"
     )
+    # and the repository audited being refused: the alert, or the reset that lost it
+    (alert,) = _security_alerts(repository.data_dir)
+    description = alert.findtext("EventIdentification/EventOutcomeDescription")
+    assert description.startswith(f"TLS to {nodes.registry_url} failed, refused this node: ")
+    reason = description.split("refused this node: ", 1)[1]
+    assert reason.startswith(CLOSED_BEFORE_ANSWER) or "ALERT" in reason, reason
 
 
 def _provide(nodes: Nodes, repository: ClusterServer, patient: str) -> Reply:
