@@ -31,6 +31,11 @@ from soap.mtom import (
     simple_message,
 )
 
+# Seconds a kept-alive connection may stay idle before ``call_sync`` drops it: shorter
+# than the servers' own idle timeouts (uvicorn's, xdsi's included, is 5 s), so that a
+# request is not sent on a connection the server is closing at that moment
+KEEPALIVE_EXPIRY = 2.0
+
 
 @dataclass(frozen=True, slots=True)
 class ClientResponse:
@@ -86,7 +91,11 @@ class SoapClient:
     def _blocking_client(self) -> httpx.Client:
         with self._blocking_guard:
             if self._blocking is None:
-                self._blocking = httpx.Client(timeout=self.timeout, verify=self._verify)
+                self._blocking = httpx.Client(
+                    timeout=self.timeout,
+                    verify=self._verify,
+                    limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY),
+                )
             return self._blocking
 
     def close(self) -> None:
