@@ -420,16 +420,7 @@ class Auditor:
             if last is not None and now - last < DESTINATION_ALERT_INTERVAL:
                 return
             self._destination_alerted[failure.service] = now
-        self.record(
-            outgoing_authentication_alert(
-                self._reporter,
-                failure.service,
-                failure.peer_host,
-                failure.peer_port,
-                failure.reason,
-                refused_by_peer=failure.refused_by_peer,
-            )
-        )
+        self.record(outgoing_authentication_alert(self._reporter, failure))
 
     def _stop_writer(self) -> None:
         with self._writer_guard:

@@ -3,7 +3,8 @@
 A Secure Node authenticates the node it connects to and presents its own identity (ITI
 TF-2 3.19.1).  A node authentication that fails on such a connection is a Security
 Alert as much as one refused on a listener (ITI TF-2 3.20.7, DICOM PS3.15 A.5.3.11:
-110126 Node Authentication): :func:`outgoing_authentication_alert`.
+110126 Node Authentication): :func:`outgoing_authentication_alert`, and
+:func:`node_authentication_alert` for a peer refused on a listener.
 
 :func:`reporting_context` makes a client ``SSLContext`` whose sockets (``wrap_socket``:
 httpx, pynetdicom, blocking sockets) and memory-BIO objects (``wrap_bio``: asyncio and
@@ -211,31 +212,45 @@ def reporting_context(
     return context
 
 
-def outgoing_authentication_alert(
+def _peer(host: str | None, port: int | None) -> Endpoint:
+    """The other end of a failed authentication, by its address (it proved no identity)."""
+    peer = host or "unknown"
+    return Endpoint(f"{peer}:{port}" if port else peer, network_access_point=host)
+
+
+def node_authentication_alert(
     reporter: Endpoint,
-    service: str,
+    listener: str,
     peer_host: str | None,
     peer_port: int | None,
     reason: str,
-    *,
-    refused_by_peer: bool,
 ) -> SecurityAlert:
-    """ITI TF-2 3.19.1 / 3.20.7 (DICOM PS3.15 A.5.3.11): node authentication failed on
-    a connection this node opened to ``service``: Security Alert, EventTypeCode 110126
-    Node Authentication, the service as the alert subject, its address as the
-    performer (the other end of the failed authentication), and which side refused in
-    the Alert Description."""
-    peer = peer_host or "unknown"
-    side = "refused this node" if refused_by_peer else "not authenticated"
+    """ITI TF-2 3.19.6 / 3.20.7 (DICOM PS3.15 A.5.3.11): a peer failed node
+    authentication on ``listener``: Security Alert, EventTypeCode 110126 Node
+    Authentication, the peer as the performer, the listener as the alert subject with
+    the reason as Alert Description."""
     return SecurityAlert(
         event_type=SecurityAlertType.NODE_AUTHENTICATION,
         reporter=reporter,
-        performer=Endpoint(
-            f"{peer}:{peer_port}" if peer_port else peer,
-            network_access_point=peer_host,
-        ),
-        alert_subject=service,
-        description=f"TLS to {service} failed, {side}: {reason}"[:MAX_DESCRIPTION],
+        performer=_peer(peer_host, peer_port),
+        alert_subject=listener,
+        description=f"TLS peer {peer_host or 'unknown'} refused: {reason}"[:MAX_DESCRIPTION],
+    )
+
+
+def outgoing_authentication_alert(reporter: Endpoint, failure: TlsFailure) -> SecurityAlert:
+    """ITI TF-2 3.19.1 / 3.20.7 (DICOM PS3.15 A.5.3.11): node authentication failed on
+    a connection this node opened: Security Alert, EventTypeCode 110126 Node
+    Authentication, the service as the alert subject, its address as the performer (the
+    other end of the failed authentication), and which side refused in the Alert
+    Description."""
+    side = "refused this node" if failure.refused_by_peer else "not authenticated"
+    return SecurityAlert(
+        event_type=SecurityAlertType.NODE_AUTHENTICATION,
+        reporter=reporter,
+        performer=_peer(failure.peer_host, failure.peer_port),
+        alert_subject=failure.service,
+        description=f"TLS to {failure.service} failed, {side}: {failure.reason}"[:MAX_DESCRIPTION],
     )
 
 
@@ -244,6 +259,7 @@ __all__ = [
     "OnTlsFailure",
     "TlsFailure",
     "failure_reason",
+    "node_authentication_alert",
     "outgoing_authentication_alert",
     "reporting_context",
 ]

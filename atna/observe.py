@@ -28,7 +28,8 @@ ITI-19: where the peer authenticated with a certificate (mutual TLS), the observ
 are given ``peer``, a callable answering the subject of the certificate of the
 connection being served; it becomes the requester's AlternativeUserID, so the audit
 record names the authenticated node as well as its claimed address.  A peer refused
-during the handshake becomes a Security Alert (:func:`node_authentication_alert`).
+during the handshake becomes a Security Alert
+(``atna.node_authentication.node_authentication_alert``).
 
 Mapping never raises into a transaction: the observers log and go on.
 """
@@ -46,14 +47,13 @@ from typing import Any, Protocol
 from lxml import etree
 
 from atna.auditor import DurableWait, framed_messages, wait_durable
-from atna.codes import EventOutcomeIndicator, SecurityAlertType
+from atna.codes import EventOutcomeIndicator
 from atna.events import (
     MAX_DESCRIPTION,
     AuditContext,
     AuditEvent,
     DocumentReference,
     Endpoint,
-    SecurityAlert,
     Side,
     StudyReference,
     TransactionOutcome,
@@ -842,31 +842,6 @@ class FeedAuditObserver:
         wait_durable(self._record(feed_outcome(outcome, self._receiver, peer_subject=subject)))
 
 
-# --- ITI-19 refusals ---------------------------------------------------------------------
-def node_authentication_alert(
-    reporter: Endpoint,
-    listener: str,
-    peer_host: str | None,
-    peer_port: int | None,
-    reason: str,
-) -> SecurityAlert:
-    """ITI TF-2 3.19.6 / 3.20.7 (DICOM PS3.15 A.5.3.11): a peer failed node
-    authentication on ``listener``: Security Alert, EventTypeCode 110126 Node
-    Authentication, the peer as the performer (its address; it proved no identity),
-    the listener as the alert subject with the reason as Alert Description."""
-    peer = peer_host or "unknown"
-    return SecurityAlert(
-        event_type=SecurityAlertType.NODE_AUTHENTICATION,
-        reporter=reporter,
-        performer=Endpoint(
-            f"{peer}:{peer_port}" if peer_port else peer,
-            network_access_point=peer_host,
-        ),
-        alert_subject=listener,
-        description=f"TLS peer {peer} refused: {reason}"[:MAX_DESCRIPTION],
-    )
-
-
 # --- the repository's registry seam --------------------------------------------------
 class AuditingRegistryClient:
     """A ``RegistryClient`` that audits what goes through it.
@@ -983,7 +958,6 @@ __all__ = [
     "deferred_record",
     "exchange_outcome",
     "feed_outcome",
-    "node_authentication_alert",
     "provide_request_facts",
     "query_request_facts",
     "is_unsettled",

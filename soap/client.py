@@ -113,21 +113,13 @@ class SoapClient:
         attachments: Sequence[OutgoingAttachment] = (),
         mtom: bool,
     ) -> ClientResponse:
-        message_id = new_message_id()
-        envelope = build_envelope(body, request_headers(action, self.url, message_id))
-        outgoing = _encode(envelope_bytes(envelope), attachments, mtom=mtom)
+        outgoing = self._request(action, body, attachments, mtom)
         async with (
             httpx.AsyncClient(
                 transport=self.transport, timeout=self.timeout, verify=self._verify
             ) as client,
             client.stream(
-                "POST",
-                self.url,
-                content=outgoing.aiter_bytes(),
-                headers={
-                    "content-type": outgoing.content_type,
-                    "content-length": str(outgoing.content_length),
-                },
+                "POST", self.url, content=outgoing.aiter_bytes(), headers=_headers(outgoing)
             ) as response,
         ):
             return await self._read(response)
@@ -144,17 +136,9 @@ class SoapClient:
         connections, the response read and parsed on the calling thread."""
         if self.transport is not None:  # an ASGI application in tests: async only
             return asyncio.run(self.call(action, body, attachments=attachments, mtom=mtom))
-        message_id = new_message_id()
-        envelope = build_envelope(body, request_headers(action, self.url, message_id))
-        outgoing = _encode(envelope_bytes(envelope), attachments, mtom=mtom)
+        outgoing = self._request(action, body, attachments, mtom)
         with self._blocking_client().stream(
-            "POST",
-            self.url,
-            content=outgoing.iter_bytes(),
-            headers={
-                "content-type": outgoing.content_type,
-                "content-length": str(outgoing.content_length),
-            },
+            "POST", self.url, content=outgoing.iter_bytes(), headers=_headers(outgoing)
         ) as response:
             reader = self._reader(response)
             try:
@@ -165,6 +149,17 @@ class SoapClient:
                 reader.discard()
                 raise
             return self._response(response, reader, message)
+
+    def _request(
+        self,
+        action: str,
+        body: etree._Element,
+        attachments: Sequence[OutgoingAttachment],
+        mtom: bool,
+    ) -> OutgoingMessage:
+        """``body`` in an envelope with its WS-Addressing headers, as it will be sent."""
+        envelope = build_envelope(body, request_headers(action, self.url, new_message_id()))
+        return _encode(envelope_bytes(envelope), attachments, mtom=mtom)
 
     def _reader(self, response: httpx.Response) -> MessageReader:
         try:
@@ -204,6 +199,13 @@ class SoapClient:
             http_status=response.status_code,
             header=envelope.header,
         )
+
+
+def _headers(outgoing: OutgoingMessage) -> dict[str, str]:
+    return {
+        "content-type": outgoing.content_type,
+        "content-length": str(outgoing.content_length),
+    }
 
 
 def _encode(

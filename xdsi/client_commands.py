@@ -226,16 +226,7 @@ def _alert(config: Config, record: Record | None) -> OnTlsFailure | None:
             config.device.name,
             network_access_point=local_address(failure.peer_host, failure.peer_port),
         )
-        record(
-            outgoing_authentication_alert(
-                reporter,
-                failure.service,
-                failure.peer_host,
-                failure.peer_port,
-                failure.reason,
-                refused_by_peer=failure.refused_by_peer,
-            )
-        )
+        record(outgoing_authentication_alert(reporter, failure))
 
     return alert
 

@@ -69,13 +69,17 @@ from atna.auditor import Auditor
 from atna.codes import ApplicationActivityType, CodedValue
 from atna.dicom_observe import DicomAuditObserver
 from atna.events import ApplicationActivity, Endpoint
-from atna.node_authentication import OnTlsFailure, TlsFailure, outgoing_authentication_alert
+from atna.node_authentication import (
+    OnTlsFailure,
+    TlsFailure,
+    node_authentication_alert,
+    outgoing_authentication_alert,
+)
 from atna.observe import (
     AuditingRegistryClient,
     FeedAuditObserver,
     SoapAuditObserver,
     exchange_audits,
-    node_authentication_alert,
 )
 from atna.spool import AuditSpool
 from atna.syslog import TlsConfig
@@ -374,16 +378,7 @@ def _tls_failure_auditor(config: Config, auditor: Auditor | None) -> OnTlsFailur
     reporter = _reporter(config)
 
     def audit(failure: TlsFailure) -> None:
-        auditor.record(
-            outgoing_authentication_alert(
-                reporter,
-                failure.service,
-                failure.peer_host,
-                failure.peer_port,
-                failure.reason,
-                refused_by_peer=failure.refused_by_peer,
-            )
-        )
+        auditor.record(outgoing_authentication_alert(reporter, failure))
 
     return audit
 

@@ -38,7 +38,7 @@ from atna.events import (
     audit_messages,
 )
 from atna.message import to_xml
-from atna.node_authentication import outgoing_authentication_alert
+from atna.node_authentication import TlsFailure, outgoing_authentication_alert
 from ebxml.vocabulary import StoredQuery, Transaction
 
 CONTEXT = AuditContext("xdsi@node1", "1.3.6.1.4.1.21367.2010.1.2", process_id="999")
@@ -129,11 +129,13 @@ def test_message_is_valid_against_audit_schema(case: str, schema: etree.XMLSchem
         ),
         outgoing_authentication_alert(
             Endpoint("xdsi", None, "xdsi.example.org"),
-            "https://registry.example.org:8443/xds/registry",
-            "10.9.9.8",
-            8443,
-            "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
-            refused_by_peer=False,
+            TlsFailure(
+                "https://registry.example.org:8443/xds/registry",
+                "10.9.9.8",
+                8443,
+                "CERTIFICATE_VERIFY_FAILED: unable to get local issuer certificate",
+                refused_by_peer=False,
+            ),
         ),
     ],
     ids=["application-start", "security-alert", "outgoing-security-alert"],

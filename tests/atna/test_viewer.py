@@ -8,7 +8,7 @@ from atna_support import stored_query
 
 from atna.events import AuditContext, Endpoint, Side, audit_messages
 from atna.message import to_xml
-from atna.observe import node_authentication_alert
+from atna.node_authentication import node_authentication_alert
 from atna.syslog import frame
 from atna.viewer import format_record, matches, read_record
 

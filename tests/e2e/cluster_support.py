@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from e2e_support import CR, FS, VT, ServerProcess, free_port
+from e2e_support import ServerProcess, free_port, send_mllp
 
 from xdsi.certs import TestPki, make_test_pki
 
@@ -284,21 +284,7 @@ class Cluster:
 def feed_tls(pki: TestPki, server: ServerProcess, message: bytes, timeout: float = 10.0) -> bytes:
     """One ITI-8 message over MLLP with TLS (ITI-19, the client certificate of ``pki``)
     to ``server``; the reply."""
-    context = client_ssl_context(pki)
-    address = ("127.0.0.1", server.mllp_port)
-    with (
-        socket.create_connection(address, timeout=timeout) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as sock,
-    ):
-        sock.sendall(VT + message + FS + CR)
-        data = b""
-        while FS + CR not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    assert data.startswith(VT) and data.endswith(FS + CR), f"not an MLLP frame: {data!r}"
-    return data[1:-2]
+    return send_mllp("127.0.0.1", server.mllp_port, message, timeout, tls=client_ssl_context(pki))
 
 
 __all__ = [

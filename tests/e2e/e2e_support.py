@@ -10,10 +10,12 @@ Response bodies are checked against the ebRS/IHE XSDs the NIST toolkit uses.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -468,9 +470,19 @@ def adt_a01(patient_number: str, family: str = "Doe", given: str = "Jane") -> by
     return "\r".join(line for line in text.splitlines() if line).encode("utf-8") + CR
 
 
-def send_mllp(host: str, port: int, message: bytes, timeout: float = 10.0) -> bytes:
-    """One framed message on a new connection; returns the reply payload."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
+def send_mllp(
+    host: str,
+    port: int,
+    message: bytes,
+    timeout: float = 10.0,
+    tls: ssl.SSLContext | None = None,
+) -> bytes:
+    """One framed message on a new connection (over TLS with ``tls``, the server
+    named ``localhost``); returns the reply payload."""
+    with contextlib.ExitStack() as stack:
+        sock = stack.enter_context(socket.create_connection((host, port), timeout=timeout))
+        if tls is not None:
+            sock = stack.enter_context(tls.wrap_socket(sock, server_hostname="localhost"))
         sock.sendall(VT + message + FS + CR)
         data = b""
         while FS + CR not in data:

@@ -76,6 +76,15 @@ def service() -> Service:
     )
 
 
+def upload_body(content_id: str = "doc@1") -> etree._Element:
+    """An Upload request whose Data is an xop:Include of the part ``content_id``."""
+    body = etree.Element(f"{{{NS}}}Upload", nsmap={"e": NS})
+    data = etree.SubElement(body, f"{{{NS}}}Data")
+    include = etree.SubElement(data, "{http://www.w3.org/2004/08/xop/include}Include")
+    include.set("href", "cid:" + content_id.replace("@", "%40"))
+    return body
+
+
 def make_app(limits: Limits | None = None, **options: bool) -> Starlette:
     return Starlette(routes=build_soap_routes([service()], limits or Limits(), **options))
 

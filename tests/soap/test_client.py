@@ -7,7 +7,7 @@ import hashlib
 import httpx
 import pytest
 from lxml import etree
-from soap_echo import ECHO, ECHO_RESPONSE, NS, PATH, UPLOAD, make_app
+from soap_echo import ECHO, ECHO_RESPONSE, NS, PATH, UPLOAD, make_app, upload_body
 from starlette.applications import Starlette
 
 from soap.app import build_soap_routes
@@ -65,10 +65,7 @@ async def test_call_mtom_round_trip_spools_and_hashes_parts(client, tmp_path):
     content = bytes(range(256)) * 1000
     path = tmp_path / "doc.bin"
     path.write_bytes(content)
-    body = etree.Element(f"{{{NS}}}Upload", nsmap={"e": NS})
-    data = etree.SubElement(body, f"{{{NS}}}Data")
-    include = etree.SubElement(data, "{http://www.w3.org/2004/08/xop/include}Include")
-    include.set("href", "cid:doc%401")
+    body = upload_body("doc@1")
     attachment = OutgoingAttachment("doc@1", "application/octet-stream", path, len(content))
     response = await client.call(UPLOAD, body, attachments=[attachment], mtom=True)
     received = response.attachments["doc@1"]

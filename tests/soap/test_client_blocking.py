@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import uvicorn
 from lxml import etree
-from soap_echo import ECHO, NS, PATH, UPLOAD, make_app
+from soap_echo import ECHO, NS, PATH, UPLOAD, make_app, upload_body
 
 from soap.client import KEEPALIVE_EXPIRY, SoapClient
 from soap.faults import FaultCode, SoapFault
@@ -122,10 +122,7 @@ def test_mtom_both_ways(served: Served, limits: Limits, tmp_path: Path) -> None:
     content = bytes(range(256)) * 4000  # 1 MB: more than one read
     path = tmp_path / "doc.bin"
     path.write_bytes(content)
-    body = etree.Element(f"{{{NS}}}Upload", nsmap={"e": NS})
-    data = etree.SubElement(body, f"{{{NS}}}Data")
-    include = etree.SubElement(data, "{http://www.w3.org/2004/08/xop/include}Include")
-    include.set("href", "cid:doc%401")
+    body = upload_body("doc@1")
     attachment = OutgoingAttachment("doc@1", "application/octet-stream", path, len(content))
     client = SoapClient(served.url, limits=limits)
     try:
