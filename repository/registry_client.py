@@ -57,6 +57,10 @@ class RegistryClient(Protocol):
         the registry cannot tell."""
         ...
 
+    def close(self) -> None:
+        """Release what the client keeps open (its connections)."""
+        ...
+
 
 # --- ITI-18 GetDocuments by uniqueId ----------------------------------------------------
 
@@ -143,6 +147,9 @@ class InProcessRegistryClient:
     def register(self, submission: Submission) -> RegistryResponse:
         return self.registry.register(submission)
 
+    def close(self) -> None:
+        """Nothing to release: the registry is this process's."""
+
     def _stored_query(self, request: AdhocQueryRequest) -> AdhocQueryResponse:
         """ITI-18 through the registry's own stored-query path, read as a consumer
         reads its answer (the stored LeafClass XML back into model objects)."""
@@ -180,6 +187,10 @@ class SoapRegistryClient:
     def __init__(self, url: str, **client_options: Any) -> None:
         self.url = url
         self.client = SoapClient(url, **client_options)
+
+    def close(self) -> None:
+        """Close the connections kept alive to the registry."""
+        self.client.close()
 
     def register(self, submission: Submission) -> RegistryResponse:
         body = submit_objects_request(submission)

@@ -115,6 +115,10 @@ class DocumentRepository:
             home_community_id=self.config.home_community_id,
         )
 
+    def close(self) -> None:
+        """Release the registry client's connections (at shutdown)."""
+        self.registry_client.close()
+
     def recover(self) -> RecoveryReport:
         """Start-up pass: settle what crashed ITI-41 transactions left behind, asking
         the registry which pending documents it lists (``repository.provide.recover``)."""

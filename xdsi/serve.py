@@ -177,11 +177,14 @@ class Application:
     imaging: ImagingWiring | None = None
 
     def close(self) -> None:
-        """Stop the imaging source, auditing (what is queued is spooled first), then the
-        databases."""
+        """Stop the imaging source, the repository's registry client, auditing (what is
+        queued is spooled first), then the databases."""
         imaging, self.imaging = self.imaging, None
         if imaging is not None:
             imaging.close()
+        repository, self.repository = self.repository, None
+        if repository is not None:
+            repository.close()  # its connections to a remote registry
         auditor, self.auditor = self.auditor, None
         if auditor is not None:
             auditor.stop()

@@ -487,6 +487,9 @@ class FakeRegistry:
             raise self.response
         return self.response
 
+    def close(self) -> None:
+        pass
+
     def registered_documents(self, unique_ids, repository_unique_id) -> set[str]:  # noqa: ANN001
         return set(unique_ids)
 

@@ -85,6 +85,9 @@ class ScriptedRegistry:
             raise self.raises
         return self.response
 
+    def close(self) -> None:
+        pass
+
     def registered_documents(
         self, unique_ids: Sequence[str], repository_unique_id: str
     ) -> set[str]:
