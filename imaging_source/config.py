@@ -9,7 +9,8 @@ file, ``XDSI_`` variables and ``--ae-title``/``--dicom-port``/``--dicom-peer`` f
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from imaging_source.peers import DicomPeer, PeerDirectory, check_ae_title
@@ -45,8 +46,10 @@ class ImagingSourceConfig:
     acse_timeout: float = 30.0
     dimse_timeout: float = 60.0
     network_timeout: float = 60.0
-    # the client side of TLS for the associations xdsi opens to peers marked ``tls``
+    # the client side of TLS for the associations xdsi opens to peers marked ``tls``,
+    # and, by AE title, the peers that have one of their own (other CAs trusted)
     peer_tls: ssl.SSLContext | None = None
+    peer_tls_by_title: Mapping[str, ssl.SSLContext] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ae_title", check_ae_title(self.ae_title))
@@ -56,6 +59,12 @@ class ImagingSourceConfig:
             raise ValueError(f"dicom_port out of range: {self.dicom_port}")
         if self.peer_tls is None and any(peer.tls for peer in self.peers):
             raise ValueError("peers reached over TLS need peer_tls")
+
+    def tls_for(self, peer: DicomPeer) -> ssl.SSLContext | None:
+        """The client context of an association to ``peer``; None: in the clear."""
+        if not peer.tls:
+            return None
+        return self.peer_tls_by_title.get(peer.ae_title, self.peer_tls)
 
     @property
     def index_url(self) -> str:

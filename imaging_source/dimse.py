@@ -447,7 +447,7 @@ class DimseServer:
             "move_originator": str(event.assoc.requestor.ae_title).strip(),
         }
         if destination.tls:  # ITI-19, PS3.15 B.1
-            options["tls_args"] = (self.config.peer_tls, destination.host)
+            options["tls_args"] = (self.config.tls_for(destination), destination.host)
         yield destination.host, destination.port, options
         try:
             instances = self._retrieve_plan(event)

@@ -165,6 +165,9 @@ class ImagingSourceSettings:
     # AE titles (of peers, or the pacs_dimse PACS) that xdsi's own associations reach
     # over TLS, as [tls]'s node (ITI-19, PS3.15 B.1)
     tls_peers: tuple[str, ...] = ()
+    # "AET=FILE": CA certificates one of tls_peers is authenticated against, in place
+    # of [tls] ca and trusted_certs (a modality vendor's CA, say); repeat for more
+    peer_ca: tuple[str, ...] = ()
     allow_unknown_callers: bool = True  # false: only the peers may associate
     pacs_wado_rs: str = ""  # the backing PACS's DICOMweb root URL
     pacs_dimse: str = ""  # the backing PACS as AET@HOST:PORT (C-FIND, C-MOVE to us)
@@ -769,6 +772,13 @@ def _validate_imaging_source(config: Config) -> None:
         not imaging.tls_peers or config.tls.enabled,
         f"{where} tls_peers: TLS to peers needs this node's certificate ([tls] cert)",
     )
+    tls_titles = {title.strip(" ") for title in imaging.tls_peers}
+    for entry in imaging.peer_ca:
+        title, _, path = entry.partition("=")
+        _check(
+            bool(path.strip()) and title.strip(" ") in tls_titles,
+            f"{where} peer_ca: {entry!r} is not AET=FILE with AET one of tls_peers",
+        )
     _check(
         not (imaging.pacs_wado_rs and imaging.pacs_dimse),
         f"{where} pacs_wado_rs and pacs_dimse: one backing PACS, not both",

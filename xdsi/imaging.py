@@ -104,6 +104,7 @@ def imaging_source_config(
         cache_max_bytes=settings.cache_max_bytes,
         wado_rs_base_url=settings.wado_rs_base_url or None,
         peer_tls=peer_ssl_context(config, on_tls_failure),
+        peer_tls_by_title=peer_ssl_contexts(config, on_tls_failure),
     )
 
 
@@ -131,6 +132,27 @@ def peer_ssl_context(
         scheme="dicom",
         on_failure=on_tls_failure,
     )
+
+
+def peer_ssl_contexts(
+    config: Config, on_tls_failure: OnTlsFailure | None = None
+) -> dict[str, ssl.SSLContext]:
+    """AE title -> the client context of each peer named in ``[imaging_source] peer_ca``:
+    this node's certificate offered, the peer authenticated against its own CAs only."""
+    cas: dict[str, list[str]] = {}
+    for entry in config.imaging_source.peer_ca:
+        title, _, path = entry.partition("=")
+        cas.setdefault(title.strip(" "), []).append(path.strip())
+    return {
+        title: node_client_context(
+            config,
+            tuple(paths),
+            where=f"[imaging_source] peer_ca {title}",
+            scheme="dicom",
+            on_failure=on_tls_failure,
+        )
+        for title, paths in cas.items()
+    }
 
 
 def publish_config(config: Config) -> PublishConfig:
@@ -420,6 +442,15 @@ def _stow_routes(source: ImagingSource, on_event: OnExchange | None = None) -> l
     return [Route(path, store, methods=["POST"]) for path in ("/studies", "/studies/{study}")]
 
 
+def _pacs_dimse_context(
+    config: Config, on_tls_failure: OnTlsFailure | None
+) -> ssl.SSLContext | None:
+    """The ``pacs_dimse`` PACS's context: its own (``peer_ca``), else the peers'."""
+    title = parse_peer(config.imaging_source.pacs_dimse).ae_title
+    own = peer_ssl_contexts(config, on_tls_failure).get(title)
+    return own if own is not None else peer_ssl_context(config, on_tls_failure)
+
+
 def pacs_ssl_context(
     config: Config, on_tls_failure: OnTlsFailure | None = None
 ) -> ssl.SSLContext | None:
@@ -465,7 +496,7 @@ def instance_source(
         dimse_fetcher = DimseFetcher(
             _peer(config, settings.pacs_dimse),
             settings.ae_title,
-            ssl_context=peer_ssl_context(config, on_tls_failure),
+            ssl_context=_pacs_dimse_context(config, on_tls_failure),
         )
         return PacsSource(store, dimse_fetcher, settings.cache_max_bytes), []
     return LocalSource(store), []

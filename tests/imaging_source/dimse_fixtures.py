@@ -6,7 +6,7 @@ import socket
 import ssl
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,7 @@ def running_source(
     network_timeout: float = 10,
     peer: DicomPeer | None = None,
     peer_tls: ssl.SSLContext | None = None,
+    peer_tls_by_title: Mapping[str, ssl.SSLContext] | None = None,
 ) -> Iterator[ImagingSource]:
     """An ImagingSource on a free port whose one peer is the Move Destination (``peer``:
     another one, reached over TLS with ``peer_tls`` if it is marked so)."""
@@ -118,6 +119,7 @@ def running_source(
         dimse_timeout=dimse_timeout,
         network_timeout=network_timeout,
         peer_tls=peer_tls,
+        peer_tls_by_title=peer_tls_by_title or {},
     )
     imaging = ImagingSource(config, engine=engine)
     imaging.start()

@@ -99,6 +99,37 @@ def test_a_c_move_reaches_a_tls_destination_with_xdsi_certificate(
     assert moved == {ds.SOPInstanceUID: ds.PixelData for ds in map(dcmread, files)}
 
 
+def test_a_peer_with_its_own_ca_is_authenticated_against_it(
+    sqlite_index_engine: Engine,
+    tmp_path: Path,
+    pki: certs.TestPki,
+    stranger: certs.TestPki,
+    destination_port: int,
+) -> None:
+    """``[imaging_source] peer_ca``: the destination's certificate is of a CA the node
+    does not trust for its peers (``stranger``'s), named for that peer alone."""
+    if shutil.which("storescp") is None or shutil.which("echoscu") is None:
+        if require_interop():
+            pytest.fail("dcmtk not installed")
+        pytest.skip("dcmtk not installed")
+    tls = ["+tls", str(stranger.node_key), str(stranger.node_cert), "+cf", str(pki.ca)]
+    echo = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(stranger.ca)]
+    own = client_context(pki.client_cert, pki.client_key, (stranger.ca,))
+    peer = DicomPeer(MOVE_DESTINATION, "localhost", destination_port, tls=True)
+    with (
+        running_storescp(tmp_path / "moved", destination_port, tls=tls, echo_tls=echo) as out,
+        running_source(
+            sqlite_index_engine, tmp_path, destination_port, peer=peer,
+            peer_tls=_xdsi_tls(pki), peer_tls_by_title={MOVE_DESTINATION: own},
+        ) as imaging,
+    ):  # fmt: skip
+        files = _stored_study(imaging, tmp_path)
+        responses = move_study(imaging, dcmread(files[0]).StudyInstanceUID)
+        moved = sorted(p.name for p in out.iterdir())
+    assert responses[-1][0].Status == SUCCESS
+    assert len(moved) == len(files)
+
+
 @pytest.mark.parametrize("case", ["untrusted certificate", "destination not trusted", "plain"])
 def test_without_mutual_authentication_nothing_is_moved(
     sqlite_index_engine: Engine,

@@ -375,3 +375,58 @@ def test_the_dicom_peers_context_reports_failed_authentications(
     assert [(f.service.split(":")[0], f.refused_by_peer) for f in failures] == [
         ("dicom", False)
     ] * 2
+
+
+def test_peer_ca_gives_a_peer_its_own_cas(
+    tmp_path: Path, pki: certs.TestPki, other_pki: certs.TestPki
+) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+            "peers": PEERS, "pacs_dimse": "PACS@pacs.example:2762",
+            "tls_peers": ["VIEWER", "ARCHIVE", "PACS"],
+            "peer_ca": [f"VIEWER={other_pki.ca}", f"PACS = {other_pki.ca}"]}},
+    )  # fmt: skip
+    actor = imaging_source_config(config)
+    by_title = {p.ae_title: actor.tls_for(p) for p in actor.peers}
+    assert by_title["ARCHIVE"] is actor.peer_tls and by_title["VIEWER"] is not actor.peer_tls
+    server = CannedServer([], tls=_pacs_side(other_pki, client_certificate=False))
+    try:
+        # the VIEWER's context trusts the other CA alone: other_pki's service is accepted
+        with socket.create_connection(("localhost", server.port), timeout=10) as raw:
+            by_title["VIEWER"].wrap_socket(raw, server_hostname="localhost").close()
+    finally:
+        server.close()
+    _untrusted_handshake(by_title["ARCHIVE"], other_pki)  # [tls] ca only
+    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
+    source, _ = instance_source(config, store)
+    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
+    assert source.fetcher.ssl_context is not None
+    assert source.fetcher.ssl_context.get_ca_certs() == by_title["VIEWER"].get_ca_certs()
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("ARCHIVE=/etc/ca.pem", "'ARCHIVE=/etc/ca.pem' is not AET=FILE with AET one of tls_peers"),
+        ("VIEWER", "'VIEWER' is not AET=FILE"),
+        ("VIEWER=", "'VIEWER=' is not AET=FILE"),
+    ],
+)
+def test_peer_ca_names_a_tls_peer_and_a_file(
+    tmp_path: Path, pki: certs.TestPki, entry: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(
+            tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+                "peers": PEERS, "tls_peers": ["VIEWER"], "peer_ca": [entry]}},
+        )  # fmt: skip
+
+
+def test_an_unreadable_peer_ca_is_a_configuration_error(tmp_path: Path, pki: certs.TestPki) -> None:
+    config = load_config(
+        tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
+            "peers": PEERS, "tls_peers": ["VIEWER"],
+            "peer_ca": [f"VIEWER={tmp_path / 'missing.pem'}"]}},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match=r"\[imaging_source\] peer_ca VIEWER: .*missing\.pem"):
+        imaging_source_config(config)
