@@ -59,14 +59,19 @@ def _xdsi_tls(pki: certs.TestPki) -> ssl.SSLContext:
     return client_context(pki.client_cert, pki.client_key, (pki.ca,))
 
 
-@pytest.fixture
-def tls_storescp(pki: certs.TestPki, tmp_path: Path, destination_port: int) -> Iterator[Path]:
-    """dcmtk's storescp over TLS (its node certificate of ``pki``), requiring a client
-    certificate that chains to ``pki``'s CA (dcmtk's default, --require-peer-cert)."""
+def _need_dcmtk() -> None:
+    """dcmtk's storescp and echoscu, or the test is skipped (failed under CI)."""
     if shutil.which("storescp") is None or shutil.which("echoscu") is None:
         if require_interop():
             pytest.fail("dcmtk not installed")
         pytest.skip("dcmtk not installed")
+
+
+@pytest.fixture
+def tls_storescp(pki: certs.TestPki, tmp_path: Path, destination_port: int) -> Iterator[Path]:
+    """dcmtk's storescp over TLS (its node certificate of ``pki``), requiring a client
+    certificate that chains to ``pki``'s CA (dcmtk's default, --require-peer-cert)."""
+    _need_dcmtk()
     tls = ["+tls", str(pki.node_key), str(pki.node_cert), "+cf", str(pki.ca)]
     client = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(pki.ca)]
     with running_storescp(tmp_path / "moved", destination_port, tls=tls, echo_tls=client) as out:
@@ -108,10 +113,7 @@ def test_a_peer_with_its_own_ca_is_authenticated_against_it(
 ) -> None:
     """``[imaging_source] peer_ca``: the destination's certificate is of a CA the node
     does not trust for its peers (``stranger``'s), named for that peer alone."""
-    if shutil.which("storescp") is None or shutil.which("echoscu") is None:
-        if require_interop():
-            pytest.fail("dcmtk not installed")
-        pytest.skip("dcmtk not installed")
+    _need_dcmtk()
     tls = ["+tls", str(stranger.node_key), str(stranger.node_cert), "+cf", str(pki.ca)]
     echo = ["+tls", str(pki.client_key), str(pki.client_cert), "+cf", str(stranger.ca)]
     own = client_context(pki.client_cert, pki.client_key, (stranger.ca,))
