@@ -26,7 +26,7 @@ from imaging_source.instances import InstanceStore, QueryLevel
 from imaging_source.pacs import DimseFetcher, PacsError, PacsSource, WadoRsFetcher
 from imaging_source.wado_retrieve import RetrieveFailed
 from xdsi import certs
-from xdsi.config import ConfigError, load_config
+from xdsi.config import Config, ConfigError, load_config
 from xdsi.imaging import (
     imaging_source_config,
     instance_source,
@@ -82,10 +82,27 @@ def _fetcher(
         tmp_path, environ={}, overrides={**sections, "imaging_source": {
             "pacs_wado_rs": url, **sections.get("imaging_source", {})}}
     )  # fmt: skip
+    fetcher = _pacs_fetcher(tmp_path, config, failures)
+    assert isinstance(fetcher, WadoRsFetcher)
+    return fetcher
+
+
+def _pacs_fetcher(
+    tmp_path: Path, config: Config, failures: list[TlsFailure] | None = None
+) -> WadoRsFetcher | DimseFetcher:
+    """The backing PACS's fetcher that ``instance_source`` makes for ``config``."""
     store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
     source, _ = instance_source(config, store, None if failures is None else failures.append)
-    assert isinstance(source, PacsSource) and isinstance(source.fetcher, WadoRsFetcher)
+    assert isinstance(source, PacsSource)
     return source.fetcher
+
+
+def _dimse_fetcher(
+    tmp_path: Path, config: Config, failures: list[TlsFailure] | None = None
+) -> DimseFetcher:
+    fetcher = _pacs_fetcher(tmp_path, config, failures)
+    assert isinstance(fetcher, DimseFetcher) and fetcher.ssl_context is not None
+    return fetcher
 
 
 def _query_and_retrieve(fetcher: WadoRsFetcher) -> int:
@@ -242,10 +259,7 @@ def test_a_dimse_pacs_in_tls_peers_is_fetched_over_tls(tmp_path: Path, pki: cert
         tmp_path, environ={}, overrides={"tls": _node_tls(pki), "imaging_source": {
             "pacs_dimse": "PACS@pacs.example:2762", "tls_peers": ["PACS"]}},
     )  # fmt: skip
-    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
-    source, _ = instance_source(config, store)
-    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
-    assert source.fetcher.pacs.tls and source.fetcher.ssl_context is not None
+    assert _dimse_fetcher(tmp_path, config).pacs.tls
 
 
 def test_without_tls_peers_no_peer_is_reached_over_tls(tmp_path: Path, pki: certs.TestPki) -> None:
@@ -367,11 +381,9 @@ def test_the_dicom_peers_context_reports_failed_authentications(
     actor = imaging_source_config(config, on_tls_failure=failures.append)
     assert actor.peer_tls is not None
     _untrusted_handshake(actor.peer_tls, other_pki)
-    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
-    source, _ = instance_source(config, store, failures.append)
-    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
-    assert source.fetcher.ssl_context is not None
-    _untrusted_handshake(source.fetcher.ssl_context, other_pki)
+    context = _dimse_fetcher(tmp_path, config, failures).ssl_context
+    assert context is not None
+    _untrusted_handshake(context, other_pki)
     assert [(f.service.split(":")[0], f.refused_by_peer) for f in failures] == [
         ("dicom", False)
     ] * 2
@@ -397,11 +409,8 @@ def test_peer_ca_gives_a_peer_its_own_cas(
     finally:
         server.close()
     _untrusted_handshake(by_title["ARCHIVE"], other_pki)  # [tls] ca only
-    store = InstanceStore(tmp_path / "dicom", make_engine(f"sqlite:///{tmp_path / 'i.db'}"))
-    source, _ = instance_source(config, store)
-    assert isinstance(source, PacsSource) and isinstance(source.fetcher, DimseFetcher)
-    assert source.fetcher.ssl_context is not None
-    assert source.fetcher.ssl_context.get_ca_certs() == by_title["VIEWER"].get_ca_certs()
+    context = _dimse_fetcher(tmp_path, config).ssl_context
+    assert context is not None and context.get_ca_certs() == by_title["VIEWER"].get_ca_certs()
 
 
 @pytest.mark.parametrize(
