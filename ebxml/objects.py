@@ -10,9 +10,9 @@ collected as RegistryErrors with the caller's error code.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from lxml import etree
 
@@ -40,8 +40,9 @@ T = TypeVar("T")
 # --- raw ebRIM pieces ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Classification:
+# Read once per nested element and dropped when the object is built: tuples, which
+# cost a third of a frozen dataclass to make (a DocumentEntry holds a dozen of them)
+class _Classification(NamedTuple):
     scheme: str
     node: str
     node_representation: str
@@ -49,8 +50,7 @@ class _Classification:
     slots: tuple[ExtraSlot, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class _Identifier:
+class _Identifier(NamedTuple):
     scheme: str
     value: str
     name: str
@@ -80,17 +80,19 @@ def _localized(elem: etree._Element, tag: str) -> str | None:
 
 def _slots(elem: etree._Element) -> tuple[ExtraSlot, ...]:
     """Each Slot child: its name and the text of every ValueList/Value."""
-    return tuple(
-        ExtraSlot(
-            slot.get("name", ""),
-            tuple(
-                (v.text or "").strip()
-                for values in slot.iterchildren(RIM.ValueList)
-                for v in values.iterchildren(RIM.Value)
-            ),
-        )
-        for slot in elem.iterchildren(RIM.Slot)
-    )
+    # loops, not nested generators: a DocumentEntry has some forty slots in all
+    slots = []
+    for slot in elem.iterchildren(_SLOT):
+        values = []
+        for value_list in slot.iterchildren(_VALUE_LIST):
+            for value in value_list.iterchildren(_VALUE):
+                text = value.text
+                values.append(text.strip() if text else "")
+        slots.append(ExtraSlot(slot.get("name", ""), tuple(values)))
+    return tuple(slots)
+
+
+_SLOT, _VALUE_LIST, _VALUE = RIM.Slot, RIM.ValueList, RIM.Value
 
 
 def read_classification(elem: etree._Element) -> _Classification:
@@ -161,6 +163,13 @@ class ObjectReader:
     ) -> T:
         """One model object from its element, placing slots/classifications/identifiers
         by ``table`` and keeping what the table does not know in ``Extras``."""
+        return self.make(cls, self.values(cls, table, elem, **attrs), elem.get("id", ""))
+
+    def values(
+        self, cls: type[T], table: mapping.ObjectMapping, elem: etree._Element, **attrs: Any
+    ) -> dict[str, Any]:
+        """What :meth:`build` makes ``cls`` of, by field name (more keys than fields when
+        the element holds what ``cls`` does not keep; :meth:`make` tells)."""
         sent_id = elem.get("id", "")
         values = self.common(elem) | attrs
         entry_uuid = values["entry_uuid"]
@@ -173,6 +182,10 @@ class ObjectReader:
         extra_classifications = self._place_classifications(values, table, classifications, sent_id)
         extra_identifiers = self._place_identifiers(values, table, identifiers, sent_id)
         values["extras"] = Extras(extra_slots, extra_classifications, extra_identifiers)
+        return values
+
+    def make(self, cls: type[T], values: dict[str, Any], sent_id: str) -> T:
+        """``cls`` of ``values``, each key it has no field for reported as not kept."""
         names = _field_names(cls)
         for key, value in values.items():
             if key not in names and value is not None:
@@ -297,21 +310,23 @@ def _join_uri(parts: tuple[str, ...], report: Callable[[str], None]) -> str | No
 
 
 def _document_entry(reader: ObjectReader, elem: etree._Element) -> DocumentEntry:
-    entry = reader.build(
+    values = reader.values(
         DocumentEntry,
         mapping.DOCUMENT_ENTRY,
         elem,
         object_type=elem.get("objectType", ""),
         mime_type=elem.get("mimeType"),
     )
-    if entry.size is None:
-        return entry
-    # ITI TF-3 4.2.3.2.20: size is an integer number of octets; anything else is kept
-    # as sent (size_text) for validation to report
-    text = str(entry.size)  # the slot value, a str until here
-    if text.isascii() and text.isdigit():
-        return replace(entry, size=int(text))
-    return replace(entry, size=None, size_text=text)
+    size = values.get("size")
+    if size is not None:
+        text = str(size)  # the slot value, a str until here
+        # ITI TF-3 4.2.3.2.20: size is an integer number of octets; anything else is
+        # kept as sent (size_text) for validation to report
+        if text.isascii() and text.isdigit():
+            values["size"] = int(text)
+        else:
+            values["size"], values["size_text"] = None, text
+    return reader.make(DocumentEntry, values, elem.get("id", ""))
 
 
 def _association(reader: ObjectReader, elem: etree._Element) -> Association:
