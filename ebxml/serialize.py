@@ -268,42 +268,45 @@ def _body(
     return "".join(parts) + "".join(writer.parts)
 
 
-def _common(obj: RegistryObject, object_type: str | None) -> str:
+def _common(obj: RegistryObject, object_type: str | None, status: str | None) -> str:
+    status = status or obj.availability_status
     return "".join(
         (
             _ROOT_DECLARATION,
             _attribute("id", obj.entry_uuid),
             _optional("lid", getattr(obj, "logical_id", None)),
             _known_attribute("objectType", object_type) if object_type else "",
-            _known_attribute("status", obj.availability_status) if obj.availability_status else "",
+            _known_attribute("status", status) if status else "",
             _optional("home", obj.home),
         )
     )
 
 
-def _extrinsic_object(entry: DocumentEntry) -> str:
-    attributes = _common(entry, entry.object_type) + _optional("mimeType", entry.mime_type)
+def _extrinsic_object(entry: DocumentEntry, status: str | None) -> str:
+    attributes = _common(entry, entry.object_type, status) + _optional("mimeType", entry.mime_type)
     return _element("ExtrinsicObject", attributes, _body(entry, mapping.DOCUMENT_ENTRY))
 
 
-def _submission_set(submission_set: SubmissionSet) -> str:
+def _submission_set(submission_set: SubmissionSet, status: str | None) -> str:
     # ITI TF-3 4.2.3.3: the SubmissionSet is the RegistryPackage classified by this node
     content = _body(submission_set, mapping.SUBMISSION_SET, SUBMISSION_SET_NODE)
     return _element(
-        "RegistryPackage", _common(submission_set, OBJECT_TYPE_REGISTRY_PACKAGE), content
+        "RegistryPackage", _common(submission_set, OBJECT_TYPE_REGISTRY_PACKAGE, status), content
     )
 
 
-def _folder(folder: Folder) -> str:
+def _folder(folder: Folder, status: str | None) -> str:
     # ITI TF-3 4.2.3.4: the Folder is the RegistryPackage classified by this node
     content = _body(folder, mapping.FOLDER, FOLDER_NODE)
-    return _element("RegistryPackage", _common(folder, OBJECT_TYPE_REGISTRY_PACKAGE), content)
+    return _element(
+        "RegistryPackage", _common(folder, OBJECT_TYPE_REGISTRY_PACKAGE, status), content
+    )
 
 
-def _association(association: Association) -> str:
+def _association(association: Association, status: str | None) -> str:
     attributes = "".join(
         (
-            _common(association, OBJECT_TYPE_ASSOCIATION),
+            _common(association, OBJECT_TYPE_ASSOCIATION, status),
             _attribute("associationType", association.association_type),
             _attribute("sourceObject", association.source),
             _attribute("targetObject", association.target),
@@ -312,7 +315,7 @@ def _association(association: Association) -> str:
     return _element("Association", attributes, _body(association, mapping.ASSOCIATION))
 
 
-_LEAF_CLASS: dict[type, Callable[[Any], str]] = {
+_LEAF_CLASS: dict[type, Callable[[Any, str | None], str]] = {
     DocumentEntry: _extrinsic_object,
     SubmissionSet: _submission_set,
     Folder: _folder,
@@ -320,11 +323,13 @@ _LEAF_CLASS: dict[type, Callable[[Any], str]] = {
 }
 
 
-def leaf_class_bytes(obj: RegistryObject) -> bytes:
+def leaf_class_bytes(obj: RegistryObject, *, status: str | None = None) -> bytes:
     """The canonical ebRIM XML of one object (ITI TF-3 4.2.3), as LeafClass returns it
-    and the registry stores it: what ``etree.tostring`` writes for ``leaf_class(obj)``.
-    ValueError when a value holds a character XML cannot (XML 1.0 2.2)."""
-    text = _LEAF_CLASS[type(obj)](obj)
+    and the registry stores it: what ``etree.tostring`` writes for ``leaf_class(obj)``;
+    ``status``, when given, in place of the object's own availabilityStatus (the
+    registry's, as it stores the object).  ValueError when a value holds a character
+    XML cannot (XML 1.0 2.2)."""
+    text = _LEAF_CLASS[type(obj)](obj, status)
     bad = NOT_XML_CHAR.search(text)
     if bad is not None:
         raise ValueError(f"a value holds a character XML cannot: {bad.group()!r}")

@@ -501,9 +501,10 @@ def _stored_patients(session: Session, uuids: Iterable[str]) -> dict[str, str]:
 # --- storing ---------------------------------------------------------------------------
 
 
-def canonical_xml(obj: RegistryObject) -> bytes:
-    """The canonical LeafClass bytes of one object, as stored and returned by ITI-18."""
-    return leaf_class_bytes(obj)
+def canonical_xml(obj: RegistryObject, status: str | None = None) -> bytes:
+    """The canonical LeafClass bytes of one object, as stored and returned by ITI-18;
+    ``status`` in place of the object's availabilityStatus when given."""
+    return leaf_class_bytes(obj, status=status)
 
 
 def _code(code: Code | None) -> tuple[str | None, str | None]:
@@ -547,7 +548,7 @@ def _store(
         *({PARENT: ss.entry_uuid, "author_person": a.person} for a in ss.authors if a.person),
     )
     for entry in submission.document_entries:
-        _add_document_entry(rows, replace(entry, availability_status=approved), ss.entry_uuid)
+        _add_document_entry(rows, entry, ss.entry_uuid)
     for folder in submission.folders:
         # ITI TF-3 4.2.3.4: the registry sets lastUpdateTime
         folder = replace(folder, availability_status=approved, last_update_time=now)
@@ -577,7 +578,7 @@ def _store(
     associations = [*submission.associations, *joins]
     rows.add(
         AssociationRow.__table__,
-        *(_association_values(replace(a, availability_status=approved)) for a in associations),
+        *(_association_values(a) for a in associations),
     )
     insert_rows(session.connection(), rows)
     _touch_folders(session, submission, associations, now)
@@ -629,7 +630,8 @@ def _document_entry_values(entry: DocumentEntry, submission_set_uuid: str) -> di
         "service_stop_time": entry.service_stop_time,
         "service_stop_time_key": dtm_key(entry.service_stop_time),
         "submission_set_uuid": submission_set_uuid,
-        "xml": canonical_xml(entry),
+        # with the status the registry gives it (the row's above), not the submission's
+        "xml": canonical_xml(entry, AvailabilityStatus.APPROVED),
     }
     for name in (
         "class_code",
@@ -651,7 +653,7 @@ def _association_values(association: Association) -> dict[str, Any]:
         "submission_set_status": association.submission_set_status,
         "status": AvailabilityStatus.APPROVED,
         "home": association.home,
-        "xml": canonical_xml(association),
+        "xml": canonical_xml(association, AvailabilityStatus.APPROVED),
     }
 
 

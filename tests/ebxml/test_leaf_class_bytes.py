@@ -5,7 +5,7 @@ same object, and refuse what XML cannot hold (XML 1.0 2.2) as lxml does."""
 from __future__ import annotations
 
 import re
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -210,3 +210,23 @@ def test_a_character_xml_cannot_hold_is_refused(case: tuple[RegistryObject, str]
         return
     # written only when the field is not part of the canonical form at all
     assert bad.encode("ascii", "xmlcharrefreplace") not in written
+
+
+_STATUSES = st.sampled_from(
+    [
+        "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved",
+        "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated",
+    ]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(registry_object, _STATUSES)
+def test_a_status_given_is_written_in_place_of_the_objects_own(
+    obj: RegistryObject, status: str
+) -> None:
+    # what the registry stores: the object as submitted, with the status it gives it
+    assert leaf_class_bytes(obj, status=status) == leaf_class_bytes(
+        replace(obj, availability_status=status)
+    )
+    assert leaf_class_bytes(obj, status=None) == leaf_class_bytes(obj)
