@@ -13,6 +13,7 @@ import calendar
 import re
 from collections.abc import Callable
 from enum import StrEnum
+from functools import lru_cache
 
 from ebxml import hl7
 from ebxml.model import Code
@@ -288,6 +289,26 @@ def code_problem(code: Code) -> str | None:
     return f"{', '.join(missing)} empty" if missing else None
 
 
+# The HL7 V2 data types are parsed component by component, and the same values come
+# back in every DocumentEntry of a submission and in every submission for a patient
+# (its id, the authors, their institution): their findings are kept, for values no
+# longer than a slot value should be (rim.xsd LongName, 256 characters) so that the
+# memory they hold stays small, whatever is sent.
+REMEMBERED_CHECKS = 4096
+_REMEMBERED_MAX_LENGTH = 256
+
+
+def _remembered(check: Check) -> Check:
+    kept = lru_cache(maxsize=REMEMBERED_CHECKS)(check)
+
+    def remembered(value: str) -> str | None:
+        return kept(value) if len(value) <= _REMEMBERED_MAX_LENGTH else check(value)
+
+    remembered.__doc__ = check.__doc__
+    remembered.cache_info = kept.cache_info  # type: ignore[attr-defined]
+    return remembered
+
+
 FORMAT_CHECKS: dict[Format, Check] = {
     Format.OID: check_oid,
     Format.UUID: check_uuid,
@@ -297,13 +318,13 @@ FORMAT_CHECKS: dict[Format, Check] = {
     Format.SHA1: check_sha1,
     Format.SIZE: check_size,
     Format.MIME_TYPE: check_mime_type,
-    Format.CX: check_cx,
-    Format.SOURCE_CX: check_source_cx,
-    Format.CXI: check_cxi,
-    Format.XCN: check_xcn,
-    Format.XON: check_xon,
-    Format.XTN: check_xtn,
-    Format.INTENDED_RECIPIENT: check_intended_recipient,
+    Format.CX: _remembered(check_cx),
+    Format.SOURCE_CX: _remembered(check_source_cx),
+    Format.CXI: _remembered(check_cxi),
+    Format.XCN: _remembered(check_xcn),
+    Format.XON: _remembered(check_xon),
+    Format.XTN: _remembered(check_xtn),
+    Format.INTENDED_RECIPIENT: _remembered(check_intended_recipient),
     Format.LANGUAGE_CODE: check_language_code,
     Format.SOURCE_PATIENT_INFO: check_source_patient_info,
     Format.TEXT: check_text,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from ebxml.model import Code
@@ -139,3 +141,28 @@ def test_complete_code_has_no_problem():
 )
 def test_code_needs_code_scheme_and_display(code, missing):
     assert missing in code_problem(code)
+
+
+REMEMBERED = [Format.CX, Format.SOURCE_CX, Format.CXI, Format.XCN, Format.XON, Format.XTN]
+
+
+@pytest.mark.parametrize("fmt", REMEMBERED)
+def test_a_kept_finding_is_the_finding_of_the_value(fmt):
+    # the HL7 types' findings are kept per value: asked again, in any order, each value
+    # gets its own finding, as the first time
+    values = [*GOOD.get(fmt, []), *BAD.get(fmt, [])]
+    first = [check(fmt, v) for v in values]
+    assert [check(fmt, v) for v in reversed(values)] == first[::-1]
+    assert [check(fmt, v) is None for v in values] == [v in GOOD.get(fmt, []) for v in values]
+
+
+def test_a_value_longer_than_a_slot_value_is_checked_and_not_kept():
+    cx = FORMAT_CHECKS[Format.CX]
+    long_id = "x" * 300 + "^^^&1.2.3&ISO"
+    kept = cx.cache_info().currsize  # type: ignore[attr-defined]
+    assert cx(long_id) is None
+    assert cx.cache_info().currsize == kept  # type: ignore[attr-defined]
+    assert cx(f"{uuid.uuid4().hex}^^^&1.2.3&ISO") is None  # a value not asked before
+    assert cx.cache_info().currsize == kept + 1  # type: ignore[attr-defined]
+    assert cx("x" * 300 + "^^^&1.02.3&ISO") == formats.check_cx("x" * 300 + "^^^&1.02.3&ISO")
+    assert cx("x" * 300 + "^^^&1.02.3&ISO") is not None
