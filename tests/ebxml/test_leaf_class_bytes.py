@@ -5,6 +5,7 @@ same object, and refuse what XML cannot hold (XML 1.0 2.2) as lxml does."""
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import fields, is_dataclass, replace
 
 from hypothesis import HealthCheck, given, settings
@@ -25,7 +26,7 @@ from ebxml.model import (
     SubmissionSet,
 )
 from ebxml.parse import parse_registry_object_list
-from ebxml.serialize import leaf_class, leaf_class_bytes
+from ebxml.serialize import child_id, leaf_class, leaf_class_bytes
 from ebxml.tags import RIM
 from ebxml.vocabulary import NSMAP
 
@@ -230,3 +231,13 @@ def test_a_status_given_is_written_in_place_of_the_objects_own(
         replace(obj, availability_status=status)
     )
     assert leaf_class_bytes(obj, status=None) == leaf_class_bytes(obj)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uuid_urn, text, st.integers(0, 1000))
+def test_a_nested_objects_id_is_the_name_based_uuid_of_its_place(
+    parent: str, scheme: str, index: int
+) -> None:
+    # RFC 4122 4.3: version 5 in the URL namespace, of "<parent>#<scheme>#<index>"
+    expected = uuid.uuid5(uuid.NAMESPACE_URL, f"{parent}#{scheme}#{index}")
+    assert child_id(parent, scheme, index) == f"urn:uuid:{expected}"
