@@ -111,6 +111,7 @@ from repository.service import DocumentRepository, RepositoryConfig, repository_
 from repository.soap_remove import remove_documents_operation
 from soap.app import build_soap_routes
 from soap.message import Operation, Service
+from xdsi import collector
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
 from xdsi.header_timeout import header_timeout_protocol
 from xdsi.imaging import ImagingWiring, build_imaging
@@ -742,6 +743,7 @@ async def run(
             raise OSError(f"HTTP listener on {http.host}:{http.port} did not start")
         if worker is not None:
             worker.receive(loop, server.accepted, stop.set)
+        collector.settle()  # the application is built and every listener open
         application.readiness.http = True
         if auditor is not None:
             auditor.record(_application_activity(config, ApplicationActivityType.APPLICATION_START))
