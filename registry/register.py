@@ -523,8 +523,8 @@ def _store(
     ss = submission.submission_set
     if ss is None:  # validation refuses this before; nothing to anchor the objects to
         raise ValueError("a submission without a SubmissionSet cannot be registered")
+    # every object is stored with the status the registry gives it, not the submission's
     approved = AvailabilityStatus.APPROVED
-    ss = replace(ss, availability_status=approved)
     ss_class, ss_scheme = _code(ss.content_type_code)
     rows = RegistrationRows()
     rows.add(
@@ -540,7 +540,7 @@ def _store(
             "submission_time_key": dtm_key(ss.submission_time),
             "content_type_code": ss_class,
             "content_type_code_scheme": ss_scheme,
-            "xml": canonical_xml(ss),
+            "xml": canonical_xml(ss, approved),
         },
     )
     rows.add(
@@ -551,7 +551,7 @@ def _store(
         _add_document_entry(rows, entry, ss.entry_uuid)
     for folder in submission.folders:
         # ITI TF-3 4.2.3.4: the registry sets lastUpdateTime
-        folder = replace(folder, availability_status=approved, last_update_time=now)
+        folder = replace(folder, last_update_time=now)
         rows.add(
             FolderRow.__table__,
             {
@@ -564,7 +564,7 @@ def _store(
                 "home": folder.home,
                 "last_update_time": now,
                 "last_update_time_key": dtm_key(now),
-                "xml": canonical_xml(folder),
+                "xml": canonical_xml(folder, approved),
             },
         )
         rows.add(
@@ -630,7 +630,6 @@ def _document_entry_values(entry: DocumentEntry, submission_set_uuid: str) -> di
         "service_stop_time": entry.service_stop_time,
         "service_stop_time_key": dtm_key(entry.service_stop_time),
         "submission_set_uuid": submission_set_uuid,
-        # with the status the registry gives it (the row's above), not the submission's
         "xml": canonical_xml(entry, AvailabilityStatus.APPROVED),
     }
     for name in (

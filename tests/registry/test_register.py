@@ -101,6 +101,26 @@ def test_document_entry_xml_is_its_canonical_leaf_class(session: Session) -> Non
     assert element.get("id") == entry.entry_uuid
 
 
+def test_every_object_is_stored_approved_whatever_the_submission_said(session: Session) -> None:
+    submitted = AvailabilityStatus.SUBMITTED
+    sub = submit(
+        document_entry(availability_status=submitted),
+        ss=submission_set(availability_status=submitted),
+        folders=(folder(availability_status=submitted),),
+    )
+    sub = replace(
+        sub, associations=tuple(replace(a, availability_status=submitted) for a in sub.associations)
+    )
+    assert register(session, sub) == []
+    stored = [
+        etree.fromstring(xml)
+        for table in (DocumentEntryRow, SubmissionSetRow, FolderRow, AssociationRow)
+        for xml in session.scalars(select(table.xml))
+    ]
+    assert len(stored) == 3 + len(sub.associations)
+    assert {element.get("status") for element in stored} == {AvailabilityStatus.APPROVED}
+
+
 def test_submission_without_submission_set_is_refused(session: Session) -> None:
     sub = replace(submit(), submission_set=None, associations=())
     assert register(session, sub) == [ErrorCode.XDSRegistryMetadataError]
