@@ -167,7 +167,11 @@ async def test_rad69_by_wado_rs_from_a_cold_cache_gives_orthancs_pixel_data(
     assert wado_source.store.total_size() == 0
     service = imaging_source_service(wado_source, Transcoder(tmp_path / "t"), IDENTITY)
     transport = httpx.ASGITransport(app=Starlette(routes=build_soap_routes([service], Limits())))
-    client = SoapClient(f"http://xdsi.test{IMAGING_SOURCE_PATH}", transport=transport)
+    client = SoapClient(
+        f"http://xdsi.test{IMAGING_SOURCE_PATH}",
+        transport=transport,
+        limits=Limits(spool_dir=tmp_path),  # the answer's parts: the test's to keep
+    )
     body = retrieve_imaging_document_set_request(request_for(study))
     response = await client.call(Action.RAD69, body, mtom=True)
     parsed = parse_retrieve_document_set_response(response.body, response.attachments)

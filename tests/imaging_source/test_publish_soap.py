@@ -81,11 +81,12 @@ def publish_over_soap(images, transport, config):  # noqa: ANN001, ANN201
 
 
 def test_rad68_over_mtom_then_iti43_returns_the_kos(
-    transport: httpx.ASGITransport, config: PublishConfig
+    transport: httpx.ASGITransport, config: PublishConfig, tmp_path: Path
 ) -> None:
     result = publish_over_soap(study_images(), transport, config)
     assert result.ok, result.response.errors
-    client = SoapClient(REPOSITORY_URL, transport=transport)
+    # the answer's parts land in the test's own directory
+    client = SoapClient(REPOSITORY_URL, transport=transport, limits=Limits(spool_dir=tmp_path))
     request = RetrieveDocumentSetRequest(
         (DocumentRequest(REPOSITORY_UNIQUE_ID, result.manifest_unique_id),)
     )

@@ -86,11 +86,16 @@ def body_for(datasets: list[Dataset]) -> etree._Element:
     return retrieve_imaging_document_set_request(request)
 
 
+def _client(transport: httpx.ASGITransport, spool_dir: Path) -> SoapClient:
+    """A client whose answers' parts land in ``spool_dir`` (the test's own)."""
+    return SoapClient(URL, transport=transport, limits=Limits(spool_dir=spool_dir))
+
+
 async def test_mtom_request_returns_every_instance_as_an_mtom_part(
-    transport: httpx.ASGITransport, study: list[Dataset], store: InstanceStore
+    transport: httpx.ASGITransport, study: list[Dataset], store: InstanceStore, tmp_path: Path
 ) -> None:
     native = [study[0], study[1], study[3]]
-    client = SoapClient(URL, transport=transport)
+    client = _client(transport, tmp_path)
     response = await client.call(Action.RAD69, body_for(native), mtom=True)
     assert response.addressing.action == Action.ITI43_RESPONSE
     parsed = parse_retrieve_document_set_response(response.body, response.attachments)
@@ -103,23 +108,23 @@ async def test_mtom_request_returns_every_instance_as_an_mtom_part(
 
 
 async def test_plain_soap_request_is_accepted(
-    transport: httpx.ASGITransport, study: list[Dataset]
+    transport: httpx.ASGITransport, study: list[Dataset], tmp_path: Path
 ) -> None:
-    client = SoapClient(URL, transport=transport)
+    client = _client(transport, tmp_path)
     response = await client.call(Action.RAD69, body_for(study[:1]), mtom=False)
     parsed = parse_retrieve_document_set_response(response.body, response.attachments)
     assert parsed.status is ResponseStatus.SUCCESS and len(parsed.documents) == 1
 
 
 async def test_unknown_instance_answers_partial_success_over_the_wire(
-    transport: httpx.ASGITransport, study: list[Dataset]
+    transport: httpx.ASGITransport, study: list[Dataset], tmp_path: Path
 ) -> None:
     body = body_for(study[:1])
     series = body.find(f"{XDSI.StudyRequest}/{XDSI.SeriesRequest}")
     extra = etree.SubElement(series, XDSB.DocumentRequest)
     etree.SubElement(extra, XDSB.RepositoryUniqueId).text = OUR_ID
     etree.SubElement(extra, XDSB.DocumentUniqueId).text = "1.2.3.4.5"
-    response = await SoapClient(URL, transport=transport).call(Action.RAD69, body, mtom=True)
+    response = await _client(transport, tmp_path).call(Action.RAD69, body, mtom=True)
     parsed = parse_retrieve_document_set_response(response.body, response.attachments)
     assert parsed.status is ResponseStatus.PARTIAL_SUCCESS
     assert [(e.code, e.location) for e in parsed.errors] == [

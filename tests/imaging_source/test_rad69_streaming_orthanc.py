@@ -102,7 +102,13 @@ def _client(
         return response
 
     transport.handle_async_request = recording  # type: ignore[method-assign]
-    return SoapClient(f"http://xdsi.test{IMAGING_SOURCE_PATH}", transport=transport), transport
+    # the answers' parts land in the test's own directory
+    client = SoapClient(
+        f"http://xdsi.test{IMAGING_SOURCE_PATH}",
+        transport=transport,
+        limits=Limits(spool_dir=tmp_path),
+    )
+    return client, transport
 
 
 async def _retrieve(

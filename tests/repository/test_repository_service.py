@@ -78,9 +78,12 @@ def service(repository: DocumentRepository) -> Service:
 
 
 @pytest.fixture
-def client(service: Service) -> SoapClient:
+def client(service: Service, tmp_path: Path) -> SoapClient:
     app = Starlette(routes=build_soap_routes([service], Limits()))
-    return SoapClient(URL, transport=httpx.ASGITransport(app=app))
+    # the answers' parts land in the test's own directory
+    return SoapClient(
+        URL, transport=httpx.ASGITransport(app=app), limits=Limits(spool_dir=tmp_path)
+    )
 
 
 @pytest.fixture

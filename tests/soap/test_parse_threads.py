@@ -16,13 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 STRESS = textwrap.dedent(
     """
-    import asyncio, sys, tempfile, time
+    import asyncio, sys, time
     import anyio
     from soap.limits import Limits
     from soap.mtom import MessageReader, read_message
 
     SOAP = "http://www.w3.org/2003/05/soap-envelope"
-    limits = Limits(spool_dir=tempfile.mkdtemp(), max_envelope_bytes=64 << 20,
+    limits = Limits(spool_dir=sys.argv[2], max_envelope_bytes=64 << 20,
                     max_request_bytes=64 << 20)
 
     def body(n: int) -> bytes:
@@ -101,8 +101,10 @@ def test_messages_parsed_at_once_and_read_in_workers_keep_their_process_whole(
 ) -> None:
     script = tmp_path / "stress.py"
     script.write_text(STRESS, encoding="utf-8")
+    spool = tmp_path / "spool"
+    spool.mkdir()
     done = subprocess.run(
-        [sys.executable, str(script), "20"],
+        [sys.executable, str(script), "20", str(spool)],
         cwd=ROOT,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
         capture_output=True,
