@@ -226,15 +226,22 @@ def c_store(cluster: Cluster, node: int, images: list[Dataset]) -> None:
     """One association to process ``node``'s DICOM port (ITI-19: DICOM over TLS)."""
     from pynetdicom import AE
 
+    from imaging_source.requestor import REQUESTOR_HANDLERS
+
     assert cluster.pki is not None
     ae = AE(ae_title="SOAK")
     for ds in images:
         ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 60
     server = cluster.servers[node]
+    # xdsi answers each C-STORE without Nagle's delay; pynetdicom 3.0.4's own requestor
+    # may then let its reactor take a fast C-STORE-RSP that send_c_store waits for, and
+    # wait out the DIMSE timeout ("no response"): the requestor xdsi uses towards a PACS
+    # closes that window (imaging_source.requestor)
     assoc = ae.associate(
         "127.0.0.1", server.dicom_port, ae_title="XDSI",
         tls_args=(client_ssl_context(cluster.pki), "localhost"),
+        evt_handlers=REQUESTOR_HANDLERS,
     )  # fmt: skip
     if not assoc.is_established:
         raise SoakError(f"C-STORE: no association with process {node}")
