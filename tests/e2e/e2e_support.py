@@ -575,7 +575,11 @@ class ServerProcess:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.root, env=env
             )
-        self.wait_healthy(timeout)
+        try:
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()  # a server that never became healthy is not left running
+            raise
         return self
 
     def wait_healthy(self, timeout: float) -> None:
