@@ -52,6 +52,7 @@ from pynetdicom.sop_class import (
 
 from atna.observe import is_unsettled
 from atna.spool import messages_of
+from imaging_source.requestor import REQUESTOR_HANDLERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "atna"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
@@ -477,7 +478,7 @@ def test_dicom_routes_are_audited_with_the_tls_peer(
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
     assoc = ae.associate(
         "127.0.0.1", tls_audited.dicom_port, ae_title="XDSI",
-        tls_args=(tls_audited.client(), "localhost"),
+        tls_args=(tls_audited.client(), "localhost"), evt_handlers=REQUESTOR_HANDLERS,
     )  # fmt: skip
     assert assoc.is_established
     try:

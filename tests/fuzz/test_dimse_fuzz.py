@@ -30,12 +30,13 @@ from pydicom.dataset import Dataset
 from pydicom.filereader import data_element_generator
 from pydicom.filewriter import dcmwrite
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-from pynetdicom import AE, _config
+from pynetdicom import AE, Association, _config
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 from sqlalchemy import func, select
 
 from imaging_source.config import ImagingSourceConfig
 from imaging_source.instances import ImagingInstance, make_engine
+from imaging_source.requestor import REQUESTOR_HANDLERS
 from imaging_source.service import ImagingSource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "imaging_source"))
@@ -89,10 +90,16 @@ class Scp:
         9.3.4: A-ASSOCIATE-RJ, local limit exceeded), so it gets REPLY_WAIT to recover."""
         ds = make_instance(generate_uid(), generate_uid())
         deadline = time.monotonic() + REPLY_WAIT
-        assoc = scu().associate("127.0.0.1", self.port, ae_title=AE_TITLE)
+
+        def connect() -> Association:
+            return scu().associate(
+                "127.0.0.1", self.port, ae_title=AE_TITLE, evt_handlers=REQUESTOR_HANDLERS
+            )
+
+        assoc = connect()
         while not assoc.is_established and time.monotonic() < deadline:
             time.sleep(0.2)
-            assoc = scu().associate("127.0.0.1", self.port, ae_title=AE_TITLE)
+            assoc = connect()
         assert assoc.is_established, "the SCP no longer accepts associations"
         try:
             assert assoc.send_c_echo().Status == 0x0000
@@ -370,7 +377,9 @@ def _send_file(scp: Scp, path: Path) -> int | None:
     chunked = _config.STORE_SEND_CHUNKED_DATASET
     _config.STORE_SEND_CHUNKED_DATASET = True
     try:
-        assoc = scu().associate("127.0.0.1", scp.port, ae_title=AE_TITLE)
+        assoc = scu().associate(
+            "127.0.0.1", scp.port, ae_title=AE_TITLE, evt_handlers=REQUESTOR_HANDLERS
+        )
         assert assoc.is_established
         try:
             status = assoc.send_c_store(path)

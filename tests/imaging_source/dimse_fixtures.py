@@ -24,6 +24,7 @@ from sqlalchemy import Engine
 
 from imaging_source.config import ImagingSourceConfig
 from imaging_source.peers import DicomPeer
+from imaging_source.requestor import REQUESTOR_HANDLERS
 from imaging_source.service import ImagingSource
 from imaging_source.sub_association import StorageSubAssociation
 
@@ -65,7 +66,9 @@ def move_study(
     scu = AE(ae_title="TESTSCU")
     scu.dimse_timeout = dimse_timeout
     scu.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    assoc = scu.associate(
+        "127.0.0.1", source.dimse.port, ae_title="XDSI", evt_handlers=REQUESTOR_HANDLERS
+    )
     assert assoc.is_established
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"

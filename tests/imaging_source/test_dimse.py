@@ -25,6 +25,7 @@ from pynetdicom.sop_class import (
 )
 
 from imaging_source.dimse import CANNOT_UNDERSTAND, IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS
+from imaging_source.requestor import REQUESTOR_HANDLERS
 from imaging_source.service import ImagingSource, StudyChanged
 
 SYNTAXES = [ExplicitVRLittleEndian, ImplicitVRLittleEndian, RLELossless]
@@ -44,7 +45,9 @@ def _scu() -> AE:
 
 @pytest.fixture
 def assoc(source: ImagingSource) -> Iterator:
-    association = _scu().associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    association = _scu().associate(
+        "127.0.0.1", source.dimse.port, ae_title="XDSI", evt_handlers=REQUESTOR_HANDLERS
+    )
     assert association.is_established
     yield association
     association.release()

@@ -36,6 +36,7 @@ from imaging_source.config import ImagingSourceConfig
 from imaging_source.dicomweb import dicomweb_routes
 from imaging_source.exchange import DicomExchange, DicomOperation, ExchangeStatus
 from imaging_source.pacs import LocalSource
+from imaging_source.requestor import REQUESTOR_HANDLERS
 from imaging_source.service import ImagingSource
 from imaging_source.stow import stow_endpoint
 from imaging_source.transcode import Transcoder
@@ -68,7 +69,9 @@ def assoc(source: ImagingSource, events: list[DicomExchange]) -> Iterator:
         ae.add_requested_context(sop_class, RLELossless)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelFind)
     ae.add_requested_context(StudyRootQueryRetrieveInformationModelMove)
-    association = ae.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    association = ae.associate(
+        "127.0.0.1", source.dimse.port, ae_title="XDSI", evt_handlers=REQUESTOR_HANDLERS
+    )
     assert association.is_established
     yield association
     association.release()
@@ -346,7 +349,10 @@ def test_dimse_over_tls_names_the_peer_certificate_subject(
         ae = AE(ae_title="TLSSCU")
         ae.add_requested_context(CTImageStorage, SYNTAXES)
         tls = (client_context(pki.client_cert, pki.client_key, (pki.ca,)), "localhost")
-        assoc = ae.associate("127.0.0.1", imaging.dimse.port, ae_title="XDSI", tls_args=tls)
+        assoc = ae.associate(
+            "127.0.0.1", imaging.dimse.port, ae_title="XDSI", tls_args=tls,
+            evt_handlers=REQUESTOR_HANDLERS,
+        )  # fmt: skip
         assert assoc.is_established
         try:
             assert assoc.send_c_store(make_study()[0]).Status == 0x0000

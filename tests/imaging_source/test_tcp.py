@@ -20,6 +20,7 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelMove,
 )
 
+from imaging_source.requestor import REQUESTOR_HANDLERS
 from imaging_source.service import ImagingSource
 from imaging_source.sub_association import StorageSubAssociation
 
@@ -54,7 +55,9 @@ def test_associations_send_without_nagle_delay(
     server = receiver.start_server(
         ("127.0.0.1", destination_port), block=False, evt_handlers=[(evt.EVT_C_STORE, on_store)]
     )
-    assoc = scu.associate("127.0.0.1", source.dimse.port, ae_title="XDSI")
+    assoc = scu.associate(
+        "127.0.0.1", source.dimse.port, ae_title="XDSI", evt_handlers=REQUESTOR_HANDLERS
+    )
     try:
         query = Dataset()
         query.QueryRetrieveLevel = "STUDY"
