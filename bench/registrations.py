@@ -9,7 +9,7 @@ worker processes (``--workers``, ``[server] workers``) as the machine has cores,
 deployment would run it, receives:
 
 1. ``--single`` submissions of one DocumentEntry each from ``--clients`` concurrent
-   clients (one kept-alive HTTP connection each);
+   clients (one kept-alive HTTP connection each, ``common.KeptAlive``);
 2. ``--sets`` submission sets of ``--set-size`` DocumentEntries each from
    ``--set-clients`` clients.
 
@@ -38,9 +38,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
-import httpx
-from common import Figure, PgDatabase, higher_is_better, lower_is_better, main_of
+from common import Figure, KeptAlive, PgDatabase, higher_is_better, lower_is_better, main_of
 from lxml import etree
 
 __all__ = ["multi_document_envelope", "read_submissions", "run"]
@@ -130,18 +130,19 @@ def send_all(url: str, envelopes: Sequence[bytes], clients: int) -> tuple[float,
     errors: list[str] = []
     headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI42}"'}
 
+    target = urlsplit(url)
+    base_url, path = f"{target.scheme}://{target.netloc}", target.path
+
     def client() -> None:
-        with httpx.Client(timeout=120) as http:
+        with KeptAlive(base_url, 120) as http:
             while True:
                 try:
                     envelope = work.get_nowait()
                 except queue.Empty:
                     return
-                response = http.post(url, content=envelope, headers=headers)
-                if response.status_code != 200 or b"ResponseStatusType:Success" not in (
-                    response.content
-                ):
-                    failures.append(response.text[:2000])
+                status, answer = http.post(path, envelope, headers)
+                if status != 200 or b"ResponseStatusType:Success" not in answer:
+                    failures.append(answer[:2000].decode("utf-8", "replace"))
 
     failures: list[str] = []
     return _timed_threads(client, clients, errors), len(failures)
