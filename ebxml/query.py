@@ -624,20 +624,16 @@ def _scan_items(s: str) -> tuple[ValueToken, ...]:
         i += 1
 
 
+# a quoted string from its opening quote: runs of anything but a quote, or a doubled
+# quote, up to the closing one; possessive, so a doubled quote is never taken apart
+_QUOTED = re.compile(r"'((?:[^']++|'')*+)'")
+
+
 def _scan_quoted(s: str, start: int) -> tuple[int, ValueToken]:
-    out: list[str] = []
-    i, n = start + 1, len(s)
-    while i < n:
-        c = s[i]
-        if c == "'":
-            if i + 1 < n and s[i + 1] == "'":
-                out.append("'")
-                i += 2
-                continue
-            return i + 1, ValueToken("".join(out), quoted=True)
-        out.append(c)
-        i += 1
-    raise ValueSyntaxError(f"string {s[start:]!r} has no closing quote")
+    quoted = _QUOTED.match(s, start)
+    if quoted is None:
+        raise ValueSyntaxError(f"string {s[start:]!r} has no closing quote")
+    return quoted.end(), ValueToken(quoted.group(1).replace("''", "'"), quoted=True)
 
 
 # --- typed values -----------------------------------------------------------------------

@@ -51,6 +51,8 @@ PID = "'pid1^^^&1.2.3&ISO'"
         ("'a,b(c)'", [("a,b(c)", True)]),
         ("('x', 12)", [("x", True), ("12", False)]),
         ("''", [("", True)]),
+        ("''''", [("'", True)]),
+        ("('a''','b')", [("a'", True), ("b", True)]),
     ],
 )
 def test_split_value_accepts(text: str, expected: list[tuple[str, bool]]) -> None:
@@ -69,6 +71,7 @@ def test_split_value_accepts(text: str, expected: list[tuple[str, bool]]) -> Non
         "'a','b'",  # a list without parentheses
         "('a' 'b')",  # no comma
         "('it's')",  # unescaped quote
+        "'abc''",  # the last quote is half of a doubled one: not closed
     ],
 )
 def test_split_value_refuses(text: str) -> None:
