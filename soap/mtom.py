@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import queue
+import re
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -83,33 +84,35 @@ def parse_content_type(value: str) -> ContentType:
     return ContentType(media_type, params)
 
 
+# A piece of a parameter list up to the next ';' that is not quoted: a run without
+# quotes or ';', or a quoted-string (RFC 822 3.3: '\\' quotes the next character) up to
+# its closing quote, or to the end if it has none.
+_PARAMETER_PIECE = re.compile(r'[^;"]++|"(?:[^"\\]++|\\.)*+(?:"|\\?\Z)', re.DOTALL)
+_QUOTED_PAIR = re.compile(r"\\(.?)", re.DOTALL)  # a lone one at the end: dropped
+
+
 def _split_params(value: str) -> list[str]:
-    parts, current, quoted, escaped = [], [], False, False
-    for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == ";" and not quoted:
+    """``value`` cut at each ';' outside a quoted-string."""
+    parts: list[str] = []
+    current: list[str] = []
+    at, end = 0, len(value)
+    while at < end:
+        if value[at] == ";":
             parts.append("".join(current))
             current = []
+            at += 1
             continue
-        current.append(char)
+        piece = _PARAMETER_PIECE.match(value, at)
+        assert piece is not None  # one of the alternatives matches any character
+        current.append(piece.group())
+        at = piece.end()
     parts.append("".join(current))
     return parts
 
 
 def _unescape(quoted: str) -> str:
-    out, escaped = [], False
-    for char in quoted:
-        if char == "\\" and not escaped:
-            escaped = True
-            continue
-        escaped = False
-        out.append(char)
-    return "".join(out)
+    """A quoted-string's content with each quoted-pair replaced by its character."""
+    return _QUOTED_PAIR.sub(r"\1", quoted) if "\\" in quoted else quoted
 
 
 def strip_angle(content_id: str) -> str:

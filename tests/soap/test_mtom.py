@@ -10,6 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from soap_echo import DATA, NS, UPLOAD
 from soap_wire import XOP_ROOT_CT, envelope, mtom_content_type, multipart
@@ -21,6 +23,7 @@ from soap.message import OutgoingAttachment
 from soap.mtom import (
     FEED_BATCH,
     FILE_CHUNK_SIZE,
+    ContentType,
     MessageReader,
     MessageThread,
     feed_reader,
@@ -82,6 +85,63 @@ def test_content_type_params_in_any_order_quoted_or_not(value):
 
 def test_content_type_quoted_value_may_hold_semicolon():
     assert parse_content_type('a/b; x="1;2"; y=3').params == {"x": "1;2", "y": "3"}
+
+
+def _read_by_character(value: str) -> ContentType:
+    """RFC 2045 5.1 read one character at a time: the reading parse_content_type's must
+    match (';' ends a parameter outside quotes; inside them '\\' quotes the next
+    character, and a lone one at the end is dropped)."""
+    parts, current, quoted, escaped = [], [], False, False
+    for char in value:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quoted:
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    params = {}
+    for part in parts[1:]:
+        name, sep, raw = part.partition("=")
+        if not sep:
+            continue
+        raw = raw.strip()
+        if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+            out, escaped = [], False
+            for char in raw[1:-1]:
+                if char == "\\" and not escaped:
+                    escaped = True
+                    continue
+                escaped = False
+                out.append(char)
+            raw = "".join(out)
+        params[name.strip().lower()] = raw
+    return ContentType(parts[0].strip().lower(), params)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet='ab=; "\\\n', max_size=40))
+def test_content_type_read_as_character_by_character(value: str) -> None:
+    assert parse_content_type(value) == _read_by_character(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        'a/b; x="q\\"uote"; y=1',  # an escaped quote does not end the string
+        'a/b; x="back\\\\slash"',  # an escaped backslash
+        'a/b; x="open; y=2',  # never closed: the rest is the value
+        'a/b; x="ends\\"',  # an escaped quote last: still open
+        'a/b; x="lone\\',  # a lone backslash last
+    ],
+)
+def test_content_type_quoting_edges(value: str) -> None:
+    assert parse_content_type(value) == _read_by_character(value)
 
 
 # --- reading ------------------------------------------------------------------------------
