@@ -51,11 +51,12 @@ _UNDEFINED_STATEMENT = b"26000"  # SQLSTATE invalid_sql_statement_name (PostgreS
 class Prepared:
     """A psycopg statement in libpq's terms: its name on every connection it is
     prepared on, its text with ``$n`` placeholders, each parameter's value in text form
-    (the varying one's slots, ``varying_at``, filled in at each run)."""
+    (the varying one's slots, ``varying_at``, filled in at each run; each encoded in the
+    connection's encoding then)."""
 
     name: bytes
     sql: bytes
-    values: tuple[bytes | None, ...]
+    values: tuple[str | None, ...]
     varying_at: tuple[int, ...]
 
     @classmethod
@@ -73,18 +74,18 @@ class Prepared:
             return f"${order.index(name) + 1}"
 
         text = _PYFORMAT.sub(placeholder, sql)
-        encoded: list[bytes | None] = []
+        texts: list[str | None] = []
         for name in order:
             value = values[name]
             if name == varying or value is None:
-                encoded.append(None)
+                texts.append(None)
             elif isinstance(value, bool) or not isinstance(value, str | int):
                 return None  # a type whose text form psycopg's adapters would choose
             else:
-                encoded.append(str(value).encode())
+                texts.append(str(value))
         digest = hashlib.sha1(text.encode()).hexdigest()[:20]
         at = tuple(i for i, name in enumerate(order) if name == varying)
-        return cls(f"xdsi_{digest}".encode(), text.encode(), tuple(encoded), at)
+        return cls(f"xdsi_{digest}".encode(), text.encode(), tuple(texts), at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +187,12 @@ def _fetch_prepared(driver: Any, statement: DriverStatement, value: object) -> l
     assert prepared is not None
     pgconn = driver.pgconn
     known: set[bytes] = driver.__dict__.setdefault(_PREPARED_ON, set())
-    values = list(prepared.values)
-    text = str(value).encode() if value is not None else None
-    for i in prepared.varying_at:
-        values[i] = text
-    result_format = pq.Format.BINARY if statement.binary else pq.Format.TEXT
     encoding = driver.info.encoding
+    values = [None if v is None else v.encode(encoding) for v in prepared.values]
+    varying = None if value is None else str(value).encode(encoding)
+    for i in prepared.varying_at:
+        values[i] = varying
+    result_format = pq.Format.BINARY if statement.binary else pq.Format.TEXT
     for attempt in (1, 2):
         if prepared.name not in known:
             made = pgconn.prepare(prepared.name, prepared.sql)

@@ -175,6 +175,7 @@ def blobs(pg_engine: Engine) -> Iterator[Engine]:
                 {"owner": "p1", "n": 1, "label": "één", "data": b"\x00\xff<x/>"},
                 {"owner": "p1", "n": 2, "label": None, "data": None},
                 {"owner": "p2", "n": 3, "label": "b", "data": b""},
+                {"owner": "pé€", "n": 4, "label": "c", "data": b"c"},
             ],
         )
     try:
@@ -196,7 +197,7 @@ def test_libpq_rows_are_the_cursors(blobs: Engine, binary: bool) -> None:
     assert statement.prepared is not None
     with blobs.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
         assert statement.prepared.name not in _prepared_here(connection)
-        for owner in ("p1", "p2", "nobody", "p1"):
+        for owner in ("p1", "p2", "nobody", "pé€", "p1"):
             expected = [tuple(r) for r in connection.execute(_blob_statement(), {"owner": owner})]
             assert fetch_all(connection, statement, owner) == expected
         assert statement.prepared.name in _prepared_here(connection)
@@ -264,7 +265,7 @@ def test_libpq_form_of_the_text() -> None:
     )
     assert prepared is not None
     assert prepared.sql == b"SELECT $1, $2, 'x%' || $1, $3"
-    assert prepared.values == (None, b"7", None)
+    assert prepared.values == (None, "7", None)
     assert prepared.varying_at == (0,)
     assert prepared.name.startswith(b"xdsi_")
     assert Prepared.of("SELECT %(a)s, %(b)s", {"a": "", "b": 1.5}, "a") is None
