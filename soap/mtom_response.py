@@ -63,16 +63,22 @@ class MessageResponse(StreamingResponse):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        files = _FilesAhead(s for s in self.message.segments if not isinstance(s, bytes) and s.size)
+        segments = self.message.segments
+        files = _FilesAhead(s for s in segments if not isinstance(s, bytes) and s.size)
+        # the last piece of bytes ends the body itself: one ASGI message fewer (a
+        # simple SOAP message is one piece; an MTOM one ends with its close delimiter)
+        last = len(segments) - 1
         try:
-            for segment in self.message.segments:
+            for n, segment in enumerate(segments):
                 if isinstance(segment, bytes):
-                    await send({"type": "http.response.body", "body": segment, "more_body": True})
+                    more = n < last
+                    await send({"type": "http.response.body", "body": segment, "more_body": more})
                 elif segment.size:
                     await _send_file(send, segment, await files.next(segment))
         finally:
             files.close()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        if not segments or not isinstance(segments[-1], bytes):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
         if self.background is not None:
             await self.background()
 

@@ -14,7 +14,7 @@ import pytest
 
 from soap import mtom_response
 from soap.message import OutgoingAttachment
-from soap.mtom import mtom_message
+from soap.mtom import mtom_message, simple_message
 from soap.mtom_response import OPEN_AHEAD, ZERO_COPY_SEND, MessageResponse
 
 SCOPE = {"type": "http", "extensions": {ZERO_COPY_SEND: {}}}
@@ -30,14 +30,21 @@ def _attachments(tmp_path: Path, sizes: list[int]) -> list[OutgoingAttachment]:
 
 
 class Recorder:
-    """An ASGI ``send``: the body as the client would get it, the files handed over."""
+    """An ASGI ``send``: the body as the client would get it, the files handed over;
+    nothing may follow the message that ends the body."""
 
     def __init__(self, fail_after_files: int | None = None) -> None:
         self.body = b""
         self.files: list[Any] = []
         self.fail_after_files = fail_after_files
+        self.messages = 0
+        self.ended = False
 
     async def __call__(self, message: dict[str, Any]) -> None:
+        assert not self.ended, "a message after the end of the body"
+        self.messages += 1
+        if message["type"] in ("http.response.body", ZERO_COPY_SEND):
+            self.ended = not message.get("more_body", False)
         if message["type"] == "http.response.body":
             self.body += message["body"]
         elif message["type"] == ZERO_COPY_SEND:
@@ -112,3 +119,18 @@ def test_a_batch_that_cannot_be_opened_leaves_nothing_open(tmp_path: Path) -> No
         asyncio.run(MessageResponse(message)(SCOPE, _receive, recorder))
     assert recorder.files == []  # nothing sent: the batch failed as a whole
     assert len(os.listdir("/proc/self/fd")) == descriptors  # the three opened are closed
+
+
+@pytest.mark.parametrize("with_file", [False, True])
+def test_the_last_bytes_end_the_body(tmp_path: Path, with_file: bool) -> None:
+    """A simple message is its start and one body message; an MTOM one's close
+    delimiter ends the body, no empty message after it."""
+    if with_file:
+        message = mtom_message(b"<envelope/>", _attachments(tmp_path, [10]), boundary="b")
+    else:
+        message = simple_message(b"<envelope/>")
+    recorder = Recorder()
+    asyncio.run(MessageResponse(message)(SCOPE, _receive, recorder))
+    assert recorder.ended
+    assert len(recorder.body) == message.content_length
+    assert recorder.messages == len(message.segments) + 1  # the start, then each segment
