@@ -60,10 +60,10 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from sqlalchemy import Engine
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from atna.auditor import Auditor
 from atna.codes import ApplicationActivityType, CodedValue
@@ -109,7 +109,7 @@ from repository.blobs import BlobStore
 from repository.registry_client import InProcessRegistryClient, RegistryClient, SoapRegistryClient
 from repository.service import DocumentRepository, RepositoryConfig, repository_service
 from repository.soap_remove import remove_documents_operation
-from soap.app import build_soap_routes
+from soap.app import SoapDispatch, build_soap_endpoints, soap_routes
 from soap.message import Operation, Service
 from xdsi import collector
 from xdsi.config import HEALTH_PATH, REGISTRY_PATH, REPOSITORY_PATH, Config, ConfigError
@@ -165,7 +165,7 @@ class Application:
     """Everything ``build_application`` made, to run and then to close."""
 
     config: Config
-    app: Starlette
+    app: ASGIApp  # Starlette's, SOAP POSTs dispatched ahead of it
     readiness: Readiness
     registry: DocumentRegistry | None = None
     repository: DocumentRepository | None = None
@@ -487,27 +487,30 @@ def build_application(config: Config, role: ProcessRole = SOLE_PROCESS) -> Appli
     except BaseException:
         _dispose(engines, auditor, imaging)
         raise
+    endpoints = build_soap_endpoints(
+        services,
+        config.limits,
+        accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
+        on_exchange=(
+            SoapAuditObserver(
+                auditor.record,
+                exchange_audits(config.registry.affinity_domain),
+                peer=current_peer_subject,
+                auditor=auditor,
+            )
+            if auditor
+            else None
+        ),
+        admit=_audit_admission(auditor),
+    )
     routes = [
         _health(readiness, config, role),
-        *build_soap_routes(
-            services,
-            config.limits,
-            accept_unvalidated_wsse_security=config.registry.accept_unvalidated_wsse_security,
-            on_exchange=(
-                SoapAuditObserver(
-                    auditor.record,
-                    exchange_audits(config.registry.affinity_domain),
-                    peer=current_peer_subject,
-                    auditor=auditor,
-                )
-                if auditor
-                else None
-            ),
-            admit=_audit_admission(auditor),
-        ),
+        *soap_routes(endpoints),
         *(imaging.routes if imaging is not None else ()),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(PeerCertificateMiddleware)])
+    # a SOAP POST goes straight to its endpoint (soap.app.SoapDispatch), the rest
+    # through Starlette's stack; the peer's certificate is known to both
+    app = PeerCertificateMiddleware(SoapDispatch(endpoints, Starlette(routes=routes)))
     if feed is None or not role.primary:
         readiness.mllp = True  # no feed listener here to wait for
     return Application(
