@@ -34,7 +34,7 @@ import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lxml import etree
 from starlette.background import BackgroundTask
@@ -575,24 +575,10 @@ def soap_routes(endpoints: Sequence[SoapEndpoint]) -> list[Route]:
     ]
 
 
-def build_soap_routes(
-    services: Sequence[Service],
-    limits: Limits,
-    *,
-    accept_unvalidated_wsse_security: bool = True,
-    on_exchange: ExchangeObserver | None = None,
-    admit: Callable[[], bool] | None = None,
-) -> list[Route]:
-    """:func:`soap_routes` of :func:`build_soap_endpoints`, to mount in an app."""
-    return soap_routes(
-        build_soap_endpoints(
-            services,
-            limits,
-            accept_unvalidated_wsse_security=accept_unvalidated_wsse_security,
-            on_exchange=on_exchange,
-            admit=admit,
-        )
-    )
+def build_soap_routes(services: Sequence[Service], limits: Limits, **options: Any) -> list[Route]:
+    """:func:`soap_routes` of :func:`build_soap_endpoints` (``options`` are its
+    keywords), to mount in an app."""
+    return soap_routes(build_soap_endpoints(services, limits, **options))
 
 
 class SoapDispatch:

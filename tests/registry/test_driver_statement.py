@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import psycopg
 import pytest
 from sqlalchemy import (
+    Connection,
     Engine,
     Integer,
     LargeBinary,
@@ -128,17 +129,25 @@ def test_driver_errors_are_raised_as_sqlalchemy_raises_them(items: Engine) -> No
     assert not raised.value.connection_invalidated
 
 
+def _ended_by_the_server(
+    engine: Engine, connection: Connection, statement: DriverStatement
+) -> None:
+    """The server ends ``connection``'s backend: the next run of ``statement`` raises,
+    and the connection is invalidated."""
+    pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with psycopg.connect(engine.url.set(drivername="postgresql").render_as_string(False),
+                         autocommit=True) as admin:  # fmt: skip
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    with pytest.raises(DBAPIError) as raised:
+        fetch_all(connection, statement, "p1")
+    assert raised.value.connection_invalidated
+    assert connection.invalidated
+
+
 def test_a_connection_the_server_ended_is_invalidated(pg_engine: Engine) -> None:
     statement = DriverStatement.compile(_statement(), pg_engine.dialect, "owner")
     with _filled(pg_engine) as items, items.connect() as connection:
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        with psycopg.connect(items.url.set(drivername="postgresql").render_as_string(False),
-                             autocommit=True) as admin:  # fmt: skip
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises(DBAPIError) as raised:
-            fetch_all(connection, statement, "p1")
-        assert raised.value.connection_invalidated
-        assert connection.invalidated
+        _ended_by_the_server(items, connection, statement)
 
 
 # --- psycopg: prepared once per connection, run by libpq ----------------------------------
@@ -249,14 +258,7 @@ def test_a_connection_the_server_ended_is_invalidated_under_libpq(blobs: Engine)
     statement = DriverStatement.compile(_blob_statement(), blobs.dialect, "owner", binary=True)
     with blobs.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
         assert len(fetch_all(connection, statement, "p1")) == 2
-        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        with psycopg.connect(blobs.url.set(drivername="postgresql").render_as_string(False),
-                             autocommit=True) as admin:  # fmt: skip
-            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-        with pytest.raises(DBAPIError) as raised:
-            fetch_all(connection, statement, "p1")
-        assert raised.value.connection_invalidated
-        assert connection.invalidated
+        _ended_by_the_server(blobs, connection, statement)
 
 
 def test_libpq_form_of_the_text() -> None:
