@@ -24,6 +24,7 @@ measured beside its predecessor in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from collections.abc import Callable
@@ -148,10 +149,11 @@ def measure(
             headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{ITI18}"'}
             sql, values = bare_sql(envelope, MAX_RESULTS)
             with (
-                KeptAlive(server.base_url) as http,
-                KeptAlive(old.base_url if old else server.base_url) as old_http,
+                contextlib.ExitStack() as clients,
                 psycopg.connect(database.dsn, autocommit=True) as conn,
             ):
+                http = clients.enter_context(KeptAlive(server.base_url))
+                old_http = clients.enter_context(KeptAlive(old.base_url)) if old else None
 
                 def find_at(client: KeptAlive) -> Callable[[], None]:
                     def find() -> None:
@@ -162,7 +164,7 @@ def measure(
                     return find
 
                 find = find_at(http)
-                find_old = find_at(old_http) if old else None
+                find_old = find_at(old_http) if old_http else None
 
                 def select() -> None:
                     # results in the binary format, as the registry fetches them
